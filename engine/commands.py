@@ -1,0 +1,153 @@
+"""Commands: intent, which may be retried. Series 2's list plus cancel, expire, fail, approve,
+reject, replace-dropped-transaction, reorg, revert and funds-returned.
+
+Commands from clients carry what the client sent (amounts as decimal strings, currency codes as
+given), so the engine's validation ladder is the one place that judges them. Commands that report
+the outside world (a quote, a signed transaction, a confirmation) carry the world's values; decide
+checks they match what the transfer promised.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from engine.chain import SignedTx
+from engine.destinations import Destination
+from engine.quotes import Quote
+
+
+class _Command(msgspec.Struct, frozen=True, kw_only=True, tag_field="command"):
+    pass
+
+
+class CreateTransfer(_Command, tag="CreateTransfer", kw_only=True):
+    transfer_id: str
+    client_id: str
+    initiator: str
+    idempotency_key: str
+    request_hash: str
+    source_currency: str
+    target_currency: str
+    amount: str
+    destination: Destination
+    reference: str | None = None
+    metadata: dict[str, str] = {}
+    # Decided by the control plane (policy) before the command reaches the engine.
+    approvals_required: int = 0
+    quote_id: str | None = None
+    request_id: str | None = None
+
+
+class QuoteTransfer(_Command, tag="QuoteTransfer", kw_only=True):
+    quote: Quote
+
+
+class LockFunds(_Command, tag="LockFunds", kw_only=True):
+    pass
+
+
+class SubmitOnChain(_Command, tag="SubmitOnChain", kw_only=True):
+    tx: SignedTx
+
+
+class ReplaceDroppedTx(_Command, tag="ReplaceDroppedTx", kw_only=True):
+    tx: SignedTx
+
+
+class ObserveConfirmation(_Command, tag="ObserveConfirmation", kw_only=True):
+    tx_hash: str
+    block_number: int
+    block_hash: str
+    confirmations: int
+
+
+class ObserveReorg(_Command, tag="ObserveReorg", kw_only=True):
+    tx_hash: str
+    block_hash: str
+
+
+class ObserveRevert(_Command, tag="ObserveRevert", kw_only=True):
+    tx_hash: str
+    block_number: int
+
+
+class InitiateOffRamp(_Command, tag="InitiateOffRamp", kw_only=True):
+    provider_trade_id: str
+
+
+class MarkFiatSettled(_Command, tag="MarkFiatSettled", kw_only=True):
+    bank_reference: str
+    amount: int
+
+
+class RecordFundsReturned(_Command, tag="RecordFundsReturned", kw_only=True):
+    reference: str
+
+
+class Reconcile(_Command, tag="Reconcile", kw_only=True):
+    evidence: tuple[str, ...]
+
+
+class CancelTransfer(_Command, tag="CancelTransfer", kw_only=True):
+    by: str
+    reason: str = ""
+
+
+class FailTransfer(_Command, tag="FailTransfer", kw_only=True):
+    code: str
+    message: str = ""
+
+
+class ExpireTransfer(_Command, tag="ExpireTransfer", kw_only=True):
+    pass
+
+
+class ApproveTransfer(_Command, tag="ApproveTransfer", kw_only=True):
+    by: str
+
+
+class RejectTransfer(_Command, tag="RejectTransfer", kw_only=True):
+    by: str
+    reason: str = ""
+
+
+TransferCommand = (
+    CreateTransfer
+    | QuoteTransfer
+    | LockFunds
+    | SubmitOnChain
+    | ReplaceDroppedTx
+    | ObserveConfirmation
+    | ObserveReorg
+    | ObserveRevert
+    | InitiateOffRamp
+    | MarkFiatSettled
+    | RecordFundsReturned
+    | Reconcile
+    | CancelTransfer
+    | FailTransfer
+    | ExpireTransfer
+    | ApproveTransfer
+    | RejectTransfer
+)
+
+
+class CreditDeposit(_Command, tag="CreditDeposit", kw_only=True):
+    """A bank credit to a client's account (from a statement, a bank webhook or the simulator)."""
+
+    deposit_id: str
+    client_id: str
+    currency: str
+    amount: str
+    bank: str
+    bank_reference: str
+
+
+COMMAND_TYPES: frozenset[str] = frozenset(
+    t.__struct_config__.tag
+    for t in TransferCommand.__args__  # type: ignore[attr-defined]
+)
+
+
+def command_type(command: _Command) -> str:
+    return command.__struct_config__.tag  # type: ignore[return-value]

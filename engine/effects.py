@@ -1,0 +1,71 @@
+"""Effects: what the runtime must do in the world after the events that ask for it are durable.
+
+Actors run effects through ports and feed the outcomes back as commands. Effects are never stored
+separately: they follow from the journaled state (`transfer.pending_effects`), which is how a
+restart re-drives every requested-but-unfinished effect (Series 4, safe retries by state).
+Timers and webhook notifications are not effects: they are projections of the state and the
+events (engine.timers, the store's outbox), so they cannot be forgotten between a commit and a
+crash.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class _Effect(msgspec.Struct, frozen=True, kw_only=True, tag_field="effect"):
+    transfer_id: str
+
+
+class RequestQuote(_Effect, tag="RequestQuote", kw_only=True):
+    # A client-chosen quote to fetch and apply instead of asking for a fresh one.
+    quote_id: str | None = None
+
+
+class ReserveFunds(_Effect, tag="ReserveFunds", kw_only=True):
+    """Send LockFunds to the transfer: the hold is a conditional posting decided in the store."""
+
+
+class SignTransaction(_Effect, tag="SignTransaction", kw_only=True):
+    chain: str
+    to_address: str
+    currency: str
+    amount: int
+    # Set for a replacement: same nonce, fee strictly above this.
+    nonce: int | None = None
+    min_max_fee_per_gas: int | None = None
+
+
+class BroadcastTransaction(_Effect, tag="BroadcastTransaction", kw_only=True):
+    tx_hash: str
+    raw: str
+
+
+class WatchTransaction(_Effect, tag="WatchTransaction", kw_only=True):
+    tx_hashes: tuple[str, ...]
+
+
+class StartOffRamp(_Effect, tag="StartOffRamp", kw_only=True):
+    provider: str
+    quote_id: str
+
+
+class WatchSettlement(_Effect, tag="WatchSettlement", kw_only=True):
+    provider: str
+    provider_trade_id: str
+
+
+class RequestReconciliation(_Effect, tag="RequestReconciliation", kw_only=True):
+    pass
+
+
+Effect = (
+    RequestQuote
+    | ReserveFunds
+    | SignTransaction
+    | BroadcastTransaction
+    | WatchTransaction
+    | StartOffRamp
+    | WatchSettlement
+    | RequestReconciliation
+)

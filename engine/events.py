@@ -1,0 +1,214 @@
+"""Events: immutable facts, journaled before anything acts on them.
+
+This module is a public schema. Tags are never renamed or reused; a new field gets a default; a
+retired event stays here and stays decodable. Every event carries `at`, the instant it was decided
+(from the clock port), and money-moving events carry their ledger entries, computed by
+engine.ledger when the event was decided, so the journal says exactly what was posted.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from engine.chain import SignedTx
+from engine.destinations import Destination
+from engine.ledger import Entries
+from engine.quotes import Quote
+from engine.states import Route
+
+
+class _Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+    at: int
+
+
+# --- Transfer stream (tr_...) -------------------------------------------------------------------
+
+
+class TransferCreated(_Event, tag="TransferCreated", kw_only=True):
+    transfer_id: str
+    client_id: str
+    initiator: str
+    idempotency_key: str
+    request_hash: str
+    source_currency: str
+    target_currency: str
+    amount: int
+    destination: Destination
+    route: Route
+    reference: str | None = None
+    metadata: dict[str, str] = {}
+    approvals_required: int = 0
+    requested_quote_id: str | None = None
+    request_id: str | None = None
+
+
+class ApprovalGranted(_Event, tag="ApprovalGranted", kw_only=True):
+    by: str
+
+
+class ApprovalRejected(_Event, tag="ApprovalRejected", kw_only=True):
+    by: str
+    reason: str
+
+
+class QuoteCaptured(_Event, tag="QuoteCaptured", kw_only=True):
+    quote: Quote
+
+
+class FundsLocked(_Event, tag="FundsLocked", kw_only=True):
+    entries: Entries
+
+
+class OnChainSubmitted(_Event, tag="OnChainSubmitted", kw_only=True):
+    tx: SignedTx
+
+
+class OnChainReplaced(_Event, tag="OnChainReplaced", kw_only=True):
+    tx: SignedTx
+    replaces: str
+
+
+class OnChainConfirmed(_Event, tag="OnChainConfirmed", kw_only=True):
+    tx_hash: str
+    block_number: int
+    block_hash: str
+    confirmations: int
+    entries: Entries
+
+
+class ChainReorged(_Event, tag="ChainReorged", kw_only=True):
+    tx_hash: str
+    block_hash: str
+    entries: Entries
+
+
+class OnChainReverted(_Event, tag="OnChainReverted", kw_only=True):
+    tx_hash: str
+    block_number: int
+    entries: Entries
+
+
+class OffRampInitiated(_Event, tag="OffRampInitiated", kw_only=True):
+    provider: str
+    provider_trade_id: str
+
+
+class FiatSettled(_Event, tag="FiatSettled", kw_only=True):
+    bank_reference: str
+    amount: int
+    entries: Entries
+
+
+class FundsReturned(_Event, tag="FundsReturned", kw_only=True):
+    reference: str
+    entries: Entries
+
+
+class Reconciled(_Event, tag="Reconciled", kw_only=True):
+    evidence: tuple[str, ...]
+
+
+class TransferCancelled(_Event, tag="TransferCancelled", kw_only=True):
+    by: str
+    reason: str
+    entries: Entries = ()
+
+
+class TransferFailed(_Event, tag="TransferFailed", kw_only=True):
+    code: str
+    message: str
+    entries: Entries = ()
+
+
+class TransferExpired(_Event, tag="TransferExpired", kw_only=True):
+    code: str
+    entries: Entries = ()
+
+
+TransferEvent = (
+    TransferCreated
+    | ApprovalGranted
+    | ApprovalRejected
+    | QuoteCaptured
+    | FundsLocked
+    | OnChainSubmitted
+    | OnChainReplaced
+    | OnChainConfirmed
+    | ChainReorged
+    | OnChainReverted
+    | OffRampInitiated
+    | FiatSettled
+    | FundsReturned
+    | Reconciled
+    | TransferCancelled
+    | TransferFailed
+    | TransferExpired
+)
+
+# --- Deposit stream (dp_...) --------------------------------------------------------------------
+
+
+class DepositCredited(_Event, tag="DepositCredited", kw_only=True):
+    deposit_id: str
+    client_id: str
+    currency: str
+    amount: int
+    bank: str
+    bank_reference: str
+    entries: Entries
+
+
+# --- Quote stream (qt_...) ----------------------------------------------------------------------
+
+
+class QuoteIssued(_Event, tag="QuoteIssued", kw_only=True):
+    client_id: str
+    quote: Quote
+
+
+# --- Evidence stream (ex_...): what an external system told us, anchored in the journal ----------
+
+
+class EvidenceRecorded(_Event, tag="EvidenceRecorded", kw_only=True):
+    evidence_id: str
+    provider: str
+    event_type: str
+    external_ref: str
+    occurred_at: int
+    transfer_id: str | None = None
+    normalized: dict[str, str] = {}
+    # sha256 hex of the raw payload kept in external_events; verify checks it.
+    raw_sha256: str
+
+
+Event = TransferEvent | DepositCredited | QuoteIssued | EvidenceRecorded
+
+_TAGS: dict[type, str] = {t: t.__struct_config__.tag for t in Event.__args__}  # type: ignore[attr-defined]
+_TRANSFER_CLASSES = frozenset(TransferEvent.__args__)  # type: ignore[attr-defined]
+TRANSFER_EVENT_TYPES: frozenset[str] = frozenset(_TAGS[t] for t in _TRANSFER_CLASSES)
+EVENT_TYPES: frozenset[str] = frozenset(_TAGS.values())
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(Event)
+
+
+def event_type(event: Event) -> str:
+    return _TAGS[type(event)]
+
+
+def is_transfer_event(event: Event) -> bool:
+    """Whether `event` belongs to a transfer's stream (a dict lookup: isinstance against the
+    17-member union walks it)."""
+    return type(event) in _TRANSFER_CLASSES
+
+
+def encode(event: Event) -> bytes:
+    return _encoder.encode(event)
+
+
+def decode(payload: bytes | str) -> Event:
+    return _decoder.decode(payload)
+
+
+def entries_of(event: Event) -> Entries:
+    return getattr(event, "entries", ())

@@ -1,0 +1,1 @@
+"""The simulated world: a virtual clock, seeded ids, scripted rails and the store benchmark."""

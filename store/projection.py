@@ -1,0 +1,322 @@
+"""Projections: the tables the journal's events imply, computed one way for live appends and for
+rebuilds.
+
+A `Projection` accumulates what a stretch of the journal (one group-commit batch, or a chunk of a
+rebuild) does to every projection table, in memory, and `flush` writes it with one statement per
+table. The live writer and `verify`'s rebuild both call `add` for each journal record in sequence
+order and `flush` at the end, so "rebuilding every projection from the journal yields the same
+rows" is a property of one code path, checked row by row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import msgspec
+
+from engine import events as ev
+from engine import ids
+from engine.quotes import Quote
+from engine.states import Status
+from engine.timefmt import rfc3339_us
+from engine.timers import timers_for
+from engine.transfer import TransferState, approval_state
+from store.executor import Executor
+from store.records import Recorded
+
+_json = msgspec.json.Encoder()
+
+# Set when the transfer is created, never changed.
+CREATED_COLUMNS = (
+    "transaction_id",
+    "client_id",
+    "idempotency_key",
+    "request_hash",
+    "route",
+    "source_amount",
+    "source_currency",
+    "target_currency",
+    "destination",
+    "reference",
+    "approvals_required",
+    "metadata",
+    "created_at",
+)
+# Rewritten by every event (an UPDATE touches only these, and only the indexes over them).
+CHANGING_COLUMNS = (
+    "status",
+    "target_amount",
+    "quote_id",
+    "fx_rate",
+    "fee",
+    "approval_state",
+    "on_chain_tx_hash",
+    "bank_reference",
+    "provider_trade_id",
+    "failure_code",
+    "failure_message",
+    "version",
+    "updated_at",
+    "status_since",
+    "quoted_at",
+    "locked_at",
+    "sent_at",
+    "confirmed_at",
+    "settled_at",
+    "reconciled_at",
+)
+_INSERT_TRANSACTION = (
+    f"INSERT INTO transactions ({', '.join(CREATED_COLUMNS + CHANGING_COLUMNS)})"
+    f" VALUES ({', '.join('?' * (len(CREATED_COLUMNS) + len(CHANGING_COLUMNS)))})"
+)
+_UPDATE_TRANSACTION = (
+    f"UPDATE transactions SET {', '.join(f'{c} = ?' for c in CHANGING_COLUMNS)}"
+    " WHERE transaction_id = ?"
+)
+_UPSERT_QUOTE = (
+    "INSERT INTO quotes (quote_id, client_id, provider, source_currency, target_currency,"
+    " source_amount, fee, rate, target_amount, rail_currency, rail_amount, payout_address,"
+    " issued_at, expires_at, transaction_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (quote_id) DO UPDATE SET"
+    " client_id = coalesce(excluded.client_id, quotes.client_id),"
+    " transaction_id = coalesce(excluded.transaction_id, quotes.transaction_id)"
+)
+_INSERT_LEDGER = (
+    "INSERT INTO ledger_entries (journal_seq, leg, transaction_id, account_id, currency,"
+    " debit_amount, credit_amount, entry_type, effective_at, created_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_UPSERT_BALANCE = (
+    "INSERT INTO account_balances (account_id, currency, debits, credits) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (account_id, currency) DO UPDATE SET"
+    " debits = debits + excluded.debits, credits = credits + excluded.credits"
+)
+_DELETE_TIMERS = "DELETE FROM timers WHERE transaction_id = ?"
+_INSERT_TIMER = "INSERT INTO timers (transaction_id, kind, due_at) VALUES (?, ?, ?)"
+_INSERT_OUTBOX = (
+    "INSERT INTO outbox (event_id, journal_seq, client_id, transaction_id, event_type,"
+    " created_at) VALUES (?, ?, ?, ?, ?, ?)"
+)
+_INSERT_EVIDENCE = (
+    "INSERT INTO external_events (event_id, journal_seq, transaction_id, provider, event_type,"
+    " external_ref, occurred_at, received_at, normalized_data, raw_payload, raw_sha256)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _ts(us: int | None) -> str | None:
+    return None if us is None else rfc3339_us(us)
+
+
+def created_values(state: TransferState) -> tuple[object, ...]:
+    return (
+        state.transfer_id,
+        state.client_id,
+        state.idempotency_key,
+        state.request_hash,
+        state.route.value,
+        state.amount,
+        state.source_currency,
+        state.target_currency,
+        _json.encode(state.destination).decode(),
+        state.reference,
+        state.approvals_required,
+        _json.encode(state.metadata).decode(),
+        _ts(state.created_at),
+    )
+
+
+def changing_values(state: TransferState) -> tuple[object, ...]:
+    quote = state.quote
+    if state.mined is not None:
+        tx_hash: str | None = state.mined.tx_hash
+    else:
+        tx_hash = state.txs[-1].tx_hash if state.txs else None
+    return (
+        state.status.value,
+        quote.target_amount if quote else None,
+        quote.quote_id if quote else state.requested_quote_id,
+        quote.rate if quote else None,
+        quote.fee if quote else None,
+        approval_state(state),
+        tx_hash,
+        state.bank_reference,
+        state.provider_trade_id,
+        state.failure_code,
+        state.failure_message,
+        state.version,
+        _ts(state.updated_at),
+        _ts(state.status_since),
+        _ts(state.quoted_at),
+        _ts(state.locked_at),
+        _ts(state.sent_at),
+        _ts(state.confirmed_at),
+        _ts(state.settled_at),
+        _ts(state.reconciled_at),
+    )
+
+
+def webhook_types(before: TransferState | None, after: TransferState) -> tuple[str, ...]:
+    """The client-visible event types a transition announces (API.md: transfer.<status>, plus
+    transfer.approval_required)."""
+    types: list[str] = []
+    if before is None or before.status is not after.status:
+        types.append(f"transfer.{after.status.value.lower()}")
+    if before is None and after.status is Status.CREATED and approval_state(after) == "pending":
+        types.append("transfer.approval_required")
+    return tuple(types)
+
+
+def outbox_event_id(rec: Recorded, at_us: int, index: int) -> str:
+    """Deterministic (so rebuilds match) and time-sortable: the event's time and entropy taken
+    from the journal row's hash."""
+    assert 0 <= index < 3
+    return ids.format_id("ev", at_us // 1000, rec.hash[10 * index : 10 * index + 10])
+
+
+class Projection:
+    def __init__(self, loaded: dict[str, TransferState] | None = None) -> None:
+        # Transfer states as of the start of this stretch, keyed by transfer id.
+        self._before: dict[str, TransferState] = dict(loaded or {})
+        self.transfers: dict[str, TransferState] = {}
+        self.quote_rows: list[tuple[object, ...]] = []
+        self.ledger_rows: list[tuple[object, ...]] = []
+        self.balance_deltas: dict[tuple[str, str], list[int]] = {}
+        self.outbox_rows: list[tuple[object, ...]] = []
+        self.evidence_rows: list[tuple[object, ...]] = []
+
+    def transfer(self, transfer_id: str) -> TransferState | None:
+        found = self.transfers.get(transfer_id)
+        return found if found is not None else self._before.get(transfer_id)
+
+    def add(
+        self,
+        rec: Recorded,
+        *,
+        after: TransferState | None = None,
+        raw: bytes | None = None,
+    ) -> None:
+        """Project one journal record. For a transfer event, `after` is the transfer's state with
+        the event applied (the writer has it already; a rebuild evolves it)."""
+        event = rec.event
+        transfer_id: str | None = None
+        if ev.is_transfer_event(event):
+            assert after is not None and after.transfer_id == rec.stream_id
+            assert after.version == rec.version, (after.version, rec.version)
+            before = self.transfer(rec.stream_id)
+            self.transfers[rec.stream_id] = after
+            transfer_id = rec.stream_id
+            for index, kind in enumerate(webhook_types(before, after)):
+                self.outbox_rows.append(
+                    (
+                        outbox_event_id(rec, event.at, index),
+                        rec.seq,
+                        after.client_id,
+                        transfer_id,
+                        kind,
+                        rfc3339_us(event.at),
+                    )
+                )
+        match event:
+            case ev.QuoteCaptured(quote=quote):
+                assert after is not None
+                self.quote_rows.append(_quote_row(quote, after.client_id, after.transfer_id))
+            case ev.QuoteIssued(quote=quote, client_id=client_id):
+                self.quote_rows.append(_quote_row(quote, client_id, None))
+            case ev.EvidenceRecorded():
+                assert raw is not None, "evidence without its raw payload"
+                self.evidence_rows.append(_evidence_row(rec, event, raw))
+            case _:
+                pass
+        for leg, entry in enumerate(ev.entries_of(event)):
+            self.ledger_rows.append(
+                (
+                    rec.seq,
+                    leg,
+                    transfer_id,
+                    entry.account,
+                    entry.currency,
+                    entry.debit,
+                    entry.credit,
+                    entry.type.value,
+                    rfc3339_us(event.at),
+                    rec.recorded_at,
+                )
+            )
+            delta = self.balance_deltas.setdefault((entry.account, entry.currency), [0, 0])
+            delta[0] += entry.debit
+            delta[1] += entry.credit
+
+    async def flush(self, ex: Executor) -> None:
+        """Write everything accumulated; call inside the transaction that holds the journal rows."""
+        states = list(self.transfers.values())
+        if states:
+            created = [s for s in states if s.transfer_id not in self._before]
+            changed = [s for s in states if s.transfer_id in self._before]
+            await _many(
+                ex, _INSERT_TRANSACTION, (created_values(s) + changing_values(s) for s in created)
+            )
+            await _many(
+                ex, _UPDATE_TRANSACTION, ((*changing_values(s), s.transfer_id) for s in changed)
+            )
+            await ex.executemany(_DELETE_TIMERS, ((s.transfer_id,) for s in states))
+            timer_rows = [
+                (s.transfer_id, t.kind.value, rfc3339_us(t.due_at))
+                for s in states
+                for t in timers_for(s)
+            ]
+            if timer_rows:
+                await ex.executemany(_INSERT_TIMER, timer_rows)
+        await _many(ex, _UPSERT_QUOTE, self.quote_rows)
+        await _many(ex, _INSERT_LEDGER, self.ledger_rows)
+        await _many(
+            ex,
+            _UPSERT_BALANCE,
+            [(a, c, d, cr) for (a, c), (d, cr) in self.balance_deltas.items()],
+        )
+        await _many(ex, _INSERT_OUTBOX, self.outbox_rows)
+        await _many(ex, _INSERT_EVIDENCE, self.evidence_rows)
+
+
+async def _many(ex: Executor, sql: str, rows: Iterable[tuple[object, ...]]) -> None:
+    rows = list(rows)
+    if rows:
+        await ex.executemany(sql, rows)
+
+
+def _quote_row(
+    quote: Quote, client_id: str | None, transaction_id: str | None
+) -> tuple[object, ...]:
+    return (
+        quote.quote_id,
+        client_id,
+        quote.provider,
+        quote.source_currency,
+        quote.target_currency,
+        quote.source_amount,
+        quote.fee,
+        quote.rate,
+        quote.target_amount,
+        quote.rail_currency,
+        quote.rail_amount,
+        quote.payout_address,
+        rfc3339_us(quote.issued_at),
+        rfc3339_us(quote.expires_at),
+        transaction_id,
+    )
+
+
+def _evidence_row(rec: Recorded, event: ev.EvidenceRecorded, raw: bytes) -> tuple[object, ...]:
+    return (
+        event.evidence_id,
+        rec.seq,
+        event.transfer_id,
+        event.provider,
+        event.event_type,
+        event.external_ref,
+        rfc3339_us(event.occurred_at),
+        rfc3339_us(event.at),
+        _json.encode(event.normalized).decode(),
+        raw,
+        event.raw_sha256,
+    )

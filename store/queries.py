@@ -1,0 +1,147 @@
+"""Reads. Each takes an executor, so the same query serves the store's reader connection, `verify`
+and tests. Balances are derived from ledger entries here, never read from a stored balance."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import msgspec
+
+from engine import events as ev
+from engine import ledger
+from engine.states import TERMINAL
+from engine.timefmt import rfc3339_us
+from engine.transfer import TransferState
+from store import journal, states
+from store.executor import Executor
+from store.records import IdempotencyRecord, Recorded
+from store.writer import KEY_COLUMNS, key_record
+
+
+def recorded(row: tuple[object, ...]) -> Recorded:
+    seq, stream_id, version, event_type, payload, recorded_at, request_id, prev, digest = row
+    return Recorded(
+        seq=seq,  # type: ignore[arg-type]
+        stream_id=stream_id,  # type: ignore[arg-type]
+        version=version,  # type: ignore[arg-type]
+        event_type=event_type,  # type: ignore[arg-type]
+        event=ev.decode(payload),  # type: ignore[arg-type]
+        recorded_at=recorded_at,  # type: ignore[arg-type]
+        request_id=request_id,  # type: ignore[arg-type]
+        prev_hash=prev,  # type: ignore[arg-type]
+        hash=digest,  # type: ignore[arg-type]
+    )
+
+
+async def load_stream(ex: Executor, stream_id: str, after_version: int = 0) -> list[Recorded]:
+    rows = await ex.fetchall(
+        f"SELECT {journal.SELECT_COLUMNS} FROM journal WHERE stream_id = ? AND version > ?"
+        " ORDER BY version",
+        (stream_id, after_version),
+    )
+    return [recorded(r) for r in rows]
+
+
+async def journal_rows(ex: Executor, after_seq: int, limit: int) -> list[tuple[object, ...]]:
+    return await ex.fetchall(
+        f"SELECT {journal.SELECT_COLUMNS} FROM journal WHERE seq > ? ORDER BY seq LIMIT ?",
+        (after_seq, limit),
+    )
+
+
+async def iterate_journal(ex: Executor, chunk: int = 2000) -> AsyncIterator[tuple[object, ...]]:
+    after = 0
+    while True:
+        rows = await journal_rows(ex, after, chunk)
+        if not rows:
+            return
+        for row in rows:
+            yield row
+        after = rows[-1][0]  # type: ignore[assignment]
+
+
+async def journal_head(ex: Executor) -> tuple[int, bytes]:
+    row = await ex.fetchone("SELECT seq, hash FROM journal ORDER BY seq DESC LIMIT 1")
+    return (row[0], row[1]) if row else (0, journal.GENESIS_HASH)
+
+
+async def transfer(ex: Executor, transfer_id: str) -> TransferState | None:
+    """The transfer's state, folded from its journal stream (the source of truth)."""
+    return (await states.fold(ex, [transfer_id])).get(transfer_id)
+
+
+class Balance(msgspec.Struct, frozen=True, kw_only=True):
+    account: str
+    currency: str
+    debits: int
+    credits: int
+
+    @property
+    def credit_balance(self) -> int:
+        return self.credits - self.debits
+
+
+async def balance(ex: Executor, account: str, currency: str) -> Balance:
+    """Derived from the ledger lines, not from the cache table."""
+    row = await ex.fetchone(
+        "SELECT coalesce(sum(debit_amount), 0), coalesce(sum(credit_amount), 0)"
+        " FROM ledger_entries WHERE account_id = ? AND currency = ?",
+        (account, currency),
+    )
+    assert row is not None
+    return Balance(account=account, currency=currency, debits=row[0], credits=row[1])
+
+
+class ClientBalance(msgspec.Struct, frozen=True, kw_only=True):
+    currency: str
+    available: int
+    held: int
+
+
+async def client_balances(ex: Executor, client_id: str) -> list[ClientBalance]:
+    available_account = ledger.client_available(client_id)
+    held_account = ledger.client_held(client_id)
+    rows = await ex.fetchall(
+        "SELECT currency,"
+        " coalesce(sum(CASE WHEN account_id = ? THEN credit_amount - debit_amount END), 0),"
+        " coalesce(sum(CASE WHEN account_id = ? THEN credit_amount - debit_amount END), 0)"
+        " FROM ledger_entries WHERE account_id IN (?, ?) GROUP BY currency ORDER BY currency",
+        (available_account, held_account, available_account, held_account),
+    )
+    return [ClientBalance(currency=c, available=a, held=h) for c, a, h in rows]
+
+
+async def idempotency_record(ex: Executor, client_id: str, key: str) -> IdempotencyRecord | None:
+    row = await ex.fetchone(
+        f"SELECT {KEY_COLUMNS} FROM idempotency_keys WHERE client_id = ? AND idempotency_key = ?",
+        (client_id, key),
+    )
+    return key_record(row) if row else None
+
+
+class DueTimer(msgspec.Struct, frozen=True, kw_only=True):
+    transfer_id: str
+    kind: str
+    due_at: str
+
+
+async def due_timers(ex: Executor, now_us: int, limit: int) -> list[DueTimer]:
+    rows = await ex.fetchall(
+        "SELECT transaction_id, kind, due_at FROM timers WHERE due_at <= ?"
+        " ORDER BY due_at, transaction_id LIMIT ?",
+        (rfc3339_us(now_us), limit),
+    )
+    return [DueTimer(transfer_id=t, kind=k, due_at=d) for t, k, d in rows]
+
+
+_TERMINAL_SQL = ", ".join(f"'{s.value}'" for s in sorted(TERMINAL))
+
+
+async def non_terminal_transfer_ids(ex: Executor, after: str, limit: int) -> list[str]:
+    """For recovery at start: every transfer not yet in a terminal status, in id order."""
+    rows = await ex.fetchall(
+        f"SELECT transaction_id FROM transactions WHERE status NOT IN ({_TERMINAL_SQL})"
+        " AND transaction_id > ? ORDER BY transaction_id LIMIT ?",
+        (after, limit),
+    )
+    return [r[0] for r in rows]

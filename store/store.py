@@ -1,0 +1,202 @@
+"""The store: one data dir, one writer connection owned by the group-commit writer task, one
+read-only connection for queries.
+
+    async with Store.open(data_dir, clock=clock) as store:
+        outcome = await store.append("tr_...", 0, decision.events)
+
+`open` recognises the data dir (refusing a foreign, corrupt or newer one with a clear message),
+applies migrations when asked, asserts WAL + synchronous=FULL + foreign keys, and starts the writer
+in a task group it owns; leaving the block drains the writer and closes both connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from engine.events import Event
+from engine.ports import Clock
+from engine.timefmt import rfc3339_us
+from engine.transfer import TransferState
+from store import queries, schema
+from store.errors import StoreOpenError
+from store.executor import Executor, ExecutorKind, connect
+from store.records import (
+    Append,
+    ClaimKey,
+    CompleteKey,
+    IdempotencyStatus,
+    Outcome,
+    Recorded,
+    WriteRequest,
+)
+from store.writer import Writer
+
+
+async def open_executor(
+    data_dir: Path, kind: ExecutorKind, *, clock: Clock, migrate: bool
+) -> tuple[Executor, Path]:
+    """A configured write connection to the data dir's database, migrated if asked."""
+    path = schema.check_data_dir(data_dir, create=migrate)
+    ex = await connect(path, kind)
+    try:
+        if migrate:
+            await schema.migrate(ex, path, clock)
+        version = await schema.identify(ex, path)
+        await schema.check_applied(ex, version, path)
+        if version < schema.latest_version():
+            raise StoreOpenError(
+                f"{path} is at schema version {version}, this stablerail needs"
+                f" {schema.latest_version()}: run stablerail migrate --data-dir {data_dir}"
+            )
+        await schema.configure(ex)
+    except BaseException:
+        await ex.close()
+        raise
+    return ex, path
+
+
+async def migrate_data_dir(
+    data_dir: Path, clock: Clock, kind: ExecutorKind = ExecutorKind.INLINE
+) -> tuple[int, int]:
+    """Create or upgrade a data dir; returns (schema version before, after)."""
+    path = schema.check_data_dir(data_dir, create=True)
+    ex = await connect(path, kind)
+    try:
+        before, after = await schema.migrate(ex, path, clock)
+        await schema.configure(ex)
+    finally:
+        await ex.close()
+    return before, after
+
+
+class Store:
+    def __init__(self, path: Path, reader: Executor, writer: Writer, clock: Clock) -> None:
+        self.path = path
+        self.reader = reader
+        self.writer = writer
+        self.clock = clock
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(
+        cls,
+        data_dir: Path | str,
+        *,
+        clock: Clock,
+        executor: ExecutorKind = ExecutorKind.AIOSQLITE,
+        migrate: bool = False,
+    ) -> AsyncIterator[Store]:
+        write_ex, path = await open_executor(Path(data_dir), executor, clock=clock, migrate=migrate)
+        try:
+            read_ex = await connect(path, executor, read_only=True)
+            try:
+                writer = Writer(write_ex, clock)
+                async with asyncio.TaskGroup() as tasks:
+                    tasks.create_task(writer.run(), name="store-writer")
+                    try:
+                        yield cls(path, read_ex, writer, clock)
+                    finally:
+                        await writer.stop()
+            finally:
+                await read_ex.close()
+        finally:
+            await write_ex.close()
+
+    # --- writes ---------------------------------------------------------------------------------
+
+    async def write(self, request: WriteRequest) -> Outcome:
+        return await self.writer.submit(request)
+
+    async def append(
+        self,
+        stream_id: str,
+        expected_version: int,
+        events: tuple[Event, ...] | list[Event],
+        *,
+        request_id: str | None = None,
+        claim: ClaimKey | None = None,
+        complete: CompleteKey | None = None,
+        evidence_raw: dict[str, bytes] | None = None,
+    ) -> Outcome:
+        return await self.writer.submit(
+            WriteRequest(
+                appends=(
+                    Append(
+                        stream_id=stream_id,
+                        expected_version=expected_version,
+                        events=tuple(events),
+                    ),
+                ),
+                claim=claim,
+                complete=complete,
+                evidence_raw=evidence_raw or {},
+                request_id=request_id,
+            )
+        )
+
+    async def complete_key(
+        self,
+        client_id: str,
+        key: str,
+        status: IdempotencyStatus,
+        response_status: int,
+        response_body: bytes,
+    ) -> Outcome:
+        return await self.writer.submit(
+            WriteRequest(
+                complete=CompleteKey(
+                    client_id=client_id,
+                    key=key,
+                    status=status,
+                    response_status=response_status,
+                    response_body=response_body,
+                )
+            )
+        )
+
+    async def expire_idempotency_keys(self, now_us: int) -> int:
+        """Delete answered idempotency records past their expiry; returns how many. A key still
+        IN_PROGRESS is kept (its request has not been answered yet)."""
+        cutoff = rfc3339_us(now_us)
+
+        async def work(ex: Executor) -> int:
+            row = await ex.fetchone(
+                "SELECT count(*) FROM idempotency_keys WHERE expires_at < ? AND status != ?",
+                (cutoff, IdempotencyStatus.IN_PROGRESS.value),
+            )
+            await ex.execute(
+                "DELETE FROM idempotency_keys WHERE expires_at < ? AND status != ?",
+                (cutoff, IdempotencyStatus.IN_PROGRESS.value),
+            )
+            assert row is not None
+            return int(row[0])
+
+        return await self.writer.exclusive(work)
+
+    # --- reads ----------------------------------------------------------------------------------
+
+    async def load_stream(self, stream_id: str, after_version: int = 0) -> list[Recorded]:
+        return await queries.load_stream(self.reader, stream_id, after_version)
+
+    async def transfer(self, transfer_id: str) -> TransferState | None:
+        return await queries.transfer(self.reader, transfer_id)
+
+    async def balance(self, account: str, currency: str) -> queries.Balance:
+        return await queries.balance(self.reader, account, currency)
+
+    async def client_balances(self, client_id: str) -> list[queries.ClientBalance]:
+        return await queries.client_balances(self.reader, client_id)
+
+    async def idempotency_record(
+        self, client_id: str, key: str
+    ) -> queries.IdempotencyRecord | None:
+        return await queries.idempotency_record(self.reader, client_id, key)
+
+    async def due_timers(self, now_us: int, limit: int) -> list[queries.DueTimer]:
+        return await queries.due_timers(self.reader, now_us, limit)
+
+    async def head(self) -> tuple[int, bytes]:
+        return await queries.journal_head(self.reader)

@@ -1,0 +1,81 @@
+"""The command line, run as a user runs it (a subprocess): exit codes, messages, --json."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from store.schema import db_path
+
+
+def stablerail(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "adapters.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_migrate_then_verify(tmp_path: Path) -> None:
+    data_dir = str(tmp_path / "data")
+    made = stablerail("migrate", "--data-dir", data_dir)
+    assert made.returncode == 0, made.stderr
+    assert "schema version 0 -> 1" in made.stdout
+    again = stablerail("migrate", "--data-dir", data_dir)
+    assert "up to date" in again.stdout
+    checked = stablerail("verify", "--data-dir", data_dir, "--json")
+    assert checked.returncode == 0, checked.stderr
+    report = json.loads(checked.stdout)
+    assert report["ok"] is True and report["journal_rows"] == 0
+
+
+def test_demo_then_verify_then_tamper(tmp_path: Path) -> None:
+    data_dir = tmp_path / "demo"
+    demo = stablerail("demo", "--data-dir", str(data_dir))
+    assert demo.returncode == 0, demo.stderr
+    assert "RECONCILED" in demo.stdout and "insufficient_funds" in demo.stdout
+    ok = stablerail("verify", "--data-dir", str(data_dir))
+    assert ok.returncode == 0 and "verified: every check holds" in ok.stdout
+
+    conn = sqlite3.connect(db_path(data_dir))
+    conn.execute("DROP TRIGGER journal_no_update")
+    conn.execute("UPDATE journal SET request_id = 'forged' WHERE seq = 5")
+    conn.commit()
+    conn.close()
+    bad = stablerail("verify", "--data-dir", str(data_dir), "--json")
+    assert bad.returncode == 1
+    report = json.loads(bad.stdout)
+    chain = next(c for c in report["checks"] if c["name"] == "hash_chain")
+    assert chain["ok"] is False and "journal seq 5" in chain["detail"]
+
+
+def test_unusable_data_dirs_get_one_line_not_a_traceback(tmp_path: Path) -> None:
+    missing = stablerail("verify", "--data-dir", str(tmp_path / "none"))
+    assert missing.returncode == 2
+    assert missing.stderr.startswith("stablerail: ") and "Traceback" not in missing.stderr
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    db_path(corrupt).write_bytes(b"garbage" * 1000)
+    for command in ("verify", "migrate"):
+        result = stablerail(command, "--data-dir", str(corrupt))
+        assert result.returncode == 2, result
+        assert "is not a SQLite database" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_usage_errors_exit_2() -> None:
+    result = stablerail("frobnicate")
+    assert result.returncode == 2 and "usage:" in result.stderr
+
+
+def test_bench_store_json_has_the_figures() -> None:
+    result = stablerail(
+        "bench", "store", "--json", "--transfers", "10", "--concurrency", "4", "--repeats", "1"
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert {"store_rows_per_s", "raw_rows_per_s", "ratio"} <= report.keys()

@@ -1,0 +1,60 @@
+"""Shared fixtures: the anyio backend, a hypothesis profile, data dirs, clocks and ids.
+
+Randomized tests print their seed: hypothesis prints the failing example and a reproduction blob,
+and the hand-rolled ones put `seed=` in their assertion messages.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from sim.clock import ManualClock, SeededIds
+from store.executor import ExecutorKind
+from store.store import Store
+
+settings.register_profile(
+    "default",
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("thorough", parent=settings.get_profile("default"), max_examples=2000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    # aiosqlite and the store's task group are asyncio; trio is not a supported backend.
+    return "asyncio"
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(tick_us=1_000)
+
+
+@pytest.fixture
+def ids(clock: ManualClock) -> SeededIds:
+    return SeededIds(1234, clock)
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+@pytest.fixture(params=[ExecutorKind.AIOSQLITE, ExecutorKind.INLINE], ids=lambda k: k.value)
+def executor(request: pytest.FixtureRequest) -> ExecutorKind:
+    """Store contract tests run against both executors."""
+    return request.param
+
+
+@pytest.fixture
+async def store(data_dir: Path, clock: ManualClock, executor: ExecutorKind) -> AsyncIterator[Store]:
+    async with Store.open(data_dir, clock=clock, executor=executor, migrate=True) as opened:
+        yield opened

@@ -1,0 +1,236 @@
+"""Random command sequences keep every invariant (hypothesis; failures print a reproduction blob).
+
+Several transfers of one client, on both routes, receive random commands, valid and invalid, at
+random times, in any order. The test plays the store's part: it refuses an append that would take
+a client balance below zero (and then fails the transfer with insufficient_funds, as an actor
+would), and posts accepted entries to an in-memory ledger. After every step:
+  - decide never raises, and refusals carry no events;
+  - every event is a legal move (evolve asserts it) and its entries balance per currency;
+  - every currency sums to zero over all accounts; no client balance is negative;
+  - each transfer holds exactly what its status says, so nothing once it has ended;
+  - value leaves the treasury at most once per transfer, net of reversals.
+"""
+
+from __future__ import annotations
+
+import hypothesis
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine import commands as c
+from engine import events as ev
+from engine import invariants, ledger, limits
+from engine.funding import decide_deposit
+from engine.ids import format_id
+from engine.results import FAILURE_CODES, Result
+from engine.states import TERMINAL, Route
+from engine.transfer import TransferState, decide, evolve_all, held_amount
+from tests.builders import T0, block_hash, create_command, quote_for, signed_tx
+
+COMMANDS = (
+    "quote",
+    "quote_bad",
+    "lock",
+    "submit",
+    "replace",
+    "confirm",
+    "confirm_few",
+    "reorg",
+    "revert",
+    "offramp",
+    "settle",
+    "returned",
+    "reconcile",
+    "cancel",
+    "fail",
+    "expire",
+    "approve",
+    "reject",
+)
+USERS = ("alice", "bob", "carol")
+# Each step either moves a transfer along its route (most of the time, so walks reach every
+# status), takes a side exit that can do something there, or sends any command at all.
+FORWARD = {
+    "CREATED": ("approve", "quote"),
+    "QUOTED": ("lock",),
+    "FUNDS_LOCKED": ("submit",),
+    "SENT_ON_CHAIN": ("confirm",),
+    "CONFIRMED": ("offramp", "settle", "reconcile"),
+    "FIAT_SETTLED": ("reconcile",),
+}
+SIDEWAYS = {
+    "CREATED": ("reject", "cancel", "fail", "expire"),
+    "QUOTED": ("quote", "cancel", "fail", "expire"),
+    "FUNDS_LOCKED": ("cancel", "fail"),
+    "SENT_ON_CHAIN": ("confirm_few", "replace", "revert"),
+    "CONFIRMED": ("reorg", "returned"),
+    "FIAT_SETTLED": ("reorg", "returned"),
+}
+
+
+def command_for(
+    kind: str, state: TransferState, now: int, draw: st.DataObject
+) -> c.TransferCommand:
+    salt = draw.draw(st.integers(0, 3))
+    hashes = [t.tx_hash for t in state.txs] or [block_hash(salt)]
+    some_hash = draw.draw(st.sampled_from([*hashes, block_hash(50 + salt)]))
+    match kind:
+        case "quote":
+            return c.QuoteTransfer(quote=quote_for(state, now, n=salt + 1))
+        case "quote_bad":
+            good = quote_for(state, now, n=salt + 1)
+            return c.QuoteTransfer(quote=type(good)(**{**_fields(good), "target_amount": 1}))
+        case "lock":
+            return c.LockFunds()
+        case "submit":
+            return c.SubmitOnChain(tx=signed_tx(state, salt=salt))
+        case "replace":
+            fee = draw.draw(st.integers(1, 10**12))
+            return c.ReplaceDroppedTx(tx=signed_tx(state, fee=fee, salt=salt))
+        case "confirm" | "confirm_few":
+            enough = kind == "confirm"
+            return c.ObserveConfirmation(
+                tx_hash=some_hash,
+                block_number=100 + salt,
+                block_hash=block_hash(100 + salt),
+                confirmations=limits.confirmations_required - (0 if enough else 1),
+            )
+        case "reorg":
+            return c.ObserveReorg(tx_hash=some_hash, block_hash=block_hash(1))
+        case "revert":
+            return c.ObserveRevert(tx_hash=some_hash, block_number=9)
+        case "offramp":
+            return c.InitiateOffRamp(provider_trade_id=f"trade-{salt}")
+        case "settle":
+            return c.MarkFiatSettled(bank_reference=f"SPEI-{salt}", amount=1 + salt)
+        case "returned":
+            return c.RecordFundsReturned(reference=f"RET-{salt}")
+        case "reconcile":
+            return c.Reconcile(evidence=(f"ev-{salt}",))
+        case "cancel":
+            return c.CancelTransfer(by=draw.draw(st.sampled_from(USERS)))
+        case "fail":
+            code = draw.draw(st.sampled_from(sorted(r.code for r in FAILURE_CODES)))
+            return c.FailTransfer(code=code)
+        case "expire":
+            return c.ExpireTransfer()
+        case "approve":
+            return c.ApproveTransfer(by=draw.draw(st.sampled_from(USERS)))
+        case "reject":
+            return c.RejectTransfer(by=draw.draw(st.sampled_from(USERS)))
+    raise AssertionError(kind)
+
+
+def _fields(struct: object) -> dict[str, object]:
+    return {f: getattr(struct, f) for f in struct.__struct_fields__}  # type: ignore[attr-defined]
+
+
+class Books:
+    """An in-memory ledger playing the store's part: it refuses negative client balances."""
+
+    def __init__(self) -> None:
+        self.balances: dict[tuple[str, str], int] = {}
+        self.by_transfer: dict[str, list[ledger.Entry]] = {}
+
+    def would_go_negative(self, entries: ledger.Entries) -> bool:
+        after = dict(self.balances)
+        for e in entries:
+            after[(e.account, e.currency)] = (
+                after.get((e.account, e.currency), 0) + e.debit - e.credit
+            )
+        return bool(invariants.negative_accounts(after))
+
+    def post(self, transfer_id: str | None, entries: ledger.Entries) -> None:
+        assert invariants.entries_problem(entries) is None
+        for e in entries:
+            key = (e.account, e.currency)
+            self.balances[key] = self.balances.get(key, 0) + e.debit - e.credit
+        if transfer_id:
+            self.by_transfer.setdefault(transfer_id, []).extend(entries)
+
+
+@settings(max_examples=300)
+@given(
+    st.data(),
+    st.lists(
+        st.tuples(st.sampled_from(list(Route)), st.integers(1, 400), st.integers(0, 2)),
+        min_size=1,
+        max_size=4,
+    ),
+    st.integers(0, 500),
+)
+def test_random_command_sequences_keep_every_invariant(
+    data: st.DataObject, specs: list[tuple[Route, int, int]], funds: int
+) -> None:
+    books = Books()
+    deposit = decide_deposit(
+        c.CreditDeposit(
+            deposit_id=format_id("dp", 1, bytes(10)),
+            client_id="acme",
+            currency="USD",
+            amount=f"{funds}.00",
+            bank="bank-sim",
+            bank_reference="D1",
+        ),
+        T0,
+    )
+    if funds:
+        assert isinstance(deposit, ev.DepositCredited)
+        books.post(None, deposit.entries)
+    now = T0
+    states: dict[int, TransferState] = {}
+    for n, (route, dollars, approvals) in enumerate(specs):
+        decision = decide(
+            None, create_command(n, route=route, amount=f"{dollars}.00", approvals=approvals), now
+        )
+        assert decision.result is Result.ok
+        states[n] = evolve_all(None, decision.events)
+
+    for _ in range(data.draw(st.integers(1, 60), label="steps")):
+        now += data.draw(st.sampled_from([1_000] * 12 + [40_000_000, 25 * 3600 * 1_000_000]))
+        n = data.draw(st.sampled_from(sorted(states)), label="transfer")
+        state = states[n]
+        roll = data.draw(st.integers(0, 19), label="roll")
+        status = state.status.value
+        if status in FORWARD and roll < 15:
+            kind = data.draw(st.sampled_from(FORWARD[status]), label="command")
+        elif status in SIDEWAYS and roll < 19:
+            kind = data.draw(st.sampled_from(SIDEWAYS[status]), label="command")
+        else:
+            kind = data.draw(st.sampled_from(COMMANDS), label="command")
+        decision = decide(state, command_for(kind, state, now, data), now)
+        if decision.result is not Result.ok:
+            assert decision.events == () and decision.effects == ()
+            continue
+        if not decision.events:
+            continue
+        entries = tuple(e for event in decision.events for e in ev.entries_of(event))
+        if books.would_go_negative(entries):
+            # Only a hold may meet a short balance: anything else going negative is a bug.
+            assert [type(e) for e in decision.events] == [ev.FundsLocked], decision.events
+            # The store refuses the append; the actor records the failure instead.
+            failed = decide(state, c.FailTransfer(code="insufficient_funds"), now)
+            assert failed.result is Result.ok, failed
+            decision = failed
+            entries = tuple(e for event in failed.events for e in ev.entries_of(event))
+        after = evolve_all(state, decision.events)
+        assert after.version == state.version + len(decision.events)
+        books.post(state.transfer_id, entries)
+        states[n] = after
+        hypothesis.event(f"reached {after.status.value}")
+
+        assert invariants.currency_totals(books.balances) == []
+        assert invariants.negative_accounts(books.balances) == []
+        held = invariants.held_by_transfer(books.by_transfer)
+        expected = {s.transfer_id: held_amount(s) for s in states.values()}
+        assert invariants.held_matches_state(held, expected) == []
+        terminal = [s.transfer_id for s in states.values() if s.status in TERMINAL]
+        assert invariants.held_at_terminal(held, terminal) == []
+        for transfer_id, posted in books.by_transfer.items():
+            treasury_out = sum(
+                e.credit - e.debit
+                for e in posted
+                if ledger.account_kind(e.account) is ledger.AccountKind.TREASURY
+            )
+            state_now = next(s for s in states.values() if s.transfer_id == transfer_id)
+            assert state_now.quote is None or 0 <= treasury_out <= state_now.quote.rail_amount
