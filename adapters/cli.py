@@ -50,8 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="benchmarks (medians, against a same-run reference)")
     suites = bench.add_subparsers(dest="suite", required=True, metavar="SUITE")
     store = suites.add_parser("store", help="durable journal appends vs raw sqlite3 inserts")
-    store.add_argument("--transfers", type=int, default=1000, help="lifecycles of 6 events each")
-    store.add_argument("--concurrency", type=int, default=64)
+    store.add_argument("--transfers", type=int, default=2000, help="lifecycles of 6 events each")
+    store.add_argument("--concurrency", type=int, default=256)
     store.add_argument("--repeats", type=int, default=5)
     store.add_argument(
         "--executor", choices=[k.value for k in ExecutorKind], default=ExecutorKind.AIOSQLITE

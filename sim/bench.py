@@ -28,7 +28,6 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
-from typing import Any
 
 import msgspec
 
@@ -42,7 +41,7 @@ from engine.states import Status
 from sim.clock import ManualClock, SeededIds
 from sim.scripted import ScriptedWorld
 from store.bench import RawReference, Replay
-from store.executor import Executor, ExecutorKind, Params
+from store.executor import Executor, ExecutorKind, ForwardingExecutor, Params, Statements
 from store.records import Append, Committed, Outcome, WriteRequest
 from store.store import Store, open_executor
 from store.writer import Writer
@@ -138,11 +137,11 @@ async def _drive(
             tasks.create_task(appender(lifecycles[lane::concurrency]))
 
 
-class RecordingExecutor:
-    """Forwards to a real executor and keeps every write statement, grouped by transaction."""
+class RecordingExecutor(ForwardingExecutor):
+    """Keeps every write statement the writer executes, grouped by transaction."""
 
     def __init__(self, inner: Executor) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self.transactions: list[list[tuple[str, list[Params]]]] = []
         self._current: list[tuple[str, list[Params]]] | None = None
 
@@ -155,25 +154,12 @@ class RecordingExecutor:
             self._current = None
         elif self._current is not None:
             self._current.append((sql, [params]))
-        await self._inner.execute(sql, params)
+        await self.inner.execute(sql, params)
 
-    async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
-        rows = list(rows)
+    async def run_all(self, statements: Statements) -> None:
         if self._current is not None:
-            self._current.append((sql, rows))
-        await self._inner.executemany(sql, rows)
-
-    async def fetchall(self, sql: str, params: Params = ()) -> list[Any]:
-        return await self._inner.fetchall(sql, params)
-
-    async def fetchone(self, sql: str, params: Params = ()) -> Any:
-        return await self._inner.fetchone(sql, params)
-
-    async def executescript(self, script: str) -> None:
-        await self._inner.executescript(script)
-
-    async def close(self) -> None:
-        await self._inner.close()
+            self._current.extend((sql, list(rows)) for sql, rows in statements)
+        await self.inner.run_all(statements)
 
 
 async def _record(
@@ -248,8 +234,8 @@ def _journal_rows(lifecycles: list[tuple[ev.TransferEvent, ...]]) -> list[tuple[
 
 async def bench_store(
     *,
-    transfers: int = 1000,
-    concurrency: int = 64,
+    transfers: int = 2000,
+    concurrency: int = 256,
     repeats: int = 5,
     executor: ExecutorKind = ExecutorKind.AIOSQLITE,
     seed: int = 1,

@@ -10,7 +10,7 @@ rows" is a property of one code path, checked row by row.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
 
 import msgspec
 
@@ -25,6 +25,8 @@ from store.executor import Executor
 from store.records import Recorded
 
 _json = msgspec.json.Encoder()
+
+Statements = list[tuple[str, list[tuple[object, ...]]]]
 
 # Set when the transfer is created, never changed.
 CREATED_COLUMNS = (
@@ -69,10 +71,16 @@ _INSERT_TRANSACTION = (
     f"INSERT INTO transactions ({', '.join(CREATED_COLUMNS + CHANGING_COLUMNS)})"
     f" VALUES ({', '.join('?' * (len(CREATED_COLUMNS) + len(CHANGING_COLUMNS)))})"
 )
-_UPDATE_TRANSACTION = (
-    f"UPDATE transactions SET {', '.join(f'{c} = ?' for c in CHANGING_COLUMNS)}"
-    " WHERE transaction_id = ?"
-)
+
+
+@functools.lru_cache(maxsize=256)
+def _update_transaction(columns: tuple[int, ...]) -> str:
+    """UPDATE of just these CHANGING_COLUMNS (by index): SQLite then rewrites only the indexes
+    over columns that changed."""
+    assignments = ", ".join(f"{CHANGING_COLUMNS[i]} = ?" for i in columns)
+    return f"UPDATE transactions SET {assignments} WHERE transaction_id = ?"
+
+
 _UPSERT_QUOTE = (
     "INSERT INTO quotes (quote_id, client_id, provider, source_currency, target_currency,"
     " source_amount, fee, rate, target_amount, rail_currency, rail_amount, payout_address,"
@@ -247,40 +255,46 @@ class Projection:
             delta[0] += entry.debit
             delta[1] += entry.credit
 
-    async def flush(self, ex: Executor) -> None:
-        """Write everything accumulated; call inside the transaction that holds the journal rows."""
+    def statements(self) -> Statements:
+        """Everything accumulated, as (sql, rows) in an order the foreign keys accept, one
+        statement per table; to run in the transaction that holds the journal rows."""
+        found: Statements = []
+
+        def add(sql: str, rows: list[tuple[object, ...]]) -> None:
+            if rows:
+                found.append((sql, rows))
+
         states = list(self.transfers.values())
-        if states:
-            created = [s for s in states if s.transfer_id not in self._before]
-            changed = [s for s in states if s.transfer_id in self._before]
-            await _many(
-                ex, _INSERT_TRANSACTION, (created_values(s) + changing_values(s) for s in created)
-            )
-            await _many(
-                ex, _UPDATE_TRANSACTION, ((*changing_values(s), s.transfer_id) for s in changed)
-            )
-            await ex.executemany(_DELETE_TIMERS, ((s.transfer_id,) for s in states))
-            timer_rows = [
+        created = [s for s in states if s.transfer_id not in self._before]
+        changed = [s for s in states if s.transfer_id in self._before]
+        add(_INSERT_TRANSACTION, [created_values(s) + changing_values(s) for s in created])
+        updates: dict[tuple[int, ...], list[tuple[object, ...]]] = {}
+        for state in changed:
+            old, new = changing_values(self._before[state.transfer_id]), changing_values(state)
+            columns = tuple(i for i, (a, b) in enumerate(zip(old, new, strict=True)) if a != b)
+            row = (*(new[i] for i in columns), state.transfer_id)
+            updates.setdefault(columns, []).append(row)
+        for columns, rows in updates.items():
+            add(_update_transaction(columns), rows)
+        add(_DELETE_TIMERS, [(s.transfer_id,) for s in changed])
+        add(
+            _INSERT_TIMER,
+            [
                 (s.transfer_id, t.kind.value, rfc3339_us(t.due_at))
                 for s in states
                 for t in timers_for(s)
-            ]
-            if timer_rows:
-                await ex.executemany(_INSERT_TIMER, timer_rows)
-        await _many(ex, _UPSERT_QUOTE, self.quote_rows)
-        await _many(ex, _INSERT_LEDGER, self.ledger_rows)
-        await _many(
-            ex,
-            _UPSERT_BALANCE,
-            [(a, c, d, cr) for (a, c), (d, cr) in self.balance_deltas.items()],
+            ],
         )
-        await _many(ex, _INSERT_OUTBOX, self.outbox_rows)
-        await _many(ex, _INSERT_EVIDENCE, self.evidence_rows)
+        add(_UPSERT_QUOTE, self.quote_rows)
+        add(_INSERT_LEDGER, self.ledger_rows)
+        add(_UPSERT_BALANCE, [(a, c, d, cr) for (a, c), (d, cr) in self.balance_deltas.items()])
+        add(_INSERT_OUTBOX, self.outbox_rows)
+        add(_INSERT_EVIDENCE, self.evidence_rows)
+        return found
 
 
-async def _many(ex: Executor, sql: str, rows: Iterable[tuple[object, ...]]) -> None:
-    rows = list(rows)
-    if rows:
+async def run_statements(ex: Executor, statements: Statements) -> None:
+    for sql, rows in statements:
         await ex.executemany(sql, rows)
 
 

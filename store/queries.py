@@ -3,7 +3,8 @@ and tests. Balances are derived from ledger entries here, never read from a stor
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import msgspec
 
@@ -14,8 +15,25 @@ from engine.timefmt import rfc3339_us
 from engine.transfer import TransferState
 from store import journal, states
 from store.executor import Executor
-from store.records import IdempotencyRecord, Recorded
-from store.writer import KEY_COLUMNS, key_record
+from store.records import IdempotencyRecord, IdempotencyStatus, Recorded
+
+KEY_COLUMNS = (
+    "client_id, idempotency_key, request_hash, transaction_id, status, response_status,"
+    " response_body, expires_at"
+)
+
+
+def key_record(row: Sequence[Any]) -> IdempotencyRecord:
+    return IdempotencyRecord(
+        client_id=row[0],
+        key=row[1],
+        request_hash=row[2],
+        transaction_id=row[3],
+        status=IdempotencyStatus(row[4]),
+        response_status=row[5],
+        response_body=row[6],
+        expires_at=row[7],
+    )
 
 
 def recorded(row: tuple[object, ...]) -> Recorded:

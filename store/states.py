@@ -17,23 +17,34 @@ from engine.transfer import TransferState, evolve
 from store.executor import Executor
 
 
-async def fold(ex: Executor, transfer_ids: Iterable[str]) -> dict[str, TransferState]:
-    """Each transfer's state from its journal stream, in one query per chunk of ids."""
+def fold_queries(transfer_ids: Iterable[str]) -> list[tuple[str, list[str]]]:
+    """The reads that fold these transfers' streams, one per chunk of ids."""
     ids = sorted(set(transfer_ids))
-    states: dict[str, TransferState] = {}
     step = limits.sql_params_per_statement_max
-    for start in range(0, len(ids), step):
-        chunk = ids[start : start + step]
-        rows = await ex.fetchall(
+    return [
+        (
             "SELECT stream_id, payload FROM journal"
             f" WHERE stream_id IN ({', '.join('?' * len(chunk))}) ORDER BY stream_id, version",
             chunk,
         )
-        for stream_id, payload in rows:
-            event = ev.decode(payload)
-            assert ev.is_transfer_event(event), (stream_id, ev.event_type(event))
-            states[stream_id] = evolve(states.get(stream_id), event)
+        for chunk in (ids[start : start + step] for start in range(0, len(ids), step))
+    ]
+
+
+def fold_rows(rows: Iterable[tuple[str, str]]) -> dict[str, TransferState]:
+    """States from (stream_id, payload) rows ordered by stream and version."""
+    states: dict[str, TransferState] = {}
+    for stream_id, payload in rows:
+        event = ev.decode(payload)
+        assert ev.is_transfer_event(event), (stream_id, ev.event_type(event))
+        states[stream_id] = evolve(states.get(stream_id), event)
     return states
+
+
+async def fold(ex: Executor, transfer_ids: Iterable[str]) -> dict[str, TransferState]:
+    """Each transfer's state from its journal stream."""
+    results = await ex.fetch_each(fold_queries(transfer_ids))
+    return fold_rows(row for rows in results for row in rows)
 
 
 class StateCache:
@@ -42,13 +53,24 @@ class StateCache:
         self._capacity = capacity
         self._states: OrderedDict[str, TransferState] = OrderedDict()
 
-    async def load(self, ex: Executor, versions: Mapping[str, int]) -> dict[str, TransferState]:
-        """The state of each transfer at the given journal version."""
+    def cached(self, transfer_id: str, version: int) -> TransferState | None:
+        state = self._states.get(transfer_id)
+        return state if state is not None and state.version == version else None
+
+    async def load(
+        self,
+        ex: Executor,
+        versions: Mapping[str, int],
+        prefetched: Mapping[str, TransferState] | None = None,
+    ) -> dict[str, TransferState]:
+        """The state of each transfer at the given journal version: cached, prefetched (folded
+        by the caller in the same round trip as its other reads) or folded now."""
+        self.remember((prefetched or {}).values())
         found: dict[str, TransferState] = {}
         missing = []
         for transfer_id, version in versions.items():
-            cached = self._states.get(transfer_id)
-            if cached is not None and cached.version == version:
+            cached = self.cached(transfer_id, version)
+            if cached is not None:
                 found[transfer_id] = cached
             else:
                 missing.append(transfer_id)

@@ -27,6 +27,7 @@ from store.records import (
     Append,
     ClaimKey,
     CompleteKey,
+    IdempotencyRecord,
     IdempotencyStatus,
     Outcome,
     Recorded,
@@ -190,9 +191,7 @@ class Store:
     async def client_balances(self, client_id: str) -> list[queries.ClientBalance]:
         return await queries.client_balances(self.reader, client_id)
 
-    async def idempotency_record(
-        self, client_id: str, key: str
-    ) -> queries.IdempotencyRecord | None:
+    async def idempotency_record(self, client_id: str, key: str) -> IdempotencyRecord | None:
         return await queries.idempotency_record(self.reader, client_id, key)
 
     async def due_timers(self, now_us: int, limit: int) -> list[queries.DueTimer]:

@@ -1,0 +1,151 @@
+"""What a batch's checks need to know, read inside the batch's write transaction.
+
+The writer reads, on its own connection after BEGIN IMMEDIATE, exactly the values the batch's
+requests will be judged against: the journal head, each stream's version, the transfers' states,
+the idempotency records, evidence already stored and the balances of the client accounts. Read
+under the write lock, they cannot change before the commit, whoever else writes to the data dir.
+The reads are independent and go out together (one round trip to the connection's thread);
+judging then updates the view request by request, so each request sees every one accepted before
+it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from engine import events as ev
+from engine import ledger, limits
+from engine.transfer import TransferState
+from store import journal, queries, states
+from store.executor import Executor, Params, Row
+from store.records import IdempotencyRecord, WriteRequest
+from store.states import StateCache
+
+_HEAD = "SELECT seq, hash FROM journal ORDER BY seq DESC LIMIT 1"
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _in_rows(items: Sequence[tuple[Any, ...]], width: int, sql: str) -> list[tuple[str, Params]]:
+    """`sql` with a `{rows}` placeholder, once per chunk of row-value tuples."""
+    queries_ = []
+    for chunk in _chunks(items, limits.sql_params_per_statement_max // width):
+        placeholders = ", ".join(["(" + ", ".join("?" * width) + ")"] * len(chunk))
+        queries_.append((sql.format(rows=placeholders), [v for item in chunk for v in item]))
+    return queries_
+
+
+class View:
+    def __init__(self) -> None:
+        self.head: tuple[int, bytes] = (0, b"")
+        self.versions: dict[str, int] = {}
+        self.states: dict[str, TransferState] = {}
+        # (account, currency) -> credits minus debits, for client accounts.
+        self.balances: dict[tuple[str, str], int] = {}
+        # (client_id, key) -> the record, or None when there is none.
+        self.keys: dict[tuple[str, str], IdempotencyRecord | None] = {}
+        # (client_id, key) -> (transaction_id, request_hash) of the transfer it created, or None.
+        self.keyed: dict[tuple[str, str], tuple[str, str] | None] = {}
+        # (provider, external_ref, event_type) -> the stored evidence_id, or None.
+        self.evidence: dict[tuple[str, str, str], str | None] = {}
+
+    @classmethod
+    async def load(cls, ex: Executor, requests: Sequence[WriteRequest], cache: StateCache) -> View:
+        appends = [a for r in requests for a in r.appends]
+        streams = sorted({a.stream_id for a in appends})
+        keys = sorted(
+            {(r.claim.client_id, r.claim.key) for r in requests if r.claim}
+            | {(r.complete.client_id, r.complete.key) for r in requests if r.complete}
+        )
+        claimed = sorted({(r.claim.client_id, r.claim.key) for r in requests if r.claim})
+        evidence = sorted(
+            {
+                (e.provider, e.external_ref, e.event_type)
+                for a in appends
+                for e in a.events
+                if isinstance(e, ev.EvidenceRecorded)
+            }
+        )
+        accounts = sorted(
+            {
+                (entry.account, entry.currency)
+                for a in appends
+                for e in a.events
+                for entry in ev.entries_of(e)
+                if ledger.account_kind(entry.account) in ledger.NON_NEGATIVE
+            }
+        )
+        # Transfers the appenders expect to exist and the cache cannot vouch for: folded in the
+        # same round trip (the versions read alongside confirm or refute the expectation).
+        unfolded = [
+            a.stream_id
+            for a in appends
+            if ev.is_transfer_event(a.events[0])
+            and a.expected_version > 0
+            and cache.cached(a.stream_id, a.expected_version) is None
+        ]
+        reads: dict[str, list[tuple[str, Params]]] = {
+            "head": [(_HEAD, ())],
+            "versions": [
+                (
+                    "SELECT stream_id, max(version) FROM journal"
+                    f" WHERE stream_id IN ({', '.join('?' * len(chunk))}) GROUP BY stream_id",
+                    chunk,
+                )
+                for chunk in _chunks(streams, limits.sql_params_per_statement_max)
+            ],
+            "keys": _in_rows(
+                keys,
+                2,
+                f"SELECT {queries.KEY_COLUMNS} FROM idempotency_keys"
+                " WHERE (client_id, idempotency_key) IN (VALUES {rows})",
+            ),
+            # A key whose record expired and was cleaned up still names its transfer.
+            "keyed": _in_rows(
+                claimed,
+                2,
+                "SELECT client_id, idempotency_key, transaction_id, request_hash"
+                " FROM transactions WHERE (client_id, idempotency_key) IN (VALUES {rows})",
+            ),
+            "evidence": _in_rows(
+                evidence,
+                3,
+                "SELECT provider, external_ref, event_type, event_id FROM external_events"
+                " WHERE (provider, external_ref, event_type) IN (VALUES {rows})",
+            ),
+            "balances": _in_rows(
+                accounts,
+                2,
+                "SELECT account_id, currency, credits - debits FROM account_balances"
+                " WHERE (account_id, currency) IN (VALUES {rows})",
+            ),
+            "folds": states.fold_queries(unfolded),
+        }
+        flat = [q for group in reads.values() for q in group]
+        results = iter(await ex.fetch_each(flat))
+        found: dict[str, list[Row]] = {
+            name: [row for _ in group for row in next(results)] for name, group in reads.items()
+        }
+
+        view = cls()
+        view.head = found["head"][0] if found["head"] else (0, journal.GENESIS_HASH)
+        view.versions = {stream: 0 for stream in streams}
+        view.versions.update({s: v for s, v in found["versions"]})
+        view.keys = {k: None for k in keys}
+        view.keys.update({(r[0], r[1]): queries.key_record(r) for r in found["keys"]})
+        view.keyed = {k: None for k in claimed}
+        view.keyed.update({(c, k): (t, h) for c, k, t, h in found["keyed"]})
+        view.evidence = {k: None for k in evidence}
+        view.evidence.update({(p, r, t): i for p, r, t, i in found["evidence"]})
+        view.balances = {(a, c): b for a, c, b in found["balances"]}
+        transfers = {
+            a.stream_id: view.versions[a.stream_id]
+            for a in appends
+            if ev.is_transfer_event(a.events[0]) and view.versions[a.stream_id] > 0
+        }
+        view.states = await cache.load(ex, transfers, states.fold_rows(found["folds"]))
+        return view
