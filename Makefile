@@ -29,8 +29,9 @@ test: lint
 bench: $(STAMP)
 	$(BIN)/stablerail bench store
 
+# Longer randomized runs than make test: hypothesis with 2,000 examples per property.
 soak: $(STAMP)
-	$(BIN)/pytest -m slow
+	HYPOTHESIS_PROFILE=thorough $(BIN)/pytest tests/engine/test_properties.py tests/engine/test_money.py tests/engine/test_ids.py
 
 clean:
 	rm -rf $(VENV) data

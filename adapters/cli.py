@@ -20,6 +20,7 @@ from pathlib import Path
 import msgspec
 
 from adapters.clock import SystemClock
+from sim.scripted import Step
 from store.errors import StoreOpenError
 from store.executor import ExecutorKind
 
@@ -114,16 +115,27 @@ def _demo(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(f"demo data dir: {result.data_dir} ({result.journal_rows} journal rows)")
     for t in result.transfers:
-        path = " -> ".join(
-            s.status if s.result.name == "ok" else f"[{s.command}: {s.result.name}]"
-            for s in t.steps
-            if s.status or s.result.name != "ok"
-        )
-        print(f"  {t.transfer_id}  {t.label:<32} {t.status:<11} {path}")
+        print(f"  {t.transfer_id}  {t.label:<32} {t.status:<11} {_path(t.steps)}")
     for currency, b in result.balances.items():
         print(f"  balance {currency}: available {b['available']}, held {b['held']}")
     print(f"next: stablerail verify --data-dir {result.data_dir}")
     return EXIT_OK
+
+
+def _path(steps: Sequence[Step]) -> str:
+    """CREATED -> QUOTED -> ...; a step that keeps the status shows its command, a refused one
+    its result."""
+    shown: list[str] = []
+    status = None
+    for step in steps:
+        if step.result.name != "ok":
+            shown.append(f"[{step.command}: {step.result.name}]")
+        elif step.status == status:
+            shown.append(f"({step.command})")
+        elif step.status:
+            shown.append(step.status)
+        status = step.status
+    return " -> ".join(shown)
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -154,7 +166,7 @@ def _bench(args: argparse.Namespace) -> int:
     )
     print(
         f"  same writes  {report.same_writes_rows_per_s:>9.0f} appends/s, median, the store's own"
-        f" statements replayed ({report.statements_per_append} rows per append)"
+        f" statements replayed ({report.rows_per_append} rows per append)"
     )
     print(f"  ratio {report.ratio:.3f} vs raw, {report.ratio_same_writes:.3f} vs same writes")
     return EXIT_OK

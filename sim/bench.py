@@ -64,7 +64,7 @@ class BenchReport(msgspec.Struct, kw_only=True):
     raw_runs: list[float]
     same_writes_runs: list[float]
     mean_batch: float
-    statements_per_append: float
+    rows_per_append: float
 
 
 async def _lifecycles(transfers: int, seed: int) -> list[tuple[ev.TransferEvent, ...]]:
@@ -271,7 +271,7 @@ async def bench_store(
     store_median = statistics.median(store_rates)
     raw_median = statistics.median(raw_rates)
     same_median = statistics.median(same_rates)
-    statements = sum(len(r) for t in recorded for _, r in t)
+    written_rows = sum(len(r) for t in recorded for _, r in t)
     return BenchReport(
         appends=len(rows),
         concurrency=concurrency,
@@ -286,5 +286,5 @@ async def bench_store(
         raw_runs=[round(r, 1) for r in raw_rates],
         same_writes_runs=[round(r, 1) for r in same_rates],
         mean_batch=round(statistics.median(batches), 1),
-        statements_per_append=round(statements / len(rows), 2),
+        rows_per_append=round(written_rows / len(rows), 2),
     )

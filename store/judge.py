@@ -57,8 +57,7 @@ class Pending(msgspec.Struct):
 class Plan:
     """A judged batch: its outcomes, and the statements that make the accepted ones durable."""
 
-    def __init__(self, number: int, batch: list[Pending]) -> None:
-        self.number = number
+    def __init__(self, batch: list[Pending]) -> None:
         self.batch = batch
         self.outcomes: list[Outcome | BaseException] = []
         self.journal_rows: list[tuple[Any, ...]] = []
@@ -165,10 +164,7 @@ def _judge_one(
                 if isinstance(event, ev.EvidenceRecorded)
                 else None
             )
-            after = states.get((append.stream_id, version))
-            plan.projection.add(rec, after=after, raw=raw)
-            if after is not None:
-                view.states[append.stream_id] = after
+            plan.projection.add(rec, after=states.get((append.stream_id, version)), raw=raw)
             head_seq, head_hash = seq, digest
     view.head = (head_seq, head_hash)
     view.versions.update(versions)

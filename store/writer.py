@@ -56,7 +56,6 @@ class Writer:
         self._queue: asyncio.Queue[Any] = asyncio.Queue(limits.write_queue_depth_max)
         self._accepting = True
         self._states = StateCache()
-        self._plans = 0
         # Figures for the benchmark and metrics: batches committed and requests in them.
         self.batches = 0
         self.batched_requests = 0
@@ -106,8 +105,7 @@ class Writer:
     async def _commit(self, batch: list[Pending]) -> None:
         if not batch:
             return
-        self._plans += 1
-        plan = Plan(self._plans, batch)
+        plan = Plan(batch)
         try:
             await self._ex.execute("BEGIN IMMEDIATE")
             view = await View.load(self._ex, [p.request for p in batch], self._states)

@@ -19,6 +19,7 @@ from store.store import Store
 
 settings.register_profile(
     "default",
+    max_examples=250,
     deadline=None,
     print_blob=True,
     suppress_health_check=[HealthCheck.too_slow],

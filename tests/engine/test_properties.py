@@ -14,7 +14,7 @@ would), and posts accepted entries to an in-memory ledger. After every step:
 from __future__ import annotations
 
 import hypothesis
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from engine import commands as c
@@ -149,7 +149,6 @@ class Books:
             self.by_transfer.setdefault(transfer_id, []).extend(entries)
 
 
-@settings(max_examples=300)
 @given(
     st.data(),
     st.lists(

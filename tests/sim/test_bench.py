@@ -19,4 +19,4 @@ async def test_a_small_run_reports_every_figure(kind: ExecutorKind) -> None:
     assert report.same_writes_rows_per_s > 0
     assert abs(report.ratio - report.store_rows_per_s / report.raw_rows_per_s) < 0.01
     assert 1 <= report.mean_batch <= 8
-    assert report.statements_per_append > 1
+    assert report.rows_per_append > 1
