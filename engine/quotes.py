@@ -98,3 +98,44 @@ def check_quote(
     ):
         return Result.quote_mismatch
     return Result.ok
+
+
+def priced_quote(
+    *,
+    quote_id: str,
+    provider: str,
+    source_currency: str,
+    target_currency: str,
+    amount: int,
+    fee: int,
+    rate: str,
+    payout_address: str | None,
+    issued_at: int,
+    ttl_us: int,
+) -> Quote | Result:
+    """A quote built by the pricing rule from a provider's rate and fee, as a provider adapter
+    (or the simulator) makes one."""
+    source, target = money.asset(source_currency), money.asset(target_currency)
+    parsed = money.parse_rate(rate)
+    if source is None or target is None:
+        return Result.currency_unknown
+    if isinstance(parsed, Result):
+        return parsed
+    priced = price(source=source, target=target, amount=amount, fee=fee, rate=parsed)
+    if isinstance(priced, Result):
+        return priced
+    return Quote(
+        quote_id=quote_id,
+        provider=provider,
+        source_currency=source.code,
+        target_currency=target.code,
+        source_amount=amount,
+        fee=fee,
+        rate=money.format_rate(parsed),
+        target_amount=priced.target_amount,
+        rail_currency=priced.rail_currency,
+        rail_amount=priced.rail_amount,
+        payout_address=payout_address,
+        issued_at=issued_at,
+        expires_at=issued_at + ttl_us,
+    )

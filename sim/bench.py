@@ -33,13 +33,12 @@ import msgspec
 
 from engine import commands as c
 from engine import events as ev
-from engine import funding, ledger
+from engine import ledger
 from engine.destinations import WalletDestination
 from engine.hashing import request_hash
-from engine.results import Result
 from engine.states import Status
 from sim.clock import ManualClock, SeededIds
-from sim.scripted import ScriptedWorld
+from sim.scripted import ScriptedWorld, deposit
 from store.bench import RawReference, Replay
 from store.executor import Executor, ExecutorKind, ForwardingExecutor, Params, Statements
 from store.records import Append, Committed, Outcome, WriteRequest
@@ -96,20 +95,9 @@ async def _lifecycles(transfers: int, seed: int) -> list[tuple[ev.TransferEvent,
 
 
 def _funding(clock: ManualClock) -> WriteRequest:
-    deposit = funding.decide_deposit(
-        c.CreditDeposit(
-            deposit_id="dp_" + "0" * 26,
-            client_id=CLIENT,
-            currency="USD",
-            amount="100000000.00",
-            bank="bank-sim",
-            bank_reference="BENCH",
-        ),
-        clock.now_us(),
-    )
-    assert not isinstance(deposit, Result)
+    credit = deposit("dp_" + "0" * 26, CLIENT, "100000000.00", clock.now_us())
     return WriteRequest(
-        appends=(Append(stream_id=deposit.deposit_id, expected_version=0, events=(deposit,)),)
+        appends=(Append(stream_id=credit.deposit_id, expected_version=0, events=(credit,)),)
     )
 
 

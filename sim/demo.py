@@ -14,13 +14,12 @@ from pathlib import Path
 import msgspec
 
 from engine import commands as c
-from engine import funding, money
+from engine import money
 from engine.destinations import BankDestination, WalletDestination
 from engine.hashing import request_hash
-from engine.results import Result
 from engine.transfer import TransferState
 from sim.clock import ManualClock, SeededIds
-from sim.scripted import ScriptedWorld, Step
+from sim.scripted import ScriptedWorld, Step, deposit
 from store.executor import ExecutorKind
 from store.records import Committed
 from store.store import Store
@@ -54,19 +53,8 @@ async def run_demo(data_dir: Path, *, seed: int = 7, fresh: bool = False) -> Dem
         data_dir, clock=clock, executor=ExecutorKind.INLINE, migrate=True
     ) as store:
         world = ScriptedWorld(store.append, clock, ids)
-        deposit = funding.decide_deposit(
-            c.CreditDeposit(
-                deposit_id=ids.new("dp"),
-                client_id=CLIENT,
-                currency="USD",
-                amount="25000.00",
-                bank="bank-sim",
-                bank_reference="DEP-0001",
-            ),
-            clock.now_us(),
-        )
-        assert not isinstance(deposit, Result)
-        assert isinstance(await store.append(deposit.deposit_id, 0, [deposit]), Committed)
+        credit = deposit(ids.new("dp"), CLIENT, "25000.00", clock.now_us())
+        assert isinstance(await store.append(credit.deposit_id, 0, [credit]), Committed)
 
         plan = [
             ("wallet payout USD->USDC", "USD", "USDC", "1500.00", _wallet(), False),

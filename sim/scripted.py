@@ -19,6 +19,7 @@ from engine import effects as fx
 from engine import events as ev
 from engine import limits, money, quotes
 from engine.chain import SignedTx
+from engine.funding import decide_deposit
 from engine.results import Result
 from engine.transfer import TransferState, decide, evolve_all
 from sim.clock import ManualClock, SeededIds
@@ -56,31 +57,22 @@ class ScriptedWorld:
         self._nonce = 0
 
     def quote(self, source: str, target: str, amount: int) -> quotes.Quote:
-        provider, rate_text, fee_bps = PRICES[(source, target)]
-        src, tgt = money.ASSETS[source], money.ASSETS[target]
-        rate = money.parse_rate(rate_text)
-        assert isinstance(rate, money.Rate)
-        fee = amount * fee_bps // 10_000
-        priced = quotes.price(source=src, target=tgt, amount=amount, fee=fee, rate=rate)
-        assert isinstance(priced, quotes.Price), priced
-        now = self.clock.now_us()
-        return quotes.Quote(
+        provider, rate, fee_bps = PRICES[(source, target)]
+        fiat = money.ASSETS[target].kind is money.AssetKind.FIAT
+        quote = quotes.priced_quote(
             quote_id=self.ids.new("qt"),
             provider=provider,
             source_currency=source,
             target_currency=target,
-            source_amount=amount,
-            fee=fee,
-            rate=rate_text,
-            target_amount=priced.target_amount,
-            rail_currency=priced.rail_currency,
-            rail_amount=priced.rail_amount,
-            payout_address=OFFRAMP_ADDRESS
-            if money.ASSETS[target].kind is money.AssetKind.FIAT
-            else None,
-            issued_at=now,
-            expires_at=now + QUOTE_TTL_US,
+            amount=amount,
+            fee=amount * fee_bps // 10_000,
+            rate=rate,
+            payout_address=OFFRAMP_ADDRESS if fiat else None,
+            issued_at=self.clock.now_us(),
+            ttl_us=QUOTE_TTL_US,
         )
+        assert isinstance(quote, quotes.Quote), quote
+        return quote
 
     def sign(self, effect: fx.SignTransaction) -> SignedTx:
         nonce = self._nonce if effect.nonce is None else effect.nonce
@@ -162,6 +154,25 @@ class ScriptedWorld:
                 if reply is not None:
                     queue.append(reply)
         return state, steps
+
+
+def deposit(
+    deposit_id: str, client_id: str, amount: str, now: int, *, currency: str = "USD", n: int = 1
+) -> ev.DepositCredited:
+    """A simulated bank's credit to a client, as the engine records it."""
+    credited = decide_deposit(
+        c.CreditDeposit(
+            deposit_id=deposit_id,
+            client_id=client_id,
+            currency=currency,
+            amount=amount,
+            bank="bank-sim",
+            bank_reference=f"DEP-{n:04d}",
+        ),
+        now,
+    )
+    assert isinstance(credited, ev.DepositCredited), credited
+    return credited
 
 
 def _status(state: TransferState | None) -> str | None:

@@ -18,6 +18,7 @@ from engine.ids import format_id
 from engine.results import Result
 from engine.states import Route, Status
 from engine.transfer import Decision, TransferState, decide, evolve_all
+from sim.scripted import deposit
 
 T0 = 1_795_564_800_000_000  # 2026-11-25T00:00:00Z
 WALLET_ADDRESS = "0x" + "b0" * 20
@@ -79,36 +80,21 @@ def make_quote(
     rate: str | None = None,
     ttl_us: int = 30_000_000,
 ) -> quotes.Quote:
-    rate_text = rate or (
-        "1.00000000" if money.ASSETS[target].kind is money.AssetKind.STABLECOIN else "17.25000000"
-    )
-    parsed = money.parse_rate(rate_text)
-    assert isinstance(parsed, money.Rate)
-    fee = amount * fee_bps // 10_000
-    priced = quotes.price(
-        source=money.ASSETS[source],
-        target=money.ASSETS[target],
-        amount=amount,
-        fee=fee,
-        rate=parsed,
-    )
-    assert isinstance(priced, quotes.Price), priced
     fiat = money.ASSETS[target].kind is money.AssetKind.FIAT
-    return quotes.Quote(
+    quote = quotes.priced_quote(
         quote_id=format_id("qt", 2_000 + n, n.to_bytes(10, "big")),
         provider="bitso-sim" if fiat else "circle-sim",
         source_currency=source,
         target_currency=target,
-        source_amount=amount,
-        fee=fee,
-        rate=rate_text,
-        target_amount=priced.target_amount,
-        rail_currency=priced.rail_currency,
-        rail_amount=priced.rail_amount,
+        amount=amount,
+        fee=amount * fee_bps // 10_000,
+        rate=rate or ("17.25000000" if fiat else "1.00000000"),
         payout_address=PROVIDER_ADDRESS if fiat else None,
         issued_at=now,
-        expires_at=now + ttl_us,
+        ttl_us=ttl_us,
     )
+    assert isinstance(quote, quotes.Quote), quote
+    return quote
 
 
 def quote_for(state: TransferState, now: int, n: int = 1, **kw: object) -> quotes.Quote:
@@ -225,18 +211,5 @@ STATUSES_BY_ROUTE = {
 def deposit_event(
     client: str = "acme", amount: str = "1000.00", n: int = 1, currency: str = "USD"
 ) -> ev.DepositCredited:
-    from engine.funding import decide_deposit
-
-    made = decide_deposit(
-        c.CreditDeposit(
-            deposit_id=format_id("dp", 3_000 + n, n.to_bytes(10, "big")),
-            client_id=client,
-            currency=currency,
-            amount=amount,
-            bank="bank-sim",
-            bank_reference=f"DEP-{n}",
-        ),
-        T0,
-    )
-    assert isinstance(made, ev.DepositCredited), made
-    return made
+    deposit_id = format_id("dp", 3_000 + n, n.to_bytes(10, "big"))
+    return deposit(deposit_id, client, amount, T0, currency=currency, n=n)
