@@ -191,6 +191,8 @@ def _check_shape(request: WriteRequest) -> None:
             )
         if append.expected_version < 0:
             raise InvariantViolation(f"{append.stream_id}: negative expected version")
+        if len({ev.is_transfer_event(e) for e in append.events}) > 1:
+            raise InvariantViolation(f"{append.stream_id}: transfer and other events mixed")
         for event in append.events:
             owner = _stream_of(event)
             if owner is not None and owner != append.stream_id:
@@ -271,8 +273,6 @@ def _evolve_transfers(
                 f" {append.expected_version}"
             )
         for offset, event in enumerate(append.events, start=1):
-            if not ev.is_transfer_event(event):
-                raise InvariantViolation(f"{append.stream_id}: mixed event kinds")
             try:
                 state = evolve(state, event)
             except AssertionError as e:

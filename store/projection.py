@@ -21,7 +21,6 @@ from engine.states import Status
 from engine.timefmt import rfc3339_us
 from engine.timers import timers_for
 from engine.transfer import TransferState, approval_state
-from store.executor import Executor
 from store.records import Recorded
 
 _json = msgspec.json.Encoder()
@@ -272,6 +271,7 @@ class Projection:
         for state in changed:
             old, new = changing_values(self._before[state.transfer_id]), changing_values(state)
             columns = tuple(i for i, (a, b) in enumerate(zip(old, new, strict=True)) if a != b)
+            assert columns, "every event changes the version"
             row = (*(new[i] for i in columns), state.transfer_id)
             updates.setdefault(columns, []).append(row)
         for columns, rows in updates.items():
@@ -291,11 +291,6 @@ class Projection:
         add(_INSERT_OUTBOX, self.outbox_rows)
         add(_INSERT_EVIDENCE, self.evidence_rows)
         return found
-
-
-async def run_statements(ex: Executor, statements: Statements) -> None:
-    for sql, rows in statements:
-        await ex.executemany(sql, rows)
 
 
 def _quote_row(

@@ -33,7 +33,7 @@ from engine.transfer import TransferState, evolve, held_for
 from store import journal, queries, schema
 from store.errors import StoreOpenError
 from store.executor import Executor, ExecutorKind, connect
-from store.projection import Projection, run_statements
+from store.projection import Projection
 from store.states import StateCache
 
 PROJECTION_TABLES = (
@@ -311,7 +311,7 @@ async def rebuild(source: Executor, target: Executor) -> str:
         await target.execute("BEGIN IMMEDIATE")
         try:
             await target.executemany(journal.INSERT_SQL, rows)
-            await run_statements(target, projection.statements())
+            await target.run_all(projection.statements())
         except sqlite3.IntegrityError as e:
             await target.execute("ROLLBACK")
             return f"journal seq {rows[0][0]}..{rows[-1][0]}: rebuilt rows break a constraint ({e})"

@@ -203,6 +203,21 @@ async def test_an_illegal_event_fails_only_its_own_append(store: Store) -> None:
     assert (await store.transfer(bad.s.transfer_id)) == bad.s
 
 
+async def test_malformed_appends_are_invariant_violations(store: Store) -> None:
+    w = walk_to("QUOTED")
+    deposit = deposit_event()
+    cases = [
+        (w.s.transfer_id, 0, [*w.events, deposit], "mixed"),
+        (deposit.deposit_id, 0, [w.events[0]], "for tr_"),
+        ("dp_" + "1" * 26, 0, [w.events[1]], "before TransferCreated"),
+        (w.s.transfer_id, -1, w.events, "negative expected version"),
+    ]
+    for stream, version, events, message in cases:
+        with pytest.raises(InvariantViolation, match=message):
+            await store.append(stream, version, events)
+    assert await store.head() == (0, journal.GENESIS_HASH)
+
+
 async def test_unbalanced_deposit_is_an_invariant_violation(store: Store) -> None:
     deposit = deposit_event()
     lopsided = ev.DepositCredited(
