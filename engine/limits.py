@@ -54,6 +54,10 @@ entries_per_event_max = 16
 # SQLite's default limit on host parameters is 32766; stay well inside it in IN (...) lists.
 sql_params_per_statement_max = 900
 
+# An appender waits at most this long for the writer's answer; past it the outcome is unknown
+# (the append may still commit) and the appender must reload its stream before deciding again.
+write_wait_s = 30
+
 # The writer keeps this many recently appended transfers' states, to evolve without re-reading.
 transfer_cache_max = 10_000
 

@@ -61,18 +61,28 @@ class Writer:
         self.batched_requests = 0
 
     async def submit(self, request: WriteRequest) -> Outcome:
-        if not self._accepting:
-            raise StoreUnavailable("the store is closing")
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        await self._queue.put(Pending(request, future))
-        return await future
+        return await self._wait(Pending(request, future), future)
 
     async def exclusive(self, work: Callable[[Executor], Awaitable[Any]]) -> Any:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        return await self._wait(_Exclusive(work, future), future)
+
+    async def _wait(self, item: object, future: asyncio.Future[Any]) -> Any:
+        """Queue `item` and wait for its answer, within a deadline. A request still queued when
+        the wait ends is never written (the writer skips cancelled ones); one already taken may
+        commit, so past the deadline the outcome is unknown."""
         if not self._accepting:
             raise StoreUnavailable("the store is closing")
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Exclusive(work, future))
-        return await future
+        try:
+            async with asyncio.timeout(limits.write_wait_s):
+                await self._queue.put(item)
+                return await future
+        except TimeoutError as e:
+            raise StoreUnavailable(
+                f"no answer from the writer within {limits.write_wait_s} s: the outcome is"
+                " unknown, reload the stream before deciding again"
+            ) from e
 
     async def stop(self) -> None:
         """Refuse new requests; the writer finishes what is queued, then returns."""
@@ -92,7 +102,7 @@ class Writer:
                     await self._commit(batch)
                     batch = []
                     await self._run_exclusive(item)
-                elif not item.future.cancelled():
+                elif not item.future.done():
                     batch.append(item)
                 if len(batch) >= limits.write_batch_max:
                     break
@@ -144,6 +154,8 @@ class Writer:
             await self._ex.execute("ROLLBACK")
 
     async def _run_exclusive(self, item: _Exclusive) -> None:
+        if item.future.done():
+            return  # its caller stopped waiting before it ran
         try:
             await self._ex.execute("BEGIN IMMEDIATE")
             result = await item.work(self._ex)

@@ -16,6 +16,7 @@ import anyio
 import pytest
 
 from engine import commands as c
+from engine import limits
 from engine.results import Result
 from engine.transfer import decide
 from sim.clock import ManualClock
@@ -189,3 +190,32 @@ async def test_two_writers_on_one_data_dir_never_overdraw(data_dir: Path) -> Non
         (usd,) = await a.client_balances("acme")
         assert (usd.available, usd.held) == (0, 3_000)
     assert (await verify(data_dir)).ok
+
+
+async def test_a_wait_past_its_deadline_is_unknown_not_silent(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An appender gets StoreUnavailable when the writer does not answer in time; a request the
+    writer had not taken yet is then never written."""
+    monkeypatch.setattr(limits, "write_wait_s", 0.2)
+    release = anyio.Event()
+
+    async def hold_the_writer(ex: Executor) -> None:
+        await release.wait()
+
+    async def hold() -> None:
+        # The maintenance work itself outlives its caller's deadline too.
+        with pytest.raises(StoreUnavailable, match="outcome is unknown"):
+            await store.writer.exclusive(hold_the_writer)
+
+    w = walk_to("CREATED")
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(hold)
+        await anyio.sleep(0.01)
+        try:
+            with pytest.raises(StoreUnavailable, match="outcome is unknown"):
+                await store.append(w.s.transfer_id, 0, w.events)
+        finally:
+            release.set()
+    assert await store.transfer(w.s.transfer_id) is None
+    assert isinstance(await store.append(w.s.transfer_id, 0, w.events), Committed)
