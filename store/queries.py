@@ -10,7 +10,6 @@ import msgspec
 
 from engine import events as ev
 from engine import ledger
-from engine.states import TERMINAL
 from engine.timefmt import rfc3339_us
 from engine.transfer import TransferState
 from store import journal, states
@@ -150,16 +149,3 @@ async def due_timers(ex: Executor, now_us: int, limit: int) -> list[DueTimer]:
         (rfc3339_us(now_us), limit),
     )
     return [DueTimer(transfer_id=t, kind=k, due_at=d) for t, k, d in rows]
-
-
-_TERMINAL_SQL = ", ".join(f"'{s.value}'" for s in sorted(TERMINAL))
-
-
-async def non_terminal_transfer_ids(ex: Executor, after: str, limit: int) -> list[str]:
-    """For recovery at start: every transfer not yet in a terminal status, in id order."""
-    rows = await ex.fetchall(
-        f"SELECT transaction_id FROM transactions WHERE status NOT IN ({_TERMINAL_SQL})"
-        " AND transaction_id > ? ORDER BY transaction_id LIMIT ?",
-        (after, limit),
-    )
-    return [r[0] for r in rows]

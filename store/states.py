@@ -88,6 +88,3 @@ class StateCache:
             self._states.move_to_end(state.transfer_id)
         while len(self._states) > self._capacity:
             self._states.popitem(last=False)
-
-    def forget(self) -> None:
-        self._states.clear()

@@ -19,110 +19,14 @@ from hypothesis import strategies as st
 
 from engine import commands as c
 from engine import events as ev
-from engine import invariants, ledger, limits
+from engine import invariants, ledger
 from engine.funding import decide_deposit
 from engine.ids import format_id
-from engine.results import FAILURE_CODES, Result
+from engine.results import Result
 from engine.states import TERMINAL, Route
 from engine.transfer import TransferState, decide, evolve_all, held_amount
-from tests.builders import T0, block_hash, create_command, quote_for, signed_tx
-
-COMMANDS = (
-    "quote",
-    "quote_bad",
-    "lock",
-    "submit",
-    "replace",
-    "confirm",
-    "confirm_few",
-    "reorg",
-    "revert",
-    "offramp",
-    "settle",
-    "returned",
-    "reconcile",
-    "cancel",
-    "fail",
-    "expire",
-    "approve",
-    "reject",
-)
-USERS = ("alice", "bob", "carol")
-# Each step either moves a transfer along its route (most of the time, so walks reach every
-# status), takes a side exit that can do something there, or sends any command at all.
-FORWARD = {
-    "CREATED": ("approve", "quote"),
-    "QUOTED": ("lock",),
-    "FUNDS_LOCKED": ("submit",),
-    "SENT_ON_CHAIN": ("confirm",),
-    "CONFIRMED": ("offramp", "settle", "reconcile"),
-    "FIAT_SETTLED": ("reconcile",),
-}
-SIDEWAYS = {
-    "CREATED": ("reject", "cancel", "fail", "expire"),
-    "QUOTED": ("quote", "cancel", "fail", "expire"),
-    "FUNDS_LOCKED": ("cancel", "fail"),
-    "SENT_ON_CHAIN": ("confirm_few", "replace", "revert"),
-    "CONFIRMED": ("reorg", "returned"),
-    "FIAT_SETTLED": ("reorg", "returned"),
-}
-
-
-def command_for(
-    kind: str, state: TransferState, now: int, draw: st.DataObject
-) -> c.TransferCommand:
-    salt = draw.draw(st.integers(0, 3))
-    hashes = [t.tx_hash for t in state.txs] or [block_hash(salt)]
-    some_hash = draw.draw(st.sampled_from([*hashes, block_hash(50 + salt)]))
-    match kind:
-        case "quote":
-            return c.QuoteTransfer(quote=quote_for(state, now, n=salt + 1))
-        case "quote_bad":
-            good = quote_for(state, now, n=salt + 1)
-            return c.QuoteTransfer(quote=type(good)(**{**_fields(good), "target_amount": 1}))
-        case "lock":
-            return c.LockFunds()
-        case "submit":
-            return c.SubmitOnChain(tx=signed_tx(state, salt=salt))
-        case "replace":
-            fee = draw.draw(st.integers(1, 10**12))
-            return c.ReplaceDroppedTx(tx=signed_tx(state, fee=fee, salt=salt))
-        case "confirm" | "confirm_few":
-            enough = kind == "confirm"
-            return c.ObserveConfirmation(
-                tx_hash=some_hash,
-                block_number=100 + salt,
-                block_hash=block_hash(100 + salt),
-                confirmations=limits.confirmations_required - (0 if enough else 1),
-            )
-        case "reorg":
-            return c.ObserveReorg(tx_hash=some_hash, block_hash=block_hash(1))
-        case "revert":
-            return c.ObserveRevert(tx_hash=some_hash, block_number=9)
-        case "offramp":
-            return c.InitiateOffRamp(provider_trade_id=f"trade-{salt}")
-        case "settle":
-            return c.MarkFiatSettled(bank_reference=f"SPEI-{salt}", amount=1 + salt)
-        case "returned":
-            return c.RecordFundsReturned(reference=f"RET-{salt}")
-        case "reconcile":
-            return c.Reconcile(evidence=(f"ev-{salt}",))
-        case "cancel":
-            return c.CancelTransfer(by=draw.draw(st.sampled_from(USERS)))
-        case "fail":
-            code = draw.draw(st.sampled_from(sorted(r.code for r in FAILURE_CODES)))
-            return c.FailTransfer(code=code)
-        case "expire":
-            return c.ExpireTransfer()
-        case "approve":
-            return c.ApproveTransfer(by=draw.draw(st.sampled_from(USERS)))
-        case "reject":
-            return c.RejectTransfer(by=draw.draw(st.sampled_from(USERS)))
-    raise AssertionError(kind)
-
-
-def _fields(struct: object) -> dict[str, object]:
-    return {f: getattr(struct, f) for f in struct.__struct_fields__}  # type: ignore[attr-defined]
+from tests.builders import T0, create_command
+from tests.random_commands import TIME_STEPS, DataChooser, next_command
 
 
 class Books:
@@ -156,7 +60,7 @@ class Books:
         min_size=1,
         max_size=4,
     ),
-    st.integers(0, 500),
+    st.integers(0, 2_000),
 )
 def test_random_command_sequences_keep_every_invariant(
     data: st.DataObject, specs: list[tuple[Route, int, int]], funds: int
@@ -185,19 +89,12 @@ def test_random_command_sequences_keep_every_invariant(
         assert decision.result is Result.ok
         states[n] = evolve_all(None, decision.events)
 
+    draw = DataChooser(data)
     for _ in range(data.draw(st.integers(1, 60), label="steps")):
-        now += data.draw(st.sampled_from([1_000] * 12 + [40_000_000, 25 * 3600 * 1_000_000]))
-        n = data.draw(st.sampled_from(sorted(states)), label="transfer")
+        now += draw.pick(TIME_STEPS)
+        n = draw.pick(sorted(states))
         state = states[n]
-        roll = data.draw(st.integers(0, 19), label="roll")
-        status = state.status.value
-        if status in FORWARD and roll < 15:
-            kind = data.draw(st.sampled_from(FORWARD[status]), label="command")
-        elif status in SIDEWAYS and roll < 19:
-            kind = data.draw(st.sampled_from(SIDEWAYS[status]), label="command")
-        else:
-            kind = data.draw(st.sampled_from(COMMANDS), label="command")
-        decision = decide(state, command_for(kind, state, now, data), now)
+        decision = decide(state, next_command(draw, state, now), now)
         if decision.result is not Result.ok:
             assert decision.events == () and decision.effects == ()
             continue
