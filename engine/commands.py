@@ -20,7 +20,7 @@ class _Command(msgspec.Struct, frozen=True, kw_only=True, tag_field="command"):
     pass
 
 
-class CreateTransfer(_Command, tag="CreateTransfer", kw_only=True):
+class CreateTransfer(_Command, tag="CreateTransfer", frozen=True, kw_only=True):
     transfer_id: str
     client_id: str
     initiator: str
@@ -38,75 +38,75 @@ class CreateTransfer(_Command, tag="CreateTransfer", kw_only=True):
     request_id: str | None = None
 
 
-class QuoteTransfer(_Command, tag="QuoteTransfer", kw_only=True):
+class QuoteTransfer(_Command, tag="QuoteTransfer", frozen=True, kw_only=True):
     quote: Quote
 
 
-class LockFunds(_Command, tag="LockFunds", kw_only=True):
+class LockFunds(_Command, tag="LockFunds", frozen=True, kw_only=True):
     pass
 
 
-class SubmitOnChain(_Command, tag="SubmitOnChain", kw_only=True):
+class SubmitOnChain(_Command, tag="SubmitOnChain", frozen=True, kw_only=True):
     tx: SignedTx
 
 
-class ReplaceDroppedTx(_Command, tag="ReplaceDroppedTx", kw_only=True):
+class ReplaceDroppedTx(_Command, tag="ReplaceDroppedTx", frozen=True, kw_only=True):
     tx: SignedTx
 
 
-class ObserveConfirmation(_Command, tag="ObserveConfirmation", kw_only=True):
+class ObserveConfirmation(_Command, tag="ObserveConfirmation", frozen=True, kw_only=True):
     tx_hash: str
     block_number: int
     block_hash: str
     confirmations: int
 
 
-class ObserveReorg(_Command, tag="ObserveReorg", kw_only=True):
+class ObserveReorg(_Command, tag="ObserveReorg", frozen=True, kw_only=True):
     tx_hash: str
     block_hash: str
 
 
-class ObserveRevert(_Command, tag="ObserveRevert", kw_only=True):
+class ObserveRevert(_Command, tag="ObserveRevert", frozen=True, kw_only=True):
     tx_hash: str
     block_number: int
 
 
-class InitiateOffRamp(_Command, tag="InitiateOffRamp", kw_only=True):
+class InitiateOffRamp(_Command, tag="InitiateOffRamp", frozen=True, kw_only=True):
     provider_trade_id: str
 
 
-class MarkFiatSettled(_Command, tag="MarkFiatSettled", kw_only=True):
+class MarkFiatSettled(_Command, tag="MarkFiatSettled", frozen=True, kw_only=True):
     bank_reference: str
     amount: int
 
 
-class RecordFundsReturned(_Command, tag="RecordFundsReturned", kw_only=True):
+class RecordFundsReturned(_Command, tag="RecordFundsReturned", frozen=True, kw_only=True):
     reference: str
 
 
-class Reconcile(_Command, tag="Reconcile", kw_only=True):
+class Reconcile(_Command, tag="Reconcile", frozen=True, kw_only=True):
     evidence: tuple[str, ...]
 
 
-class CancelTransfer(_Command, tag="CancelTransfer", kw_only=True):
+class CancelTransfer(_Command, tag="CancelTransfer", frozen=True, kw_only=True):
     by: str
     reason: str = ""
 
 
-class FailTransfer(_Command, tag="FailTransfer", kw_only=True):
+class FailTransfer(_Command, tag="FailTransfer", frozen=True, kw_only=True):
     code: str
     message: str = ""
 
 
-class ExpireTransfer(_Command, tag="ExpireTransfer", kw_only=True):
+class ExpireTransfer(_Command, tag="ExpireTransfer", frozen=True, kw_only=True):
     pass
 
 
-class ApproveTransfer(_Command, tag="ApproveTransfer", kw_only=True):
+class ApproveTransfer(_Command, tag="ApproveTransfer", frozen=True, kw_only=True):
     by: str
 
 
-class RejectTransfer(_Command, tag="RejectTransfer", kw_only=True):
+class RejectTransfer(_Command, tag="RejectTransfer", frozen=True, kw_only=True):
     by: str
     reason: str = ""
 
@@ -132,7 +132,7 @@ TransferCommand = (
 )
 
 
-class CreditDeposit(_Command, tag="CreditDeposit", kw_only=True):
+class CreditDeposit(_Command, tag="CreditDeposit", frozen=True, kw_only=True):
     """A bank credit to a client's account (from a statement, a bank webhook or the simulator)."""
 
     deposit_id: str
@@ -143,10 +143,7 @@ class CreditDeposit(_Command, tag="CreditDeposit", kw_only=True):
     bank_reference: str
 
 
-COMMAND_TYPES: frozenset[str] = frozenset(
-    t.__struct_config__.tag
-    for t in TransferCommand.__args__  # type: ignore[attr-defined]
-)
+COMMAND_TYPES: frozenset[str] = frozenset(t.__struct_config__.tag for t in TransferCommand.__args__)
 
 
 def command_type(command: _Command) -> str:

@@ -17,16 +17,16 @@ class _Effect(msgspec.Struct, frozen=True, kw_only=True, tag_field="effect"):
     transfer_id: str
 
 
-class RequestQuote(_Effect, tag="RequestQuote", kw_only=True):
+class RequestQuote(_Effect, tag="RequestQuote", frozen=True, kw_only=True):
     # A client-chosen quote to fetch and apply instead of asking for a fresh one.
     quote_id: str | None = None
 
 
-class ReserveFunds(_Effect, tag="ReserveFunds", kw_only=True):
+class ReserveFunds(_Effect, tag="ReserveFunds", frozen=True, kw_only=True):
     """Send LockFunds to the transfer: the hold is a conditional posting decided in the store."""
 
 
-class SignTransaction(_Effect, tag="SignTransaction", kw_only=True):
+class SignTransaction(_Effect, tag="SignTransaction", frozen=True, kw_only=True):
     chain: str
     to_address: str
     currency: str
@@ -36,26 +36,26 @@ class SignTransaction(_Effect, tag="SignTransaction", kw_only=True):
     min_max_fee_per_gas: int | None = None
 
 
-class BroadcastTransaction(_Effect, tag="BroadcastTransaction", kw_only=True):
+class BroadcastTransaction(_Effect, tag="BroadcastTransaction", frozen=True, kw_only=True):
     tx_hash: str
     raw: str
 
 
-class WatchTransaction(_Effect, tag="WatchTransaction", kw_only=True):
+class WatchTransaction(_Effect, tag="WatchTransaction", frozen=True, kw_only=True):
     tx_hashes: tuple[str, ...]
 
 
-class StartOffRamp(_Effect, tag="StartOffRamp", kw_only=True):
+class StartOffRamp(_Effect, tag="StartOffRamp", frozen=True, kw_only=True):
     provider: str
     quote_id: str
 
 
-class WatchSettlement(_Effect, tag="WatchSettlement", kw_only=True):
+class WatchSettlement(_Effect, tag="WatchSettlement", frozen=True, kw_only=True):
     provider: str
     provider_trade_id: str
 
 
-class RequestReconciliation(_Effect, tag="RequestReconciliation", kw_only=True):
+class RequestReconciliation(_Effect, tag="RequestReconciliation", frozen=True, kw_only=True):
     pass
 
 

@@ -8,6 +8,8 @@ engine.ledger when the event was decided, so the journal says exactly what was p
 
 from __future__ import annotations
 
+from typing import TypeGuard, cast
+
 import msgspec
 
 from engine.chain import SignedTx
@@ -24,7 +26,7 @@ class _Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
 # --- Transfer stream (tr_...) -------------------------------------------------------------------
 
 
-class TransferCreated(_Event, tag="TransferCreated", kw_only=True):
+class TransferCreated(_Event, tag="TransferCreated", frozen=True, kw_only=True):
     transfer_id: str
     client_id: str
     initiator: str
@@ -42,33 +44,33 @@ class TransferCreated(_Event, tag="TransferCreated", kw_only=True):
     request_id: str | None = None
 
 
-class ApprovalGranted(_Event, tag="ApprovalGranted", kw_only=True):
+class ApprovalGranted(_Event, tag="ApprovalGranted", frozen=True, kw_only=True):
     by: str
 
 
-class ApprovalRejected(_Event, tag="ApprovalRejected", kw_only=True):
+class ApprovalRejected(_Event, tag="ApprovalRejected", frozen=True, kw_only=True):
     by: str
     reason: str
 
 
-class QuoteCaptured(_Event, tag="QuoteCaptured", kw_only=True):
+class QuoteCaptured(_Event, tag="QuoteCaptured", frozen=True, kw_only=True):
     quote: Quote
 
 
-class FundsLocked(_Event, tag="FundsLocked", kw_only=True):
+class FundsLocked(_Event, tag="FundsLocked", frozen=True, kw_only=True):
     entries: Entries
 
 
-class OnChainSubmitted(_Event, tag="OnChainSubmitted", kw_only=True):
+class OnChainSubmitted(_Event, tag="OnChainSubmitted", frozen=True, kw_only=True):
     tx: SignedTx
 
 
-class OnChainReplaced(_Event, tag="OnChainReplaced", kw_only=True):
+class OnChainReplaced(_Event, tag="OnChainReplaced", frozen=True, kw_only=True):
     tx: SignedTx
     replaces: str
 
 
-class OnChainConfirmed(_Event, tag="OnChainConfirmed", kw_only=True):
+class OnChainConfirmed(_Event, tag="OnChainConfirmed", frozen=True, kw_only=True):
     tx_hash: str
     block_number: int
     block_hash: str
@@ -76,51 +78,51 @@ class OnChainConfirmed(_Event, tag="OnChainConfirmed", kw_only=True):
     entries: Entries
 
 
-class ChainReorged(_Event, tag="ChainReorged", kw_only=True):
+class ChainReorged(_Event, tag="ChainReorged", frozen=True, kw_only=True):
     tx_hash: str
     block_hash: str
     entries: Entries
 
 
-class OnChainReverted(_Event, tag="OnChainReverted", kw_only=True):
+class OnChainReverted(_Event, tag="OnChainReverted", frozen=True, kw_only=True):
     tx_hash: str
     block_number: int
     entries: Entries
 
 
-class OffRampInitiated(_Event, tag="OffRampInitiated", kw_only=True):
+class OffRampInitiated(_Event, tag="OffRampInitiated", frozen=True, kw_only=True):
     provider: str
     provider_trade_id: str
 
 
-class FiatSettled(_Event, tag="FiatSettled", kw_only=True):
+class FiatSettled(_Event, tag="FiatSettled", frozen=True, kw_only=True):
     bank_reference: str
     amount: int
     entries: Entries
 
 
-class FundsReturned(_Event, tag="FundsReturned", kw_only=True):
+class FundsReturned(_Event, tag="FundsReturned", frozen=True, kw_only=True):
     reference: str
     entries: Entries
 
 
-class Reconciled(_Event, tag="Reconciled", kw_only=True):
+class Reconciled(_Event, tag="Reconciled", frozen=True, kw_only=True):
     evidence: tuple[str, ...]
 
 
-class TransferCancelled(_Event, tag="TransferCancelled", kw_only=True):
+class TransferCancelled(_Event, tag="TransferCancelled", frozen=True, kw_only=True):
     by: str
     reason: str
     entries: Entries = ()
 
 
-class TransferFailed(_Event, tag="TransferFailed", kw_only=True):
+class TransferFailed(_Event, tag="TransferFailed", frozen=True, kw_only=True):
     code: str
     message: str
     entries: Entries = ()
 
 
-class TransferExpired(_Event, tag="TransferExpired", kw_only=True):
+class TransferExpired(_Event, tag="TransferExpired", frozen=True, kw_only=True):
     code: str
     entries: Entries = ()
 
@@ -148,7 +150,7 @@ TransferEvent = (
 # --- Deposit stream (dp_...) --------------------------------------------------------------------
 
 
-class DepositCredited(_Event, tag="DepositCredited", kw_only=True):
+class DepositCredited(_Event, tag="DepositCredited", frozen=True, kw_only=True):
     deposit_id: str
     client_id: str
     currency: str
@@ -161,7 +163,7 @@ class DepositCredited(_Event, tag="DepositCredited", kw_only=True):
 # --- Quote stream (qt_...) ----------------------------------------------------------------------
 
 
-class QuoteIssued(_Event, tag="QuoteIssued", kw_only=True):
+class QuoteIssued(_Event, tag="QuoteIssued", frozen=True, kw_only=True):
     client_id: str
     quote: Quote
 
@@ -169,7 +171,7 @@ class QuoteIssued(_Event, tag="QuoteIssued", kw_only=True):
 # --- Evidence stream (ex_...): what an external system told us, anchored in the journal ----------
 
 
-class EvidenceRecorded(_Event, tag="EvidenceRecorded", kw_only=True):
+class EvidenceRecorded(_Event, tag="EvidenceRecorded", frozen=True, kw_only=True):
     evidence_id: str
     provider: str
     event_type: str
@@ -183,8 +185,8 @@ class EvidenceRecorded(_Event, tag="EvidenceRecorded", kw_only=True):
 
 Event = TransferEvent | DepositCredited | QuoteIssued | EvidenceRecorded
 
-_TAGS: dict[type, str] = {t: t.__struct_config__.tag for t in Event.__args__}  # type: ignore[attr-defined]
-_TRANSFER_CLASSES = frozenset(TransferEvent.__args__)  # type: ignore[attr-defined]
+_TAGS: dict[type, str] = {t: t.__struct_config__.tag for t in Event.__args__}
+_TRANSFER_CLASSES = frozenset(TransferEvent.__args__)
 TRANSFER_EVENT_TYPES: frozenset[str] = frozenset(_TAGS[t] for t in _TRANSFER_CLASSES)
 EVENT_TYPES: frozenset[str] = frozenset(_TAGS.values())
 
@@ -196,7 +198,7 @@ def event_type(event: Event) -> str:
     return _TAGS[type(event)]
 
 
-def is_transfer_event(event: Event) -> bool:
+def is_transfer_event(event: Event) -> TypeGuard[TransferEvent]:
     """Whether `event` belongs to a transfer's stream (a dict lookup: isinstance against the
     17-member union walks it)."""
     return type(event) in _TRANSFER_CLASSES
@@ -207,7 +209,7 @@ def encode(event: Event) -> bytes:
 
 
 def decode(payload: bytes | str) -> Event:
-    return _decoder.decode(payload)
+    return cast(Event, _decoder.decode(payload))
 
 
 def entries_of(event: Event) -> Entries:

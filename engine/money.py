@@ -15,6 +15,9 @@ import msgspec
 from engine import limits
 from engine.results import Result
 
+# Powers of ten as ints (an int ** int is typed as possibly float).
+POW10: tuple[int, ...] = tuple(10**n for n in range(40))
+
 
 class AssetKind(enum.StrEnum):
     FIAT = "fiat"
@@ -54,7 +57,7 @@ def rail_asset(source: Asset) -> Asset | None:
 
 
 def units_max_minor(a: Asset) -> int:
-    return limits.amount_units_max * 10**a.scale
+    return limits.amount_units_max * POW10[a.scale]
 
 
 # Digits, an optional fraction; no sign, no exponent, no spaces, no leading zeros ("0.5" is fine).
@@ -79,7 +82,7 @@ def parse_amount(text: str, a: Asset) -> int | Result:
     whole, fraction = match.group(1), match.group(2) or ""
     if len(fraction) > a.scale:
         return Result.amount_scale_exceeded
-    minor = int(whole) * 10**a.scale + int(fraction.ljust(a.scale, "0") or "0")
+    minor = int(whole) * POW10[a.scale] + int(fraction.ljust(a.scale, "0") or "0")
     if minor > units_max_minor(a):
         return Result.amount_exceeds_maximum
     return minor
@@ -90,7 +93,7 @@ def format_amount(minor: int, a: Asset) -> str:
     (balances in reports may be negative; client-facing amounts never are)."""
     assert isinstance(minor, int)
     sign = "-" if minor < 0 else ""
-    whole, fraction = divmod(abs(minor), 10**a.scale)
+    whole, fraction = divmod(abs(minor), POW10[a.scale])
     if a.scale == 0:
         return f"{sign}{whole}"
     return f"{sign}{whole}.{fraction:0{a.scale}d}"
@@ -102,7 +105,7 @@ class Rate(msgspec.Struct, frozen=True):
     units: int
 
 
-RATE_ONE = Rate(10**limits.rate_decimals)
+RATE_ONE = Rate(POW10[limits.rate_decimals])
 _RATE = re.compile(r"(0|[1-9][0-9]*)(?:\.([0-9]+))?")
 
 
@@ -115,7 +118,7 @@ def parse_rate(text: str) -> Rate | Result:
     whole, fraction = match.group(1), match.group(2) or ""
     if len(fraction) > limits.rate_decimals:
         return Result.rate_malformed
-    units = int(whole) * 10**limits.rate_decimals + int(
+    units = int(whole) * POW10[limits.rate_decimals] + int(
         fraction.ljust(limits.rate_decimals, "0") or "0"
     )
     if units <= 0 or units > limits.rate_units_max:
@@ -124,7 +127,7 @@ def parse_rate(text: str) -> Rate | Result:
 
 
 def format_rate(rate: Rate) -> str:
-    whole, fraction = divmod(rate.units, 10**limits.rate_decimals)
+    whole, fraction = divmod(rate.units, POW10[limits.rate_decimals])
     return f"{whole}.{fraction:0{limits.rate_decimals}d}"
 
 
@@ -135,8 +138,8 @@ def convert_down(minor: int, source: Asset, target: Asset, rate: Rate) -> int:
     platform never promises more than the rate covers.
     """
     assert minor >= 0
-    numerator = minor * rate.units * 10**target.scale
-    denominator = 10**source.scale * 10**limits.rate_decimals
+    numerator = minor * rate.units * POW10[target.scale]
+    denominator = POW10[source.scale] * POW10[limits.rate_decimals]
     return numerator // denominator
 
 
@@ -144,8 +147,8 @@ def convert_exact(minor: int, source: Asset, target: Asset) -> int | None:
     """Re-express an amount at another scale at par (USD cents -> USDC micro-units), or None when
     that would lose precision (1 micro-USDC has no USD cent equivalent)."""
     if target.scale >= source.scale:
-        return minor * 10 ** (target.scale - source.scale)
-    factor = 10 ** (source.scale - target.scale)
+        return minor * POW10[target.scale - source.scale]
+    factor = POW10[source.scale - target.scale]
     if minor % factor:
         return None
     return minor // factor

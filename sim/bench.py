@@ -199,7 +199,7 @@ def _timed(run: Callable[[], None], rows: int) -> float:
 
 
 def _journal_rows(lifecycles: list[tuple[ev.TransferEvent, ...]]) -> list[tuple[object, ...]]:
-    rows = []
+    rows: list[tuple[object, ...]] = []
     for events in lifecycles:
         stream = events[0].transfer_id  # type: ignore[union-attr]
         for version, event in enumerate(events, start=1):

@@ -15,7 +15,7 @@ import msgspec
 
 from engine import commands as c
 from engine import money
-from engine.destinations import BankDestination, WalletDestination
+from engine.destinations import BankDestination, Destination, WalletDestination
 from engine.hashing import request_hash
 from engine.transfer import TransferState
 from sim.clock import ManualClock, SeededIds
@@ -56,7 +56,7 @@ async def run_demo(data_dir: Path, *, seed: int = 7, fresh: bool = False) -> Dem
         credit = deposit(ids.new("dp"), CLIENT, "25000.00", clock.now_us())
         assert isinstance(await store.append(credit.deposit_id, 0, [credit]), Committed)
 
-        plan = [
+        plan: list[tuple[str, str, str, str, Destination, bool]] = [
             ("wallet payout USD->USDC", "USD", "USDC", "1500.00", _wallet(), False),
             ("off-ramp USD->MXN (SPEI)", "USD", "MXN", "12000.00", _bank(), False),
             ("cancelled after the funds lock", "USD", "USDC", "700.00", _wallet(), True),

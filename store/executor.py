@@ -16,7 +16,7 @@ import enum
 import sqlite3
 from collections.abc import Awaitable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import aiosqlite
 
@@ -79,7 +79,7 @@ class InlineExecutor:
         return self._conn.execute(sql, params).fetchall()
 
     async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
-        return self._conn.execute(sql, params).fetchone()
+        return cast(Row | None, self._conn.execute(sql, params).fetchone())
 
     async def executescript(self, script: str) -> None:
         self._conn.executescript(script)
@@ -119,11 +119,11 @@ class AiosqliteExecutor:
         return [list(rows) for rows in results]
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
-        return list(await self._conn.execute_fetchall(sql, params))
+        return cast(list[Row], list(await self._conn.execute_fetchall(sql, params)))
 
     async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
         rows = await self._conn.execute_fetchall(sql, params)
-        return next(iter(rows), None)
+        return cast(Row | None, next(iter(rows), None))
 
     async def executescript(self, script: str) -> None:
         await self._conn.executescript(script)

@@ -273,6 +273,7 @@ def _evolve_transfers(
                 f" {append.expected_version}"
             )
         for offset, event in enumerate(append.events, start=1):
+            assert ev.is_transfer_event(event)  # _check_shape refused mixed appends
             try:
                 state = evolve(state, event)
             except AssertionError as e:

@@ -13,7 +13,7 @@ from engine import ledger
 from engine.timefmt import rfc3339_us
 from engine.transfer import TransferState
 from store import journal, states
-from store.executor import Executor
+from store.executor import Executor, Row
 from store.records import IdempotencyRecord, IdempotencyStatus, Recorded
 
 KEY_COLUMNS = (
@@ -35,18 +35,18 @@ def key_record(row: Sequence[Any]) -> IdempotencyRecord:
     )
 
 
-def recorded(row: tuple[object, ...]) -> Recorded:
+def recorded(row: Row) -> Recorded:
     seq, stream_id, version, event_type, payload, recorded_at, request_id, prev, digest = row
     return Recorded(
-        seq=seq,  # type: ignore[arg-type]
-        stream_id=stream_id,  # type: ignore[arg-type]
-        version=version,  # type: ignore[arg-type]
-        event_type=event_type,  # type: ignore[arg-type]
-        event=ev.decode(payload),  # type: ignore[arg-type]
-        recorded_at=recorded_at,  # type: ignore[arg-type]
-        request_id=request_id,  # type: ignore[arg-type]
-        prev_hash=prev,  # type: ignore[arg-type]
-        hash=digest,  # type: ignore[arg-type]
+        seq=seq,
+        stream_id=stream_id,
+        version=version,
+        event_type=event_type,
+        event=ev.decode(payload),
+        recorded_at=recorded_at,
+        request_id=request_id,
+        prev_hash=prev,
+        hash=digest,
     )
 
 
@@ -59,14 +59,14 @@ async def load_stream(ex: Executor, stream_id: str, after_version: int = 0) -> l
     return [recorded(r) for r in rows]
 
 
-async def journal_rows(ex: Executor, after_seq: int, limit: int) -> list[tuple[object, ...]]:
+async def journal_rows(ex: Executor, after_seq: int, limit: int) -> list[Row]:
     return await ex.fetchall(
         f"SELECT {journal.SELECT_COLUMNS} FROM journal WHERE seq > ? ORDER BY seq LIMIT ?",
         (after_seq, limit),
     )
 
 
-async def iterate_journal(ex: Executor, chunk: int = 2000) -> AsyncIterator[tuple[object, ...]]:
+async def iterate_journal(ex: Executor, chunk: int = 2000) -> AsyncIterator[Row]:
     after = 0
     while True:
         rows = await journal_rows(ex, after, chunk)
@@ -74,7 +74,7 @@ async def iterate_journal(ex: Executor, chunk: int = 2000) -> AsyncIterator[tupl
             return
         for row in rows:
             yield row
-        after = rows[-1][0]  # type: ignore[assignment]
+        after = rows[-1][0]
 
 
 async def journal_head(ex: Executor) -> tuple[int, bytes]:

@@ -14,10 +14,10 @@ from collections.abc import Iterable, Mapping
 from engine import events as ev
 from engine import limits
 from engine.transfer import TransferState, evolve
-from store.executor import Executor
+from store.executor import Executor, Params
 
 
-def fold_queries(transfer_ids: Iterable[str]) -> list[tuple[str, list[str]]]:
+def fold_queries(transfer_ids: Iterable[str]) -> list[tuple[str, Params]]:
     """The reads that fold these transfers' streams, one per chunk of ids."""
     ids = sorted(set(transfer_ids))
     step = limits.sql_params_per_statement_max

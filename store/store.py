@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import cast
 
 from engine.events import Event
 from engine.ports import Clock
@@ -115,7 +116,7 @@ class Store:
         self,
         stream_id: str,
         expected_version: int,
-        events: tuple[Event, ...] | list[Event],
+        events: Sequence[Event],
         *,
         request_id: str | None = None,
         claim: ClaimKey | None = None,
@@ -175,7 +176,7 @@ class Store:
             assert row is not None
             return int(row[0])
 
-        return await self.writer.exclusive(work)
+        return cast(int, await self.writer.exclusive(work))
 
     # --- reads ----------------------------------------------------------------------------------
 

@@ -126,23 +126,23 @@ async def _hash_chain(ex: Executor) -> Check:
             return Check(name="hash_chain", ok=False, detail=f"{where}: prev_hash does not link")
         recomputed = journal.chain_hash(
             prev,
-            seq=seq,  # type: ignore[arg-type]
-            stream_id=stream_id,  # type: ignore[arg-type]
-            version=version,  # type: ignore[arg-type]
-            event_type=event_type,  # type: ignore[arg-type]
-            recorded_at=recorded_at,  # type: ignore[arg-type]
-            request_id=request_id,  # type: ignore[arg-type]
+            seq=seq,
+            stream_id=stream_id,
+            version=version,
+            event_type=event_type,
+            recorded_at=recorded_at,
+            request_id=request_id,
             payload=str(payload).encode(),
         )
         if recomputed != digest:
             return Check(name="hash_chain", ok=False, detail=f"{where}: hash mismatch")
         try:
-            event = ev.decode(payload)  # type: ignore[arg-type]
+            event = ev.decode(payload)
         except msgspec.DecodeError as e:
             return Check(name="hash_chain", ok=False, detail=f"{where}: undecodable payload ({e})")
         if ev.event_type(event) != event_type:
             return Check(name="hash_chain", ok=False, detail=f"{where}: event_type mismatch")
-        expected_seq, prev = expected_seq + 1, digest  # type: ignore[assignment]
+        expected_seq, prev = expected_seq + 1, digest
     return Check(name="hash_chain", ok=True, detail=f"{expected_seq - 1} rows")
 
 
@@ -165,8 +165,8 @@ async def _ledger(ex: Executor) -> Check:
         return _bad("ledger", f"unknown account {sorted(unknown)[0]!r}")
     if violations := invariants.currency_totals(balances):
         return _bad("ledger", violations[0].detail)
-    if violations := await _negative_in_history(ex):
-        return _bad("ledger", violations)
+    if went_negative := await _negative_in_history(ex):
+        return _bad("ledger", went_negative)
     if violations := await _holds(ex):
         return _bad("ledger", violations[0].detail)
     cached = await ex.fetchone(
@@ -317,7 +317,7 @@ async def rebuild(source: Executor, target: Executor) -> str:
             return f"journal seq {rows[0][0]}..{rows[-1][0]}: rebuilt rows break a constraint ({e})"
         await target.execute("COMMIT")
         cache.remember(projection.transfers.values())
-        after = rows[-1][0]  # type: ignore[assignment]
+        after = rows[-1][0]
 
 
 def _bad(name: str, detail: str) -> Check:

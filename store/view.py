@@ -32,7 +32,7 @@ def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
 
 def _in_rows(items: Sequence[tuple[Any, ...]], width: int, sql: str) -> list[tuple[str, Params]]:
     """`sql` with a `{rows}` placeholder, once per chunk of row-value tuples."""
-    queries_ = []
+    queries_: list[tuple[str, Params]] = []
     for chunk in _chunks(items, limits.sql_params_per_statement_max // width):
         placeholders = ", ".join(["(" + ", ".join("?" * width) + ")"] * len(chunk))
         queries_.append((sql.format(rows=placeholders), [v for item in chunk for v in item]))

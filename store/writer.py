@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import sqlite3
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -37,6 +37,8 @@ from store.judge import Pending, Plan, judge
 from store.records import Outcome, WriteRequest
 from store.states import StateCache
 from store.view import View
+
+T = TypeVar("T")
 
 
 class _Exclusive(msgspec.Struct):
@@ -68,7 +70,7 @@ class Writer:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         return await self._wait(_Exclusive(work, future), future)
 
-    async def _wait(self, item: object, future: asyncio.Future[Any]) -> Any:
+    async def _wait(self, item: object, future: asyncio.Future[T]) -> T:
         """Queue `item` and wait for its answer, within a deadline. A request still queued when
         the wait ends is never written (the writer skips cancelled ones); one already taken may
         commit, so past the deadline the outcome is unknown."""

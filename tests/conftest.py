@@ -52,7 +52,7 @@ def data_dir(tmp_path: Path) -> Path:
 @pytest.fixture(params=[ExecutorKind.AIOSQLITE, ExecutorKind.INLINE], ids=lambda k: k.value)
 def executor(request: pytest.FixtureRequest) -> ExecutorKind:
     """Store contract tests run against both executors."""
-    return request.param
+    return ExecutorKind(request.param)
 
 
 @pytest.fixture

@@ -91,7 +91,7 @@ def _top(module: str) -> str:
 
 def imports_of(tree: ast.AST) -> list[tuple[int, str, tuple[str, ...]]]:
     """(line, module, imported names) for every import statement."""
-    found = []
+    found: list[tuple[int, str, tuple[str, ...]]] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found.extend((node.lineno, alias.name, ()) for alias in node.names)

@@ -14,7 +14,7 @@ def test_names_are_snake_case_and_unique() -> None:
 
 
 def test_ok_comes_first_and_values_are_the_precedence() -> None:
-    assert Result.ok == 0
+    assert int(Result.ok) == 0
     assert list(Result) == sorted(Result)
     # Shape before identity before the state machine before funds.
     assert (

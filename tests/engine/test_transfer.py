@@ -319,7 +319,7 @@ def test_a_reorg_reverses_the_settlement_and_a_reconfirmation_posts_it_again() -
     reorged = w.events[-1]
     assert isinstance(reorged, ev.ChainReorged)
     assert reorged.entries == ledger.reverse(confirmed.entries)
-    assert w.s.status is Status.SENT_ON_CHAIN and held_amount(w.s) == w.s.amount
+    assert (w.s.status, held_amount(w.s)) == (Status.SENT_ON_CHAIN, w.s.amount)
     w.apply(
         c.ObserveConfirmation(
             tx_hash=w.s.txs[0].tx_hash,

@@ -206,11 +206,11 @@ async def test_an_illegal_event_fails_only_its_own_append(store: Store) -> None:
 async def test_malformed_appends_are_invariant_violations(store: Store) -> None:
     w = walk_to("QUOTED")
     deposit = deposit_event()
-    cases = [
+    cases: list[tuple[str, int, list[ev.Event], str]] = [
         (w.s.transfer_id, 0, [*w.events, deposit], "mixed"),
         (deposit.deposit_id, 0, [w.events[0]], "for tr_"),
         ("dp_" + "1" * 26, 0, [w.events[1]], "before TransferCreated"),
-        (w.s.transfer_id, -1, w.events, "negative expected version"),
+        (w.s.transfer_id, -1, list(w.events), "negative expected version"),
     ]
     for stream, version, events, message in cases:
         with pytest.raises(InvariantViolation, match=message):
