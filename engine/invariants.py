@@ -34,9 +34,9 @@ def entry_problem(entry: Entry) -> str | None:
 
 def unbalanced(entries: Iterable[Entry]) -> dict[str, int]:
     """Currency -> debits minus credits, for every currency that does not balance."""
-    net: dict[str, int] = defaultdict(int)
+    net: dict[str, int] = {}
     for e in entries:
-        net[e.currency] += e.debit - e.credit
+        net[e.currency] = net.get(e.currency, 0) + e.debit - e.credit
     return {currency: amount for currency, amount in net.items() if amount}
 
 
@@ -44,6 +44,8 @@ def entries_problem(entries: Iterable[Entry]) -> str | None:
     """What is wrong with one event's entries as a ledger transaction, or None: every line a
     debit or a credit of a known account, and every currency balanced."""
     entries = tuple(entries)
+    if not entries:
+        return None  # most events post nothing
     for e in entries:
         if (problem := entry_problem(e)) is not None:
             return f"{e.account} {e.currency}: {problem}"
