@@ -138,7 +138,11 @@ class ScriptedWorld:
                 return state, steps
             if not decision.events:
                 continue
-            stream = decision.events[0].transfer_id if state is None else state.transfer_id  # type: ignore[union-attr]
+            if state is None:
+                assert isinstance(cmd, c.CreateTransfer)
+                stream = cmd.transfer_id
+            else:
+                stream = state.transfer_id
             outcome = await self.commit(stream, state.version if state else 0, decision.events)
             if isinstance(outcome, Rejected):
                 steps.append(Step(command=name, result=outcome.result, status=_status(state)))
