@@ -57,6 +57,7 @@ sql_params_per_statement_max = 900
 # An appender waits at most this long for the writer's answer; past it the outcome is unknown
 # (the append may still commit) and the appender must reload its stream before deciding again.
 write_wait_s = 30
+write_watch_tick_s = 1
 
 # The writer keeps this many recently appended transfers' states, to evolve without re-reading.
 transfer_cache_max = 10_000
@@ -68,3 +69,4 @@ assert amount_units_max * 10**6 * 92 < 2**63
 assert write_batch_max <= write_queue_depth_max
 assert events_per_append_max * entries_per_event_max <= sql_params_per_statement_max
 assert approval_ttl_us < idempotency_key_ttl_us
+assert write_watch_tick_s < write_wait_s

@@ -22,7 +22,9 @@ StoreUnavailable: nothing of it was committed, and the caller may retry.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import math
 import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -58,6 +60,10 @@ class Writer:
         self._queue: asyncio.Queue[Any] = asyncio.Queue(limits.write_queue_depth_max)
         self._accepting = True
         self._states = StateCache()
+        # Every wait, oldest first, with the watchdog tick it started at.
+        self._waiting: collections.deque[tuple[int, asyncio.Future[Any]]] = collections.deque()
+        self._ticks = 0
+        self._finished = asyncio.Event()
         # Figures for the benchmark and metrics: batches committed and requests in them.
         self.batches = 0
         self.batched_requests = 0
@@ -71,20 +77,36 @@ class Writer:
         return await self._wait(_Exclusive(work, future), future)
 
     async def _wait(self, item: object, future: asyncio.Future[T]) -> T:
-        """Queue `item` and wait for its answer, within a deadline. A request still queued when
-        the wait ends is never written (the writer skips cancelled ones); one already taken may
-        commit, so past the deadline the outcome is unknown."""
+        """Queue `item` and wait for its answer, within the deadline the watchdog keeps."""
         if not self._accepting:
             raise StoreUnavailable("the store is closing")
-        try:
-            async with asyncio.timeout(limits.write_wait_s):
-                await self._queue.put(item)
-                return await future
-        except TimeoutError as e:
-            raise StoreUnavailable(
-                f"no answer from the writer within {limits.write_wait_s} s: the outcome is"
-                " unknown, reload the stream before deciding again"
-            ) from e
+        self._waiting.append((self._ticks, future))
+        await self._queue.put(item)
+        return await future
+
+    async def watch(self) -> None:
+        """The deadline on every wait: once a tick (`write_watch_tick_s`), fail the waits older
+        than `write_wait_s` with StoreUnavailable. A request still queued then is never written
+        (the writer skips answered ones); one already taken may commit, so the outcome is
+        unknown. One task for all waits: a timer per append would cost more than the append's
+        own bookkeeping. Ends when the writer does."""
+        while not self._finished.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._finished.wait(), limits.write_watch_tick_s)
+            self._ticks += 1
+            ticks_max = max(1, math.ceil(limits.write_wait_s / limits.write_watch_tick_s))
+            while self._waiting:
+                since, future = self._waiting[0]
+                if not future.done() and self._ticks - since < ticks_max:
+                    break
+                self._waiting.popleft()
+                if not future.done():
+                    future.set_exception(
+                        StoreUnavailable(
+                            f"no answer from the writer within {limits.write_wait_s} s: the"
+                            " outcome is unknown, reload the stream before deciding again"
+                        )
+                    )
 
     async def stop(self) -> None:
         """Refuse new requests; the writer finishes what is queued, then returns."""
@@ -92,6 +114,12 @@ class Writer:
         await self._queue.put(_STOP)
 
     async def run(self) -> None:
+        try:
+            await self._loop()
+        finally:
+            self._finished.set()
+
+    async def _loop(self) -> None:
         stopping = False
         while not stopping:
             item = await self._queue.get()

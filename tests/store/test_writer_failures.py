@@ -198,6 +198,7 @@ async def test_a_wait_past_its_deadline_is_unknown_not_silent(
     """An appender gets StoreUnavailable when the writer does not answer in time; a request the
     writer had not taken yet is then never written."""
     monkeypatch.setattr(limits, "write_wait_s", 0.2)
+    monkeypatch.setattr(limits, "write_watch_tick_s", 0.05)
     release = anyio.Event()
 
     async def hold_the_writer(ex: Executor) -> None:
