@@ -98,7 +98,6 @@ class Store:
                 writer = Writer(write_ex, clock)
                 async with asyncio.TaskGroup() as tasks:
                     tasks.create_task(writer.run(), name="store-writer")
-                    tasks.create_task(writer.watch(), name="store-writer-deadlines")
                     try:
                         yield cls(path, read_ex, writer, clock)
                     finally:

@@ -41,7 +41,7 @@ def _in_rows(items: Sequence[tuple[Any, ...]], width: int, sql: str) -> list[tup
 
 class View:
     def __init__(self) -> None:
-        self.head: tuple[int, bytes] = (0, b"")
+        self.head: tuple[int, bytes] = (0, journal.GENESIS_HASH)
         self.versions: dict[str, int] = {}
         self.states: dict[str, TransferState] = {}
         # (account, currency) -> credits minus debits, for client accounts.

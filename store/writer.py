@@ -84,12 +84,12 @@ class Writer:
         await self._queue.put(item)
         return await future
 
-    async def watch(self) -> None:
+    async def _watch(self) -> None:
         """The deadline on every wait: once a tick (`write_watch_tick_s`), fail the waits older
         than `write_wait_s` with StoreUnavailable. A request still queued then is never written
         (the writer skips answered ones); one already taken may commit, so the outcome is
         unknown. One task for all waits: a timer per append would cost more than the append's
-        own bookkeeping. Ends when the writer does."""
+        own bookkeeping. Ends when the writer's loop does."""
         while not self._finished.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._finished.wait(), limits.write_watch_tick_s)
@@ -114,10 +114,13 @@ class Writer:
         await self._queue.put(_STOP)
 
     async def run(self) -> None:
-        try:
-            await self._loop()
-        finally:
-            self._finished.set()
+        """The writer's loop, and the watchdog that keeps every wait's deadline beside it."""
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self._watch(), name="store-writer-deadlines")
+            try:
+                await self._loop()
+            finally:
+                self._finished.set()
 
     async def _loop(self) -> None:
         stopping = False
