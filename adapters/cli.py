@@ -3,6 +3,8 @@
     stablerail migrate --data-dir DIR             create or upgrade a data dir
     stablerail verify  --data-dir DIR [--json]    recompute the hash chain, ledger and projections
     stablerail demo    --data-dir DIR [--fresh]   a first walk: fund a client, run four transfers
+    stablerail simulate --seed N [--transfers N] [--clients N] [--faults none|default|swarm]
+                                                  the engine against the simulated world
     stablerail bench store [--json] ...           durable appends vs raw sqlite3, same run
 
 Exit codes: 0 success; 1 verify found a problem; 2 the data dir or the arguments are unusable
@@ -48,6 +50,16 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--json", action="store_true")
 
+    simulate = commands.add_parser(
+        "simulate", help="run the engine against the simulated world, seeded, in virtual time"
+    )
+    simulate.add_argument("--seed", type=int, required=True)
+    simulate.add_argument("--transfers", type=_positive, default=100)
+    simulate.add_argument("--clients", type=_positive, default=5)
+    simulate.add_argument("--faults", choices=("none", "default", "swarm"), default="default")
+    simulate.add_argument("--data-dir", type=Path, help="keep the run's data dir here")
+    simulate.add_argument("--json", action="store_true", help="print one JSON object")
+
     bench = commands.add_parser("bench", help="benchmarks (medians, against a same-run reference)")
     suites = bench.add_subparsers(dest="suite", required=True, metavar="SUITE")
     store = suites.add_parser("store", help="durable journal appends vs raw sqlite3 inserts")
@@ -71,6 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _verify(args)
             case "demo":
                 return _demo(args)
+            case "simulate":
+                return _simulate(args)
             case "bench":
                 return _bench(args)
     except StoreOpenError as e:
@@ -104,6 +118,49 @@ def _verify(args: argparse.Namespace) -> int:
         print(f"  journal head: seq {report.head_seq} {report.head_hash}")
         print("verified: every check holds" if report.ok else "verification FAILED")
     return EXIT_OK if report.ok else EXIT_CHECK_FAILED
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
+    return value
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from sim.world import SimConfig, simulate
+
+    config = SimConfig(
+        seed=args.seed, transfers=args.transfers, clients=args.clients, faults=args.faults
+    )
+    report = simulate(config, args.data_dir)
+    if args.json:
+        print(msgspec.json.encode(report).decode())
+    else:
+        print(
+            f"simulate seed {report.seed}: {report.transfers} transfers, {report.clients} clients,"
+            f" faults {report.faults}; {report.virtual_s:.0f} s of virtual time"
+        )
+        statuses = ", ".join(f"{s} {n}" for s, n in report.final_status.items())
+        print(f"  final status: {statuses}")
+        if report.failure_codes:
+            print("  failures: " + ", ".join(f"{c} {n}" for c, n in report.failure_codes.items()))
+        print("  time in state (s)    p50      p90      p99")
+        for status, q in report.time_in_state_s.items():
+            print(f"    {status:<16} {q['p50']:>8.1f} {q['p90']:>8.1f} {q['p99']:>8.1f}")
+        fired = ", ".join(f"{k} {n}" for k, n in report.faults_fired.items()) or "none"
+        print(f"  faults fired: {fired}")
+        print(f"  alerts {report.alerts}, actor crashes {report.crashes}, reorgs {report.reorgs}")
+        for name, verdict in report.invariants.items():
+            print(f"  {'ok  ' if verdict == 'ok' else 'FAIL'} {name:<32} {verdict}")
+        print(f"  digest {report.digest} ({report.journal_rows} journal rows)")
+    if not report.ok:
+        print(
+            f"stablerail: seed {report.seed} broke an invariant; reproduce: {report.reproduce}",
+            file=sys.stderr,
+        )
+        return EXIT_CHECK_FAILED
+    return EXIT_OK
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -160,6 +160,35 @@ class DepositCredited(_Event, tag="DepositCredited", frozen=True, kw_only=True):
     entries: Entries
 
 
+# --- Treasury funding stream (tf_...) ------------------------------------------------------------
+
+
+class TreasuryFunded(_Event, tag="TreasuryFunded", frozen=True, kw_only=True):
+    """Stablecoin inventory arrived in a treasury wallet from the operator's capital."""
+
+    funding_id: str
+    chain: str
+    address: str
+    currency: str
+    amount: int
+    reference: str
+    entries: Entries
+
+
+# --- Alert stream (al_...): what an operator must look at ---------------------------------------
+
+
+class AlertRaised(_Event, tag="AlertRaised", frozen=True, kw_only=True):
+    """A transfer needs a person: stuck past its time-in-state threshold, or its actor crashed
+    past the restart budget. Raised once per cause (the stream id is derived from it)."""
+
+    alert_id: str
+    kind: str
+    transfer_id: str | None = None
+    status: str | None = None
+    detail: str = ""
+
+
 # --- Quote stream (qt_...) ----------------------------------------------------------------------
 
 
@@ -183,7 +212,9 @@ class EvidenceRecorded(_Event, tag="EvidenceRecorded", frozen=True, kw_only=True
     raw_sha256: str
 
 
-Event = TransferEvent | DepositCredited | QuoteIssued | EvidenceRecorded
+Event = (
+    TransferEvent | DepositCredited | TreasuryFunded | AlertRaised | QuoteIssued | EvidenceRecorded
+)
 
 _TAGS: dict[type, str] = {t: t.__struct_config__.tag for t in Event.__args__}
 _TRANSFER_CLASSES = frozenset(TransferEvent.__args__)

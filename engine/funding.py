@@ -1,4 +1,6 @@
-"""Client funding: a bank credit to a client's available balance, as a one-event stream (dp_...).
+"""Funding: a client's bank deposit, and the operator's stablecoin inventory in a treasury wallet.
+
+Client funding: a bank credit to a client's available balance, as a one-event stream (dp_...).
 
 The deposit id is the stream id, so a bank credit reported twice (a duplicated webhook, a statement
 line seen again) is appended once: the second append finds the stream already at version 1.
@@ -6,10 +8,13 @@ line seen again) is appended once: the second append finds the stream already at
 
 from __future__ import annotations
 
+import hashlib
+
 from engine import ledger, money
 from engine.commands import CreditDeposit
-from engine.events import DepositCredited
-from engine.ids import is_id
+from engine.destinations import CHAINS, is_address, normalize_address
+from engine.events import DepositCredited, TreasuryFunded
+from engine.ids import format_id, is_id
 from engine.results import Result
 
 bank_reference_length_max = 128
@@ -42,3 +47,46 @@ def decide_deposit(cmd: CreditDeposit, now: int) -> Result | DepositCredited:
         bank_reference=cmd.bank_reference,
         entries=ledger.deposit(cmd.client_id, asset.code, amount, cmd.bank),
     )
+
+
+def decide_treasury_funding(
+    *,
+    funding_id: str,
+    chain: str,
+    address: str,
+    currency: str,
+    amount: int,
+    reference: str,
+    now: int,
+) -> Result | TreasuryFunded:
+    """Record stablecoin inventory arriving in a treasury wallet (bought with the operator's
+    capital), so the ledger's treasury balance equals what the chain holds."""
+    if not is_id(funding_id, "tf"):
+        return Result.command_malformed
+    if chain not in CHAINS or not is_address(address):
+        return Result.destination_invalid
+    asset = money.asset(currency)
+    if asset is None or asset.kind is money.AssetKind.FIAT:
+        return Result.currency_unknown
+    if not 0 < amount <= money.units_max_minor(asset):
+        return Result.amount_must_be_positive
+    if not 0 < len(reference) <= bank_reference_length_max:
+        return Result.command_malformed
+    account = ledger.treasury(chain, normalize_address(address))
+    return TreasuryFunded(
+        at=now,
+        funding_id=funding_id,
+        chain=chain,
+        address=normalize_address(address),
+        currency=asset.code,
+        amount=amount,
+        reference=reference,
+        entries=ledger.capital_funding(account, asset.code, amount),
+    )
+
+
+def deposit_id_for(bank: str, bank_reference: str, booked_at_us: int) -> str:
+    """A bank credit's deposit id, derived from the bank's own reference: the webhook and the
+    statement line that report the same credit name the same deposit, so it is credited once."""
+    digest = hashlib.sha256(f"{bank}|{bank_reference}".encode()).digest()
+    return format_id("dp", booked_at_us // 1_000, digest[:10])

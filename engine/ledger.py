@@ -22,6 +22,7 @@ Chart of accounts (account ids; the currency is a separate column):
 
 Posting by transition (A = amount, F = fee, R = rail amount in the stablecoin carried on-chain):
   DepositCredited   Dr bank A / Cr client available A
+  TreasuryFunded    Dr treasury A / Cr equity:capital A       (stablecoin inventory bought in)
   FundsLocked       Dr client available A / Cr client held A                        (hold)
   TransferCancelled, TransferFailed, TransferExpired, OnChainReverted
                     Dr client held A / Cr client available A           (release, if held)
@@ -132,6 +133,7 @@ class EntryType(enum.StrEnum):
     SETTLEMENT = "SETTLEMENT"
     REVERSAL = "REVERSAL"
     ADJUSTMENT = "ADJUSTMENT"
+    CAPITAL = "CAPITAL"
 
 
 class Entry(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -164,6 +166,14 @@ def deposit(client_id: str, currency: str, amount: int, bank_name: str) -> Entri
     return (
         debit(bank(bank_name), currency, amount, EntryType.DEPOSIT),
         credit(client_available(client_id), currency, amount, EntryType.DEPOSIT),
+    )
+
+
+def capital_funding(treasury_account: str, currency: str, amount: int) -> Entries:
+    """The operator funds a treasury wallet's inventory from its own capital."""
+    return (
+        debit(treasury_account, currency, amount, EntryType.CAPITAL),
+        credit(EQUITY_CAPITAL, currency, amount, EntryType.CAPITAL),
     )
 
 

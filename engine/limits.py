@@ -62,11 +62,55 @@ write_watch_tick_s = 1
 # The writer keeps this many recently appended transfers' states, to evolve without re-reading.
 transfer_cache_max = 10_000
 
-# Actors (issue 3 builds on these).
+# Actors. A mailbox holds at most this many messages; a sender that finds it full waits at most
+# `mailbox_send_wait_s` and then gets `Busy`.
 mailbox_depth_max = 256
+mailbox_send_wait_s = 5
+# An actor with nothing to do for this long passivates (its state is the journal's).
+actor_idle_s = 60
+# A call to a rail: each attempt has a deadline; attempts are bounded; waits between them grow.
+rail_call_timeout_s = 10
+rail_attempts_max = 5
+rail_retry_base_us = 200_000
+rail_retry_cap_us = 30 * 1_000_000
+# A crashing actor is restarted from its journal at most this many times per window; past that
+# the transfer is flagged for an operator.
+restart_budget_max = 5
+restart_window_us = 10 * 60 * 1_000_000
+restart_delay_base_us = 100_000
+restart_delay_cap_us = 10 * 1_000_000
+# Recovery at start re-activates non-terminal transfers in pages of this many.
+recovery_page_max = 512
+# A quote that expires before the funds lock is re-taken at most this many times, then expired.
+requotes_max = 3
+# Supervisors' polling, in virtual or real seconds. Settlement is polled as well as called back,
+# because webhooks get lost.
+timer_poll_s = 1
+chain_poll_s = 2
+settlement_poll_base_us = 5 * 1_000_000
+settlement_poll_cap_us = 5 * 60 * 1_000_000
+reconcile_retry_base_us = 5 * 1_000_000
+reconcile_retry_cap_us = 10 * 60 * 1_000_000
+# Past these the supervisor lets go; the STUCK timer's re-drive hands the transfer back to it.
+settlement_polls_max = 40
+reconcile_attempts_max = 40
+# A STUCK timer re-drives the transfer's pending effects at most this often.
+stuck_redrive_us = 60 * 1_000_000
+idempotency_sweep_us = 3600 * 1_000_000
+# A transaction pending this many blocks (or priced under the base fee) is replaced with a higher
+# fee; a replacement bids at least 12.5% more (the common node rule is 10%).
+tx_stuck_blocks = 6
+fee_bump_numerator = 9
+fee_bump_denominator = 8
+# A confirmed transaction is watched for reorgs until it is this deep.
+finality_blocks = 2 * confirmations_required
+timers_per_poll_max = 512
 
 assert amount_units_max * 10**6 * 92 < 2**63
 assert write_batch_max <= write_queue_depth_max
 assert events_per_append_max * entries_per_event_max <= sql_params_per_statement_max
 assert approval_ttl_us < idempotency_key_ttl_us
 assert write_watch_tick_s < write_wait_s
+assert rail_retry_base_us <= rail_retry_cap_us
+assert finality_blocks > confirmations_required
+assert fee_bump_numerator * 10 > fee_bump_denominator * 11

@@ -1,12 +1,22 @@
 """Ports: the engine's view of the outside world, as Protocols.
 
 The engine never reads the clock or entropy and never does I/O; the actors and the store receive
-implementations of these (real ones from adapters/, simulated ones from sim/).
+implementations of these (real ones from adapters/, simulated ones from sim/). Methods that do I/O
+return awaitables: the engine declares them, the actors await them. The rails (quotes, custody,
+chain, off-ramp, bank) have their own module, engine.rails.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Sequence
 from typing import Protocol
+
+from engine.chain import SignedTx
+from engine.events import Event, EvidenceRecorded
+from engine.quotes import Quote
+from engine.records import ClaimKey, IdempotencyRecord, IdempotencyStatus, Outcome
+from engine.timers import DueTimer
+from engine.transfer import TransferState
 
 
 class Clock(Protocol):
@@ -19,3 +29,50 @@ class Ids(Protocol):
     def new(self, prefix: str) -> str:
         """A fresh id with the given prefix (see engine.ids)."""
         ...
+
+
+class Journal(Protocol):
+    """The durable truth as the runtime sees it (implemented by store.Store).
+
+    `append` answers only after the events are durable; a Committed outcome is a promise that a
+    restart will find them. Reads see every commit that was answered before they started."""
+
+    def append(
+        self,
+        stream_id: str,
+        expected_version: int,
+        events: Sequence[Event],
+        *,
+        request_id: str | None = None,
+        claim: ClaimKey | None = None,
+        evidence_raw: dict[str, bytes] | None = None,
+    ) -> Awaitable[Outcome]: ...
+
+    def complete_key(
+        self,
+        client_id: str,
+        key: str,
+        status: IdempotencyStatus,
+        response_status: int,
+        response_body: bytes,
+    ) -> Awaitable[Outcome]: ...
+
+    def idempotency_record(
+        self, client_id: str, key: str
+    ) -> Awaitable[IdempotencyRecord | None]: ...
+
+    def transfer(self, transfer_id: str) -> Awaitable[TransferState | None]: ...
+
+    def active_transfers(self, after: str, limit: int) -> Awaitable[list[str]]: ...
+
+    def due_timers(self, now_us: int, limit: int) -> Awaitable[list[DueTimer]]: ...
+
+    def next_timer_due(self) -> Awaitable[int | None]: ...
+
+    def evidence_for(self, transfer_id: str) -> Awaitable[list[EvidenceRecorded]]: ...
+
+    def quote(self, quote_id: str) -> Awaitable[tuple[str | None, Quote] | None]: ...
+
+    def signed_transactions(self) -> Awaitable[list[SignedTx]]: ...
+
+    def expire_idempotency_keys(self, now_us: int) -> Awaitable[int]: ...

@@ -46,6 +46,13 @@ class Result(enum.IntEnum):
     idempotency_key_reused = enum.auto()
     idempotency_request_in_progress = enum.auto()
     version_conflict = enum.auto()
+    # The runtime lost track of a command's outcome (its actor crashed mid-way): it may or may not
+    # have been applied; a retry with the same idempotency key is safe.
+    outcome_unknown = enum.auto()
+    # The transfer's actor is behind: its mailbox stayed full (retry later).
+    transfer_busy = enum.auto()
+    # The transfer's actor crashed past its restart budget; an operator has been alerted.
+    transfer_flagged = enum.auto()
 
     # The state machine.
     command_invalid_for_status = enum.auto()
@@ -111,6 +118,8 @@ TRANSIENT = frozenset(
     {
         Result.idempotency_request_in_progress,
         Result.version_conflict,
+        Result.outcome_unknown,
+        Result.transfer_busy,
         Result.insufficient_funds,
         Result.limit_exceeded,
         Result.system_halted,

@@ -31,6 +31,14 @@ class Timer(msgspec.Struct, frozen=True, kw_only=True):
     due_at: int
 
 
+class DueTimer(msgspec.Struct, frozen=True, kw_only=True):
+    """A timer row that has come due, as the store reports it to the timer supervisor."""
+
+    transfer_id: str
+    kind: TimerKind
+    due_at: int
+
+
 def timers_for(state: TransferState) -> tuple[Timer, ...]:
     if state.status in TERMINAL:
         return ()

@@ -36,12 +36,12 @@ from engine import events as ev
 from engine import ledger
 from engine.destinations import WalletDestination
 from engine.hashing import request_hash
+from engine.records import Append, Committed, Outcome, WriteRequest
 from engine.states import Status
 from sim.clock import ManualClock, SeededIds
 from sim.scripted import ScriptedWorld, deposit
 from store.bench import RawReference, Replay
 from store.executor import Executor, ExecutorKind, ForwardingExecutor, Params, Statements
-from store.records import Append, Committed, Outcome, WriteRequest
 from store.store import Store, open_executor
 from store.writer import Writer
 

@@ -17,11 +17,11 @@ from engine import commands as c
 from engine import money
 from engine.destinations import BankDestination, Destination, WalletDestination
 from engine.hashing import request_hash
+from engine.records import Committed
 from engine.transfer import TransferState
 from sim.clock import ManualClock, SeededIds
 from sim.scripted import ScriptedWorld, Step, deposit
 from store.executor import ExecutorKind
-from store.records import Committed
 from store.store import Store
 
 CLIENT = "acme"

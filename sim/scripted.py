@@ -20,10 +20,10 @@ from engine import events as ev
 from engine import limits, money, quotes
 from engine.chain import SignedTx
 from engine.funding import decide_deposit
+from engine.records import Committed, Outcome, Rejected
 from engine.results import Result
 from engine.transfer import TransferState, decide, evolve_all
 from sim.clock import ManualClock, SeededIds
-from store.records import Committed, Outcome, Rejected
 
 QUOTE_TTL_US = 30 * 1_000_000
 TREASURY_ADDRESS = "0x" + "7e" * 20

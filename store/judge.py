@@ -18,13 +18,7 @@ import msgspec
 
 from engine import events as ev
 from engine import invariants, ledger, limits
-from engine.results import Result
-from engine.timefmt import rfc3339_us
-from engine.transfer import TransferState, evolve
-from store import journal
-from store.errors import InvariantViolation
-from store.projection import Projection, Statements
-from store.records import (
+from engine.records import (
     Committed,
     Duplicate,
     IdempotencyRecord,
@@ -34,6 +28,12 @@ from store.records import (
     Rejected,
     WriteRequest,
 )
+from engine.results import Result
+from engine.timefmt import rfc3339_us
+from engine.transfer import TransferState, evolve
+from store import journal
+from store.errors import InvariantViolation
+from store.projection import Projection, Statements
 from store.view import View
 
 _payload_encoder = msgspec.json.Encoder()
@@ -230,6 +230,10 @@ def _stream_of(event: ev.Event) -> str | None:
             return tid
         case ev.DepositCredited(deposit_id=did):
             return did
+        case ev.TreasuryFunded(funding_id=fid):
+            return fid
+        case ev.AlertRaised(alert_id=aid):
+            return aid
         case ev.QuoteIssued(quote=quote):
             return quote.quote_id
         case ev.EvidenceRecorded(evidence_id=eid):

@@ -17,11 +17,11 @@ import msgspec
 from engine import events as ev
 from engine import ids
 from engine.quotes import Quote
+from engine.records import Recorded
 from engine.states import Status
 from engine.timefmt import rfc3339_us
 from engine.timers import timers_for
 from engine.transfer import TransferState, approval_state
-from store.records import Recorded
 
 _json = msgspec.json.Encoder()
 

@@ -10,11 +10,15 @@ import msgspec
 
 from engine import events as ev
 from engine import ledger
-from engine.timefmt import rfc3339_us
+from engine.chain import SignedTx
+from engine.quotes import Quote
+from engine.records import IdempotencyRecord, IdempotencyStatus, Recorded
+from engine.states import TERMINAL
+from engine.timefmt import parse_rfc3339, rfc3339_us
+from engine.timers import DueTimer, TimerKind
 from engine.transfer import TransferState
 from store import journal, states
 from store.executor import Executor, Row
-from store.records import IdempotencyRecord, IdempotencyStatus, Recorded
 
 KEY_COLUMNS = (
     "client_id, idempotency_key, request_hash, transaction_id, status, response_status,"
@@ -136,16 +140,72 @@ async def idempotency_record(ex: Executor, client_id: str, key: str) -> Idempote
     return key_record(row) if row else None
 
 
-class DueTimer(msgspec.Struct, frozen=True, kw_only=True):
-    transfer_id: str
-    kind: str
-    due_at: str
+def parse_rfc3339_us(text: str) -> int:
+    parsed = parse_rfc3339(text)
+    assert parsed is not None, f"the store holds a malformed instant: {text!r}"
+    return parsed
 
 
 async def due_timers(ex: Executor, now_us: int, limit: int) -> list[DueTimer]:
     rows = await ex.fetchall(
         "SELECT transaction_id, kind, due_at FROM timers WHERE due_at <= ?"
-        " ORDER BY due_at, transaction_id LIMIT ?",
+        " ORDER BY due_at, transaction_id, kind LIMIT ?",
         (rfc3339_us(now_us), limit),
     )
-    return [DueTimer(transfer_id=t, kind=k, due_at=d) for t, k, d in rows]
+    return [
+        DueTimer(transfer_id=t, kind=TimerKind(k), due_at=parse_rfc3339_us(d)) for t, k, d in rows
+    ]
+
+
+async def next_timer_due(ex: Executor) -> int | None:
+    row = await ex.fetchone("SELECT min(due_at) FROM timers")
+    return parse_rfc3339_us(row[0]) if row and row[0] is not None else None
+
+
+async def active_transfers(ex: Executor, after: str, limit: int) -> list[str]:
+    """Ids of non-terminal transfers after `after`, in id order (a page for recovery)."""
+    rows = await ex.fetchall(
+        "SELECT transaction_id FROM transactions WHERE status NOT IN"
+        f" ({', '.join('?' * len(TERMINAL))}) AND transaction_id > ?"
+        " ORDER BY transaction_id LIMIT ?",
+        (*sorted(s.value for s in TERMINAL), after, limit),
+    )
+    return [r[0] for r in rows]
+
+
+async def evidence_for(ex: Executor, transfer_id: str) -> list[ev.EvidenceRecorded]:
+    rows = await ex.fetchall(
+        "SELECT j.payload FROM external_events e JOIN journal j ON j.seq = e.journal_seq"
+        " WHERE e.transaction_id = ? ORDER BY e.journal_seq",
+        (transfer_id,),
+    )
+    found = [ev.decode(r[0]) for r in rows]
+    return [e for e in found if isinstance(e, ev.EvidenceRecorded)]
+
+
+async def quote(ex: Executor, quote_id: str) -> tuple[str | None, Quote] | None:
+    """An issued quote and the client it was issued to, from the journal event that issued it."""
+    row = await ex.fetchone(
+        "SELECT payload FROM journal WHERE stream_id = ? AND version = 1", (quote_id,)
+    )
+    if row is None:
+        return None
+    issued = ev.decode(row[0])
+    if not isinstance(issued, ev.QuoteIssued):
+        return None
+    return issued.client_id, issued.quote
+
+
+async def signed_transactions(ex: Executor) -> list[SignedTx]:
+    """Every transaction ever journaled for broadcast, in journal order (to rebuild the nonce
+    book at start)."""
+    rows = await ex.fetchall(
+        "SELECT payload FROM journal WHERE event_type IN ('OnChainSubmitted', 'OnChainReplaced')"
+        " ORDER BY seq"
+    )
+    found: list[SignedTx] = []
+    for (payload,) in rows:
+        event = ev.decode(payload)
+        assert isinstance(event, ev.OnChainSubmitted | ev.OnChainReplaced)
+        found.append(event.tx)
+    return found

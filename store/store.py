@@ -17,14 +17,11 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import cast
 
-from engine.events import Event
+from engine.chain import SignedTx
+from engine.events import Event, EvidenceRecorded
 from engine.ports import Clock
-from engine.timefmt import rfc3339_us
-from engine.transfer import TransferState
-from store import queries, schema
-from store.errors import StoreOpenError
-from store.executor import Executor, ExecutorKind, connect
-from store.records import (
+from engine.quotes import Quote
+from engine.records import (
     Append,
     ClaimKey,
     CompleteKey,
@@ -34,6 +31,12 @@ from store.records import (
     Recorded,
     WriteRequest,
 )
+from engine.timefmt import rfc3339_us
+from engine.timers import DueTimer
+from engine.transfer import TransferState
+from store import queries, schema
+from store.errors import StoreOpenError
+from store.executor import Executor, ExecutorKind, connect
 from store.writer import Writer
 
 
@@ -195,8 +198,23 @@ class Store:
     async def idempotency_record(self, client_id: str, key: str) -> IdempotencyRecord | None:
         return await queries.idempotency_record(self.reader, client_id, key)
 
-    async def due_timers(self, now_us: int, limit: int) -> list[queries.DueTimer]:
+    async def due_timers(self, now_us: int, limit: int) -> list[DueTimer]:
         return await queries.due_timers(self.reader, now_us, limit)
+
+    async def next_timer_due(self) -> int | None:
+        return await queries.next_timer_due(self.reader)
+
+    async def active_transfers(self, after: str, limit: int) -> list[str]:
+        return await queries.active_transfers(self.reader, after, limit)
+
+    async def evidence_for(self, transfer_id: str) -> list[EvidenceRecorded]:
+        return await queries.evidence_for(self.reader, transfer_id)
+
+    async def quote(self, quote_id: str) -> tuple[str | None, Quote] | None:
+        return await queries.quote(self.reader, quote_id)
+
+    async def signed_transactions(self) -> list[SignedTx]:
+        return await queries.signed_transactions(self.reader)
 
     async def head(self) -> tuple[int, bytes]:
         return await queries.journal_head(self.reader)

@@ -16,10 +16,10 @@ from typing import Any
 
 from engine import events as ev
 from engine import ledger, limits
+from engine.records import IdempotencyRecord, WriteRequest
 from engine.transfer import TransferState
 from store import journal, queries, states
 from store.executor import Executor, Params, Row
-from store.records import IdempotencyRecord, WriteRequest
 from store.states import StateCache
 
 _HEAD = "SELECT seq, hash FROM journal ORDER BY seq DESC LIMIT 1"

@@ -33,10 +33,10 @@ import msgspec
 
 from engine import limits
 from engine.ports import Clock
+from engine.records import Outcome, WriteRequest
 from store.errors import InvariantViolation, StoreUnavailable
 from store.executor import Executor
 from store.judge import Pending, Plan, judge
-from store.records import Outcome, WriteRequest
 from store.states import StateCache
 from store.view import View
 

@@ -26,7 +26,10 @@ IMPORT_TABLE: dict[str, tuple[frozenset[str], frozenset[str]]] = {
         frozenset({"engine", "adapters"}),
         frozenset({"msgspec", "anyio", "aiohttp", "eth_account", "tenacity", "loguru"}),
     ),
-    "sim": (frozenset({"engine", "actors", "store", "sim"}), frozenset({"msgspec", "anyio"})),
+    "sim": (
+        frozenset({"engine", "actors", "store", "sim"}),
+        frozenset({"msgspec", "anyio", "eth_account", "eth_utils", "eth_typing", "hexbytes"}),
+    ),
 }
 # The composition root wires every layer together.
 COMPOSITION_ROOTS = frozenset({"adapters/cli.py", "adapters/main.py"})

@@ -6,7 +6,7 @@ import hashlib
 
 from engine import events as ev
 from engine.ids import format_id
-from store.records import Committed
+from engine.records import Committed
 from store.store import Store
 from tests.builders import T0, Walk, deposit_event
 

@@ -14,9 +14,9 @@ import anyio
 import pytest
 
 from engine import commands as c
+from engine.records import Committed, Rejected
 from engine.results import Result
 from engine.transfer import decide
-from store.records import Committed, Rejected
 from store.store import Store
 from store.verify import verify
 from tests.builders import walk_to

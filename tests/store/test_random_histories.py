@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 
 from engine import commands as c
+from engine.records import Committed, Rejected
 from engine.results import Result
 from engine.states import TERMINAL, Route
 from engine.transfer import TransferState, decide, evolve_all
-from store.records import Committed, Rejected
 from store.store import Store
 from store.verify import verify
 from tests.builders import T0, create_command

@@ -15,18 +15,18 @@ from engine import commands as c
 from engine import events as ev
 from engine import ledger
 from engine.hashing import request_hash
-from engine.results import Result
-from engine.states import Route, Status
-from engine.transfer import approval_state, decide
-from store import journal
-from store.errors import InvariantViolation, StoreUnavailable
-from store.records import (
+from engine.records import (
     ClaimKey,
     Committed,
     Duplicate,
     IdempotencyStatus,
     Rejected,
 )
+from engine.results import Result
+from engine.states import Route, Status
+from engine.transfer import approval_state, decide
+from store import journal
+from store.errors import InvariantViolation, StoreUnavailable
 from store.store import Store
 from tests.builders import T0, Walk, create_command, deposit_event, quote_for, walk_to
 from tests.store.helpers import evidence, fund, persist

@@ -17,12 +17,12 @@ import pytest
 
 from engine import commands as c
 from engine import limits
+from engine.records import Append, Committed, Rejected, WriteRequest
 from engine.results import Result
 from engine.transfer import decide
 from sim.clock import ManualClock
 from store.errors import InvariantViolation, StoreUnavailable
 from store.executor import Executor, ExecutorKind, ForwardingExecutor, Params
-from store.records import Append, Committed, Rejected, WriteRequest
 from store.schema import db_path
 from store.store import Store, open_executor
 from store.verify import verify

@@ -1,5 +1,8 @@
 """What goes into the store and what comes back: write requests, their outcomes, journal records.
 
+They live in the engine because they are the journal port's vocabulary: the actors, the API and
+the simulator speak them without importing the store that implements the port.
+
 A `WriteRequest` is atomic: its appends (to one or more streams), its idempotency operation and its
 evidence payloads commit together or not at all. Many requests share one SQLite transaction
 (group commit) without sharing fate: a request that is refused does not touch the others.

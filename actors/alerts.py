@@ -1,0 +1,47 @@
+"""Raising an operator alert, once per cause.
+
+The alert's stream id is derived from its cause (kind, transfer, and the instant the cause began),
+so raising the same alert again, from a second timer poll or after a restart, finds the stream
+already there and adds nothing: an operator sees one alert per stuck episode, not one per poll.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from actors.context import Context
+from engine.events import AlertRaised
+from engine.ids import format_id
+from engine.records import Committed, Rejected
+from engine.results import Result
+
+
+def alert_id(kind: str, transfer_id: str | None, cause_at_us: int) -> str:
+    digest = hashlib.sha256(f"{kind}|{transfer_id}|{cause_at_us}".encode()).digest()
+    return format_id("al", cause_at_us // 1_000, digest[:10])
+
+
+async def raise_alert(
+    ctx: Context,
+    *,
+    kind: str,
+    transfer_id: str | None,
+    status: str | None,
+    cause_at_us: int,
+    detail: str,
+) -> bool:
+    """Whether this call raised the alert (False: it was raised before)."""
+    aid = alert_id(kind, transfer_id, cause_at_us)
+    event = AlertRaised(
+        at=ctx.clock.now_us(),
+        alert_id=aid,
+        kind=kind,
+        transfer_id=transfer_id,
+        status=status,
+        detail=detail,
+    )
+    outcome = await ctx.journal.append(aid, 0, [event])
+    if isinstance(outcome, Rejected) and outcome.result is Result.stream_exists:
+        return False
+    assert isinstance(outcome, Committed), outcome
+    return True

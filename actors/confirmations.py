@@ -1,0 +1,150 @@
+"""The confirmation watcher: one supervisor for every transaction in flight.
+
+Each poll (a block time) it asks the node about every watched transfer's transactions (the latest
+and the ones it replaced: any of them may be the one that mines, they share a nonce):
+- mined and deep enough: the confirmation is recorded as evidence, then reported
+  (ObserveConfirmation); a failed receipt is reported as a revert;
+- a confirmed transaction no longer in the canonical chain (a reorg deeper than the confirmations)
+  is reported as ObserveReorg, which sends the transfer back to SENT_ON_CHAIN: the same signed
+  bytes are broadcast again, so the payment can mine again but never twice;
+- unknown to the node (dropped): the actor re-broadcasts the journaled bytes;
+- pending for `tx_stuck_blocks`: the actor replaces it, same nonce, higher fee.
+A confirmed transaction stays watched until it is `finality_blocks` deep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from actors.evidence import record_evidence
+from actors.messages import BumpFee, Envelope, Rebroadcast
+from engine import commands as c
+from engine import limits, matching
+from engine.rails import ChainView, RailError, Receipt, TxPresence
+
+if TYPE_CHECKING:
+    from actors.context import Context
+    from actors.registry import Registry
+
+
+@dataclasses.dataclass(slots=True)
+class _Watch:
+    transfer_id: str
+    chain: str
+    hashes: tuple[str, ...]
+    pending_since: int | None = None
+    confirmed: Receipt | None = None
+
+
+class ConfirmationWatcher:
+    def __init__(self, ctx: Context, registry: Registry) -> None:
+        self.ctx = ctx
+        self.registry = registry
+        self.watches: dict[str, _Watch] = {}
+
+    def watch(self, transfer_id: str, chain: str, hashes: tuple[str, ...]) -> None:
+        found = self.watches.get(transfer_id)
+        if found is None:
+            self.watches[transfer_id] = _Watch(transfer_id, chain, hashes)
+        elif found.hashes != hashes:
+            found.hashes = hashes
+            found.pending_since = None
+            found.confirmed = None
+
+    def forget(self, transfer_id: str) -> None:
+        self.watches.pop(transfer_id, None)
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(limits.chain_poll_s)
+            await self.poll()
+
+    async def poll(self) -> None:
+        views: dict[str, ChainView] = {}
+        for watch in list(self.watches.values()):
+            try:
+                if watch.chain not in views:
+                    views[watch.chain] = await self.ctx.rails.chain.view(watch.chain)
+                await self.check(watch, views[watch.chain])
+            except RailError:
+                continue  # The node is unreachable this round; the next poll asks again.
+
+    async def check(self, watch: _Watch, view: ChainView) -> None:
+        chain = self.ctx.rails.chain
+        mined: Receipt | None = None
+        for tx_hash in reversed(watch.hashes):
+            mined = await chain.receipt(watch.chain, tx_hash)
+            if mined is not None:
+                break
+        tid = watch.transfer_id
+        gone = watch.confirmed
+        if gone is not None and (mined is None or mined.block_hash != gone.block_hash):
+            reorg = c.ObserveReorg(tx_hash=gone.tx_hash, block_hash=gone.block_hash)
+            if self.registry.tell(tid, Envelope(reorg)):
+                watch.confirmed = None
+            return
+        if mined is not None:
+            watch.pending_since = None
+            await self._mined(watch, mined)
+            return
+        latest = watch.hashes[-1]
+        presence = await chain.presence(watch.chain, latest)
+        if presence is TxPresence.UNKNOWN:
+            self.registry.tell(tid, Rebroadcast())
+        elif presence is TxPresence.PENDING and (
+            watch.pending_since is None
+            or (
+                view.head - watch.pending_since >= limits.tx_stuck_blocks
+                and self.registry.tell(tid, BumpFee())
+            )
+        ):
+            watch.pending_since = view.head
+
+    async def _mined(self, watch: _Watch, mined: Receipt) -> None:
+        tid = watch.transfer_id
+        if not mined.succeeded:
+            revert = c.ObserveRevert(tx_hash=mined.tx_hash, block_number=mined.block_number)
+            if self.registry.tell(tid, Envelope(revert)):
+                self.forget(tid)
+            return
+        if watch.confirmed is not None:
+            if mined.confirmations >= limits.finality_blocks:
+                self.forget(tid)
+            return
+        if mined.confirmations < limits.confirmations_required:
+            return
+        await self.record(watch, mined)
+        confirm = c.ObserveConfirmation(
+            tx_hash=mined.tx_hash,
+            block_number=mined.block_number,
+            block_hash=mined.block_hash,
+            confirmations=mined.confirmations,
+        )
+        if self.registry.tell(tid, Envelope(confirm)):
+            watch.confirmed = mined
+
+    async def record(self, watch: _Watch, mined: Receipt) -> None:
+        """The confirmation as evidence (what the node says was transferred, not what we signed),
+        before the transfer acts on it."""
+        await record_evidence(
+            self.ctx,
+            provider=matching.chain_provider(watch.chain),
+            event_type=matching.CHAIN_CONFIRMED,
+            external_ref=matching.chain_ref(mined.tx_hash, mined.block_hash),
+            occurred_at=self.ctx.clock.now_us(),
+            transfer_id=watch.transfer_id,
+            normalized={
+                "tx_hash": mined.tx_hash,
+                "amount": str(mined.amount),
+                "currency": mined.currency or "",
+                "to": (mined.to_address or "").lower(),
+                "from": (mined.from_address or "").lower(),
+                "block_number": str(mined.block_number),
+                "block_hash": mined.block_hash,
+            },
+            raw=msgspec.json.encode(mined),
+        )

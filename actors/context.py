@@ -1,0 +1,37 @@
+"""Everything an actor reaches the world through: the journal, the clock, ids and the rails."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from engine.nonces import NonceBook
+from engine.ports import Clock, Ids, Journal
+from engine.rails import BankReports, ChainNode, Custody, OffRamp, QuoteSource
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Rails:
+    quotes: QuoteSource
+    custody: Custody
+    chain: ChainNode
+    offramp: OffRamp
+    bank: BankReports
+
+
+@dataclasses.dataclass(slots=True)
+class Policy:
+    """Runtime choices an operator can change (config), as opposed to engine.limits' bounds."""
+
+    # A quote that expired before the funds locked: "requote" (up to limits.requotes_max) or
+    # "expire" (the transfer ends EXPIRED with quote_expired).
+    on_quote_expiry: str = "requote"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Context:
+    journal: Journal
+    clock: Clock
+    ids: Ids
+    rails: Rails
+    nonces: NonceBook
+    policy: Policy = dataclasses.field(default_factory=Policy)

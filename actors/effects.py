@@ -1,0 +1,171 @@
+"""Running one effect through the rails; its outcome comes back as the command that reports it.
+
+Each effect is safe to run again, which is what lets recovery re-drive every pending effect:
+a quote is only a price; the lock is a conditional posting the store decides; signing reserves
+the transfer's nonce once (re-signing after a crash takes the same nonce, and only the journaled
+transaction is ever broadcast); a broadcast re-sends the journaled bytes; the off-ramp call is
+idempotent by our transfer id. Watching and reconciling register with a supervisor.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from actors.retry import call_rail
+from engine import commands as c
+from engine import effects as fx
+from engine import limits
+from engine.rails import PayoutRequest, QuoteRequest, RailError, SignRequest
+from engine.results import Result
+from engine.states import Route
+from engine.transfer import TransferState
+
+if TYPE_CHECKING:
+    from actors.transfer_actor import TransferActor
+
+
+def replacement(state: TransferState) -> fx.SignTransaction:
+    """A replacement for the latest transaction: same nonce and payment, a higher fee."""
+    latest = state.txs[-1]
+    return fx.SignTransaction(
+        transfer_id=state.transfer_id,
+        chain=latest.chain,
+        to_address=latest.to_address,
+        currency=latest.currency,
+        amount=latest.amount,
+        nonce=latest.nonce,
+        min_max_fee_per_gas=latest.max_fee_per_gas,
+    )
+
+
+def bumped_fee(previous: int, suggested: int) -> int:
+    """At least 12.5% above `previous` (nodes refuse smaller bumps) and at least the market."""
+    floor = previous * limits.fee_bump_numerator // limits.fee_bump_denominator + 1
+    return max(floor, suggested)
+
+
+async def run(actor: TransferActor, effect: fx.Effect) -> c.TransferCommand | None:
+    state = actor.state
+    assert state is not None
+    ctx = actor.ctx
+    tid = actor.transfer_id
+    try:
+        match effect:
+            case fx.RequestQuote(quote_id=quote_id):
+                return await _quote(actor, state, quote_id)
+            case fx.ReserveFunds():
+                return c.LockFunds()
+            case fx.SignTransaction():
+                return await _sign(actor, state, effect)
+            case fx.BroadcastTransaction(raw=raw):
+                chain = state.txs[-1].chain
+                await call_rail(
+                    lambda: ctx.rails.chain.broadcast(chain, raw),
+                    key=f"{tid}:broadcast",
+                    unavailable=Result.chain_unavailable,
+                )
+                return None
+            case fx.WatchTransaction(tx_hashes=hashes):
+                actor.supervisors.confirmations.watch(tid, state.txs[-1].chain, hashes)
+                return None
+            case fx.StartOffRamp(provider=provider, quote_id=quote_id):
+                return await _offramp(actor, state, provider, quote_id)
+            case fx.WatchSettlement(provider=provider, provider_trade_id=trade_id):
+                actor.supervisors.settlements.watch(tid, provider, trade_id)
+                return None
+            case fx.RequestReconciliation():
+                actor.supervisors.reconciler.request(tid)
+                return None
+    except RailError as e:
+        return _gave_up(state, effect, e)
+    raise AssertionError(f"no runner for {effect}")
+
+
+def _gave_up(state: TransferState, effect: fx.Effect, error: RailError) -> c.TransferCommand | None:
+    """A rail failed past its retries. Before anything is signed the transfer fails cleanly (the
+    hold, if any, is released); after that, money is in flight and nothing is given up: the stuck
+    timer re-drives the effect later and alerts an operator."""
+    if isinstance(effect, fx.RequestQuote | fx.SignTransaction) and effect_may_fail(state):
+        return c.FailTransfer(code=error.result.code, message=error.message)
+    return None
+
+
+def effect_may_fail(state: TransferState) -> bool:
+    return not state.txs
+
+
+async def _quote(
+    actor: TransferActor, state: TransferState, quote_id: str | None
+) -> c.TransferCommand | None:
+    ctx = actor.ctx
+    if quote_id is not None:
+        found = await ctx.journal.quote(quote_id)
+        if found is None or found[0] != state.client_id:
+            return c.FailTransfer(code=Result.quote_expired.code, message=f"{quote_id} unknown")
+        return c.QuoteTransfer(quote=found[1])
+    request = QuoteRequest(
+        transfer_id=state.transfer_id,
+        client_id=state.client_id,
+        source_currency=state.source_currency,
+        target_currency=state.target_currency,
+        amount=state.amount,
+        bank=state.route is Route.BANK,
+    )
+    quote = await call_rail(lambda: ctx.rails.quotes.quote(request), key=f"{state.transfer_id}:q")
+    return c.QuoteTransfer(quote=quote)
+
+
+async def _sign(
+    actor: TransferActor, state: TransferState, effect: fx.SignTransaction
+) -> c.TransferCommand | None:
+    ctx = actor.ctx
+    chain = effect.chain
+    view = await call_rail(
+        lambda: ctx.rails.chain.view(chain),
+        key=f"{state.transfer_id}:view",
+        unavailable=Result.chain_unavailable,
+    )
+    wallet = (chain, ctx.rails.custody.address(chain).lower())
+    if effect.nonce is None:
+        nonce = ctx.nonces.reserve(wallet, state.transfer_id)
+        fee = view.suggested_max_fee_per_gas
+    else:
+        nonce = effect.nonce
+        assert effect.min_max_fee_per_gas is not None
+        fee = bumped_fee(effect.min_max_fee_per_gas, view.suggested_max_fee_per_gas)
+    request = SignRequest(
+        chain=chain,
+        to_address=effect.to_address,
+        currency=effect.currency,
+        amount=effect.amount,
+        nonce=nonce,
+        max_fee_per_gas=fee,
+    )
+    tx = await call_rail(
+        lambda: ctx.rails.custody.sign(request), key=f"{state.transfer_id}:sign:{nonce}:{fee}"
+    )
+    if effect.nonce is None:
+        return c.SubmitOnChain(tx=tx)
+    return c.ReplaceDroppedTx(tx=tx)
+
+
+async def _offramp(
+    actor: TransferActor, state: TransferState, provider: str, quote_id: str
+) -> c.TransferCommand | None:
+    assert state.quote is not None and state.mined is not None
+    request = PayoutRequest(
+        transfer_id=state.transfer_id,
+        provider=provider,
+        quote_id=quote_id,
+        rail_currency=state.quote.rail_currency,
+        rail_amount=state.quote.rail_amount,
+        target_currency=state.target_currency,
+        target_amount=state.quote.target_amount,
+        destination=state.destination,
+        tx_hash=state.mined.tx_hash,
+    )
+    offramp = actor.ctx.rails.offramp
+    trade_id = await call_rail(
+        lambda: offramp.start_payout(request), key=f"{state.transfer_id}:payout"
+    )
+    return c.InitiateOffRamp(provider_trade_id=trade_id)

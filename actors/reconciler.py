@@ -1,0 +1,61 @@
+"""The per-transfer reconciler: a transfer whose route's evidence is all in and agrees moves to
+RECONCILED (engine.matching decides); one still missing a witness is looked at again later, with a
+growing interval. The full pipeline (statements, discrepancies, the ops queue) is its own issue."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from actors.messages import Envelope
+from engine import commands as c
+from engine import limits
+from engine.backoff import delay_us
+from engine.matching import match_transfer, reconcilable
+
+if TYPE_CHECKING:
+    from actors.context import Context
+    from actors.registry import Registry
+
+
+class Reconciler:
+    def __init__(self, ctx: Context, registry: Registry) -> None:
+        self.ctx = ctx
+        self.registry = registry
+        # transfer_id -> (attempt, next look in us)
+        self.pending: dict[str, tuple[int, int]] = {}
+
+    def request(self, transfer_id: str) -> None:
+        if transfer_id not in self.pending:
+            self.pending[transfer_id] = (0, self.ctx.clock.now_us())
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(limits.timer_poll_s)
+            now = self.ctx.clock.now_us()
+            for tid, (attempt, due) in list(self.pending.items()):
+                if due <= now:
+                    await self.look(tid, attempt)
+
+    async def look(self, transfer_id: str, attempt: int) -> None:
+        state = await self.ctx.journal.transfer(transfer_id)
+        if state is None or not reconcilable(state):
+            self.pending.pop(transfer_id, None)
+            return
+        evidence = await self.ctx.journal.evidence_for(transfer_id)
+        matched = match_transfer(state, evidence)
+        if matched is not None and self.registry.tell(
+            transfer_id, Envelope(c.Reconcile(evidence=matched))
+        ):
+            self.pending.pop(transfer_id, None)
+            return
+        if attempt + 1 >= limits.reconcile_attempts_max:
+            self.pending.pop(transfer_id, None)
+            return
+        wait = delay_us(
+            attempt,
+            base_us=limits.reconcile_retry_base_us,
+            cap_us=limits.reconcile_retry_cap_us,
+            key=transfer_id,
+        )
+        self.pending[transfer_id] = (attempt + 1, self.ctx.clock.now_us() + wait)

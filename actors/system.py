@@ -1,0 +1,113 @@
+"""The system root: the registry of transfer actors and the supervisors, in one task group.
+
+    async with anyio.create_task_group() as tg:
+        system = await tg.start(System(ctx).run)
+
+`run` opens the treasury wallets' nonce books from the journal, starts the supervisors, recovers
+every non-terminal transfer (re-activated, pending effects re-driven), reports ready, and then
+serves until cancelled. Every actor and supervisor task belongs to its task group.
+"""
+
+from __future__ import annotations
+
+import anyio
+import msgspec
+from anyio.abc import TaskStatus
+
+from actors.confirmations import ConfirmationWatcher
+from actors.context import Context
+from actors.reconciler import Reconciler
+from actors.registry import Registry
+from actors.settlements import SettlementTracker
+from actors.timers import TimerSupervisor
+from engine.commands import CreateTransfer, CreditDeposit
+from engine.destinations import CHAINS
+from engine.events import DepositCredited
+from engine.funding import decide_deposit
+from engine.records import Committed, IdempotencyStatus, Rejected
+from engine.results import Result
+from engine.states import TERMINAL, Status
+from engine.transfer import TransferState, payout_chain
+
+
+class Supervisors:
+    def __init__(self, ctx: Context, registry: Registry) -> None:
+        self.ctx = ctx
+        self.confirmations = ConfirmationWatcher(ctx, registry)
+        self.settlements = SettlementTracker(ctx, registry)
+        self.reconciler = Reconciler(ctx, registry)
+        self.timers = TimerSupervisor(ctx, registry)
+
+    def transfer_changed(self, before: TransferState | None, after: TransferState) -> None:
+        """Called by an actor after each commit, to keep in-memory bookkeeping in step."""
+        signing_over = after.status is not Status.FUNDS_LOCKED
+        if before is not None and before.status is Status.FUNDS_LOCKED and signing_over:
+            chain = payout_chain(after)
+            wallet = (chain, self.ctx.rails.custody.address(chain).lower())
+            self.ctx.nonces.settle(wallet, after.transfer_id, after.txs[0] if after.txs else None)
+        if after.status in TERMINAL:
+            if after.status is not Status.RECONCILED:
+                self.confirmations.forget(after.transfer_id)
+            self.settlements.forget(after.transfer_id)
+            self.reconciler.pending.pop(after.transfer_id, None)
+
+
+class System:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.registry = Registry(ctx)
+        self.supervisors = Supervisors(ctx, self.registry)
+        self.recovered = 0
+
+    async def open_wallets(self) -> None:
+        journaled = await self.ctx.journal.signed_transactions()
+        for chain in sorted(CHAINS):
+            address = self.ctx.rails.custody.address(chain).lower()
+            start = await self.ctx.rails.chain.nonce(chain, address)
+            mine = [t for t in journaled if (t.chain, t.from_address.lower()) == (chain, address)]
+            self.ctx.nonces.open((chain, address), start, mine)
+
+    async def run(self, *, task_status: TaskStatus[System] = anyio.TASK_STATUS_IGNORED) -> None:
+        await self.open_wallets()
+        async with anyio.create_task_group() as tasks:
+            self.registry.bind(tasks, self.supervisors)
+            s = self.supervisors
+            tasks.start_soon(s.confirmations.run, name="confirmation watcher")
+            tasks.start_soon(s.settlements.run, name="settlement tracker")
+            tasks.start_soon(s.reconciler.run, name="reconciler")
+            tasks.start_soon(s.timers.run, name="timers")
+            self.recovered = await self.registry.recover()
+            task_status.started(self)
+
+    async def create_transfer(self, command: CreateTransfer) -> tuple[Result, str | None]:
+        """Create a transfer, at most once per (client, idempotency key): the result, and the id
+        of the transfer that holds the key (this one, or the one an earlier request created)."""
+        result = await self.registry.ask(
+            command.transfer_id, command, request_id=command.request_id
+        )
+        record = await self.ctx.journal.idempotency_record(
+            command.client_id, command.idempotency_key
+        )
+        holder = record.transaction_id if record is not None else None
+        if result is Result.ok and holder == command.transfer_id:
+            assert record is not None
+            if record.status is IdempotencyStatus.IN_PROGRESS:
+                await self.ctx.journal.complete_key(
+                    command.client_id,
+                    command.idempotency_key,
+                    IdempotencyStatus.COMPLETED,
+                    201,
+                    msgspec.json.encode({"id": command.transfer_id}),
+                )
+        return result, holder
+
+    async def credit_deposit(self, command: CreditDeposit) -> Result:
+        """A bank credit to a client (a webhook, a statement line): once per deposit id."""
+        credited = decide_deposit(command, self.ctx.clock.now_us())
+        if not isinstance(credited, DepositCredited):
+            return credited
+        outcome = await self.ctx.journal.append(credited.deposit_id, 0, [credited])
+        if isinstance(outcome, Rejected) and outcome.result is Result.stream_exists:
+            return Result.ok
+        assert isinstance(outcome, Committed), outcome
+        return Result.ok

@@ -1,0 +1,155 @@
+"""The rails: the outside world a transfer moves through, as ports the actors call.
+
+A quote source prices transfers, a custody service signs (private keys never enter the engine),
+a chain node broadcasts and reports what it mined, an off-ramp provider turns stablecoin into a
+fiat payout and a bank reports that payout from the receiving side. Real implementations live in
+adapters/, simulated ones in sim/; both raise `RailError` with `transient` set, so whether a retry
+can help travels with the error.
+
+The methods return awaitables (the engine itself never awaits); everything they exchange is a
+frozen msgspec Struct in integer minor units.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Awaitable
+from typing import Protocol
+
+import msgspec
+
+from engine.chain import SignedTx
+from engine.destinations import Destination
+from engine.quotes import Quote
+from engine.results import Result
+
+
+class RailError(Exception):
+    """A rail could not do what was asked. `transient`: the same call may succeed later."""
+
+    def __init__(self, result: Result, message: str, *, transient: bool) -> None:
+        super().__init__(f"{result.code}: {message}")
+        self.result = result
+        self.message = message
+        self.transient = transient
+
+
+class QuoteRequest(msgspec.Struct, frozen=True, kw_only=True):
+    transfer_id: str
+    client_id: str
+    source_currency: str
+    target_currency: str
+    amount: int
+    bank: bool
+
+
+class SignRequest(msgspec.Struct, frozen=True, kw_only=True):
+    chain: str
+    to_address: str
+    currency: str
+    amount: int
+    nonce: int
+    max_fee_per_gas: int
+
+
+class Receipt(msgspec.Struct, frozen=True, kw_only=True):
+    """A mined transaction as the node reports it: in the canonical chain at `block_number`."""
+
+    tx_hash: str
+    block_number: int
+    block_hash: str
+    succeeded: bool
+    confirmations: int
+    # The token Transfer the transaction emitted (none when it reverted).
+    currency: str | None = None
+    from_address: str | None = None
+    to_address: str | None = None
+    amount: int = 0
+
+
+class TxPresence(enum.StrEnum):
+    MINED = "mined"
+    PENDING = "pending"
+    # Neither in a canonical block nor in the mempool: dropped, or reorged out and not re-added.
+    UNKNOWN = "unknown"
+
+
+class ChainView(msgspec.Struct, frozen=True, kw_only=True):
+    head: int
+    # The fee cap a new transaction needs to be mined soon (wei per gas).
+    suggested_max_fee_per_gas: int
+
+
+class PayoutRequest(msgspec.Struct, frozen=True, kw_only=True):
+    # Our transfer id is the provider's idempotency key: a retried call returns the same trade.
+    transfer_id: str
+    provider: str
+    quote_id: str
+    rail_currency: str
+    rail_amount: int
+    target_currency: str
+    target_amount: int
+    destination: Destination
+    # The on-chain transaction that funded the payout.
+    tx_hash: str
+
+
+class PayoutState(enum.StrEnum):
+    PENDING = "pending"
+    PAID = "paid"
+    # The provider could not pay (a rejected beneficiary account) and sent the funds back.
+    RETURNED = "returned"
+
+
+class PayoutStatus(msgspec.Struct, frozen=True, kw_only=True):
+    provider: str
+    provider_trade_id: str
+    state: PayoutState
+    currency: str
+    amount: int
+    bank_reference: str | None = None
+    reason: str | None = None
+
+
+class BankCredit(msgspec.Struct, frozen=True, kw_only=True):
+    """The receiving bank's record of a fiat payment (a SPEI CEP): the second witness."""
+
+    bank: str
+    bank_reference: str
+    currency: str
+    amount: int
+    account: str
+
+
+class QuoteSource(Protocol):
+    def quote(self, request: QuoteRequest) -> Awaitable[Quote]: ...
+
+
+class Custody(Protocol):
+    def address(self, chain: str) -> str: ...
+
+    def sign(self, request: SignRequest) -> Awaitable[SignedTx]: ...
+
+
+class ChainNode(Protocol):
+    def broadcast(self, chain: str, raw: str) -> Awaitable[str]: ...
+
+    def view(self, chain: str) -> Awaitable[ChainView]: ...
+
+    def receipt(self, chain: str, tx_hash: str) -> Awaitable[Receipt | None]: ...
+
+    def presence(self, chain: str, tx_hash: str) -> Awaitable[TxPresence]: ...
+
+    def nonce(self, chain: str, address: str) -> Awaitable[int]:
+        """The account's next nonce counting only mined transactions."""
+        ...
+
+
+class OffRamp(Protocol):
+    def start_payout(self, request: PayoutRequest) -> Awaitable[str]: ...
+
+    def payout_status(self, provider: str, provider_trade_id: str) -> Awaitable[PayoutStatus]: ...
+
+
+class BankReports(Protocol):
+    def credit(self, bank_reference: str) -> Awaitable[BankCredit | None]: ...

@@ -1,0 +1,278 @@
+"""A simulated EVM-like chain: blocks on a timer, a mempool, per-sender nonces, an EIP-1559-style
+base fee that moves, ERC-20 stablecoin balances, and the faults real chains have.
+
+Transactions arrive as the raw bytes a custody service signed; the node decodes them and recovers
+the sender from the signature with eth-account, as a real node would. A block takes, per sender,
+the pending transactions in nonce order from the sender's next nonce while each bids at least the
+base fee (a nonce gap or an underpriced transaction stops that sender). Faults, each drawn from
+the run's fault plan: RPC calls refused, a broadcast whose answer is lost although the node took
+the transaction, pending transactions dropped, base-fee spikes, and reorgs that undo the last few
+blocks (their transactions go back to the mempool, or are lost) and grow a longer fork.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import random
+
+from eth_account import Account
+from eth_account.typed_transactions.typed_transaction import TypedTransaction
+from eth_utils.crypto import keccak
+from hexbytes import HexBytes
+
+from engine.chain import SignedTx
+from engine.rails import ChainView, RailError, Receipt, TxPresence
+from engine.results import Result
+from sim.custody import CHAIN_ID, TOKENS, TRANSFER_SELECTOR
+from sim.faults import FaultLog
+
+TOKEN_OF = {address: currency for currency, address in TOKENS.items()}
+BASE_FEE_START_WEI = 20_000_000_000
+BASE_FEE_FLOOR_WEI = 1_000_000_000
+block_txs_max = 500
+rpc_latency_s = 0.05
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ChainTx:
+    tx_hash: str
+    raw: str
+    sender: str
+    nonce: int
+    max_fee_per_gas: int
+    currency: str
+    to_address: str
+    amount: int
+
+
+@dataclasses.dataclass(slots=True)
+class Block:
+    number: int
+    block_hash: str
+    txs: list[tuple[ChainTx, bool]]
+    # (kind, key, value before) to undo on a reorg.
+    undo: list[tuple[str, object, int]]
+
+
+class SimChain:
+    def __init__(self, rng: random.Random, faults: FaultLog, *, chain: str = "ethereum") -> None:
+        self.chain = chain
+        self.rng = rng
+        self.faults = faults
+        self.blocks: list[Block] = [Block(0, self._hash(), [], [])]
+        self.mempool: dict[str, ChainTx] = {}
+        self.slots: dict[tuple[str, int], str] = {}
+        self.nonces: dict[str, int] = {}
+        self.balances: dict[tuple[str, str], int] = {}
+        self.mined_at: dict[str, int] = {}
+        self.base_fee = BASE_FEE_START_WEI
+        self.reorgs = 0
+        self.deepest_reorg = 0
+
+    # --- the world's side ---------------------------------------------------------------------
+
+    def mint(self, currency: str, address: str, amount: int) -> None:
+        key = (currency, address.lower())
+        self.balances[key] = self.balances.get(key, 0) + amount
+
+    def balance(self, currency: str, address: str) -> int:
+        return self.balances.get((currency, address.lower()), 0)
+
+    @property
+    def head(self) -> int:
+        return self.blocks[-1].number
+
+    async def run(self, block_time_s: float) -> None:
+        while True:
+            await asyncio.sleep(block_time_s)
+            self.produce()
+
+    def produce(self) -> None:
+        if self.faults.fire("reorg") and self.faults.plan.reorg_depth_max > 0:
+            self.reorg(self.rng.randint(1, self.faults.plan.reorg_depth_max))
+        self._move_base_fee()
+        self._drop()
+        self._mine()
+
+    def reorg(self, depth: int) -> None:
+        depth = min(depth, len(self.blocks) - 1)
+        if depth <= 0:
+            return
+        self.reorgs += 1
+        self.deepest_reorg = max(self.deepest_reorg, depth)
+        returned: list[ChainTx] = []
+        for _ in range(depth):
+            block = self.blocks.pop()
+            for kind, key, before in reversed(block.undo):
+                table: dict[object, int] = self.nonces if kind == "nonce" else self.balances  # type: ignore[assignment]
+                table[key] = before
+            for tx, _ok in block.txs:
+                del self.mined_at[tx.tx_hash]
+                returned.append(tx)
+        for tx in returned:
+            if not self.faults.fire("tx_dropped"):
+                self._pool(tx)
+        for _ in range(depth):
+            self._mine()
+
+    def _move_base_fee(self) -> None:
+        if self.faults.fire("gas_spike"):
+            self.base_fee *= self.rng.choice((2, 3))
+        else:
+            self.base_fee = self.base_fee * self.rng.randint(875, 1125) // 1000
+        self.base_fee = max(BASE_FEE_FLOOR_WEI, min(self.base_fee, 50 * BASE_FEE_START_WEI))
+
+    def _drop(self) -> None:
+        for tx_hash in list(self.mempool):
+            if self.faults.fire("tx_dropped"):
+                self._unpool(self.mempool[tx_hash])
+
+    def _mine(self) -> None:
+        block = Block(len(self.blocks), self._hash(), [], [])
+        for sender in sorted({s for s, _ in self.slots}):
+            nonce = self.nonces.get(sender, 0)
+            while len(block.txs) < block_txs_max:
+                tx_hash = self.slots.get((sender, nonce))
+                if tx_hash is None:
+                    break
+                tx = self.mempool[tx_hash]
+                if tx.max_fee_per_gas < self.base_fee:
+                    break
+                self._unpool(tx)
+                block.txs.append((tx, self._apply(tx, block)))
+                self.mined_at[tx.tx_hash] = block.number
+                nonce += 1
+        self.blocks.append(block)
+
+    def _apply(self, tx: ChainTx, block: Block) -> bool:
+        block.undo.append(("nonce", tx.sender, self.nonces.get(tx.sender, 0)))
+        self.nonces[tx.sender] = tx.nonce + 1
+        source, target = (tx.currency, tx.sender), (tx.currency, tx.to_address)
+        if self.balances.get(source, 0) < tx.amount:
+            return False  # The token transfer reverts; the nonce is still spent.
+        for key in (source, target):
+            block.undo.append(("balance", key, self.balances.get(key, 0)))
+        self.balances[source] -= tx.amount
+        self.balances[target] = self.balances.get(target, 0) + tx.amount
+        return True
+
+    def _pool(self, tx: ChainTx) -> None:
+        self.mempool[tx.tx_hash] = tx
+        self.slots[(tx.sender, tx.nonce)] = tx.tx_hash
+
+    def _unpool(self, tx: ChainTx) -> None:
+        del self.mempool[tx.tx_hash]
+        if self.slots.get((tx.sender, tx.nonce)) == tx.tx_hash:
+            del self.slots[(tx.sender, tx.nonce)]
+
+    def _hash(self) -> str:
+        return "0x" + self.rng.randbytes(32).hex()
+
+    # --- the node's RPC (engine.rails.ChainNode) ---------------------------------------------
+
+    async def broadcast(self, chain: str, raw: str) -> str:
+        await asyncio.sleep(rpc_latency_s)
+        if self.faults.fire("rpc_unavailable"):
+            raise RailError(Result.chain_unavailable, "node refused the call", transient=True)
+        tx = decode(raw)
+        self._accept(tx)
+        if self.faults.fire("rpc_timeout"):
+            raise RailError(
+                Result.chain_unavailable, "no answer (the node took it)", transient=True
+            )
+        return tx.tx_hash
+
+    def submit(self, raw: str) -> str:
+        """A transaction from outside the engine (a provider's own wallet), without RPC faults."""
+        tx = decode(raw)
+        self._accept(tx)
+        return tx.tx_hash
+
+    def _accept(self, tx: ChainTx) -> None:
+        if tx.tx_hash in self.mined_at or tx.tx_hash in self.mempool:
+            return  # Already known: re-sending the same bytes is harmless.
+        if tx.nonce < self.nonces.get(tx.sender, 0):
+            raise RailError(Result.transaction_mismatch, "nonce too low", transient=False)
+        holder = self.slots.get((tx.sender, tx.nonce))
+        if holder is not None:
+            old = self.mempool[holder]
+            if tx.max_fee_per_gas * 10 < old.max_fee_per_gas * 11:
+                raise RailError(
+                    Result.transaction_mismatch, "replacement underpriced", transient=False
+                )
+            self._unpool(old)
+        self._pool(tx)
+
+    async def view(self, chain: str) -> ChainView:
+        await asyncio.sleep(rpc_latency_s)
+        if self.faults.fire("rpc_unavailable"):
+            raise RailError(Result.chain_unavailable, "node refused the call", transient=True)
+        return ChainView(head=self.head, suggested_max_fee_per_gas=2 * self.base_fee + 10**9)
+
+    async def receipt(self, chain: str, tx_hash: str) -> Receipt | None:
+        number = self.mined_at.get(tx_hash)
+        if number is None:
+            return None
+        block = self.blocks[number]
+        tx, succeeded = next((t, ok) for t, ok in block.txs if t.tx_hash == tx_hash)
+        return Receipt(
+            tx_hash=tx_hash,
+            block_number=number,
+            block_hash=block.block_hash,
+            succeeded=succeeded,
+            confirmations=self.head - number + 1,
+            currency=tx.currency if succeeded else None,
+            from_address=tx.sender if succeeded else None,
+            to_address=tx.to_address if succeeded else None,
+            amount=tx.amount if succeeded else 0,
+        )
+
+    async def presence(self, chain: str, tx_hash: str) -> TxPresence:
+        if tx_hash in self.mined_at:
+            return TxPresence.MINED
+        if tx_hash in self.mempool:
+            return TxPresence.PENDING
+        return TxPresence.UNKNOWN
+
+    async def nonce(self, chain: str, address: str) -> int:
+        return self.nonces.get(address.lower(), 0)
+
+    def mined_transfers(self) -> list[ChainTx]:
+        """Every successful token transfer in the canonical chain, oldest first."""
+        return [tx for block in self.blocks for tx, ok in block.txs if ok]
+
+
+def decode(raw: str) -> ChainTx:
+    """The node's view of a signed transaction: fields from the envelope, sender recovered from
+    the signature; anything but a stablecoin transfer(address,uint256) is refused."""
+    try:
+        encoded = HexBytes(raw)
+        fields = TypedTransaction.from_bytes(encoded).as_dict()
+        sender = Account.recover_transaction(encoded).lower()
+        tx_hash = "0x" + keccak(encoded).hex()
+    except Exception as e:
+        raise RailError(Result.transaction_mismatch, f"undecodable: {e}", transient=False) from e
+    data = bytes(fields["data"]).hex()
+    token = "0x" + bytes(fields["to"]).hex()
+    currency = TOKEN_OF.get(token)
+    if (
+        fields.get("chainId") != CHAIN_ID
+        or currency is None
+        or not data.startswith(TRANSFER_SELECTOR)
+    ):
+        raise RailError(Result.transaction_mismatch, "not a stablecoin transfer", transient=False)
+    return ChainTx(
+        tx_hash=tx_hash,
+        raw=raw,
+        sender=sender,
+        nonce=int(fields["nonce"]),
+        max_fee_per_gas=int(fields["maxFeePerGas"]),
+        currency=currency,
+        to_address="0x" + data[8 + 24 : 8 + 64],
+        amount=int(data[8 + 64 : 8 + 128], 16),
+    )
+
+
+def signed_matches(tx: SignedTx, on_chain: ChainTx) -> bool:
+    return (tx.tx_hash, tx.nonce, tx.amount) == (on_chain.tx_hash, on_chain.nonce, on_chain.amount)

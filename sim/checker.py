@@ -1,0 +1,154 @@
+"""The simulation's invariant checker.
+
+It wraps the journal port: after every committed append it re-checks, from the events alone, that
+the books balance per currency and no client balance is negative (the store checks the same
+before it commits; checking in pairs is the point). On a schedule and at the end it checks the
+world against the books: at most one mined payment per transfer (never a payment for a transfer
+that did not send one), each idempotency key holds one transfer, and, once everything settled,
+the treasury's ledger balance equals its balance on the chain, replaying the journal rebuilds
+every table (`stablerail verify`), every transfer is terminal and no timer is left.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+from engine import events as ev
+from engine import ledger
+from engine.records import ClaimKey, Committed, Outcome
+from engine.states import TERMINAL
+from sim.chain import SimChain
+from store import verify
+from store.store import Store
+
+OK = "ok"
+NAMES = (
+    "ledger_balanced",
+    "no_negative_client_balance",
+    "one_mined_payment_per_transfer",
+    "idempotency_key_one_transfer",
+    "treasury_matches_chain",
+    "journal_replay_matches",
+    "all_terminal",
+    "no_orphaned_timers",
+)
+
+
+class Checker:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.results: dict[str, str] = dict.fromkeys(NAMES, OK)
+        self.balances: dict[tuple[str, str], int] = defaultdict(int)
+        self.totals: dict[str, int] = defaultdict(int)
+        self.steps = 0
+        # tx hash -> transfer id, for every transaction journaled for broadcast.
+        self.tx_owner: dict[str, str] = {}
+        # (client, key) -> transfer ids the workload was told hold the key.
+        self.key_holders: dict[tuple[str, str], set[str]] = defaultdict(set)
+
+    def fail(self, name: str, detail: str) -> None:
+        if self.results[name] == OK:
+            self.results[name] = f"step {self.steps}: {detail}"
+
+    @property
+    def ok(self) -> bool:
+        return all(v == OK for v in self.results.values())
+
+    # --- the journal port, checked ----------------------------------------------------------
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.store, name)
+
+    async def append(
+        self,
+        stream_id: str,
+        expected_version: int,
+        events: Sequence[ev.Event],
+        *,
+        request_id: str | None = None,
+        claim: ClaimKey | None = None,
+        evidence_raw: dict[str, bytes] | None = None,
+    ) -> Outcome:
+        outcome = await self.store.append(
+            stream_id,
+            expected_version,
+            events,
+            request_id=request_id,
+            claim=claim,
+            evidence_raw=evidence_raw,
+        )
+        if isinstance(outcome, Committed):
+            self.after_commit(stream_id, events)
+        return outcome
+
+    def after_commit(self, stream_id: str, events: Sequence[ev.Event]) -> None:
+        self.steps += 1
+        for event in events:
+            if isinstance(event, ev.OnChainSubmitted | ev.OnChainReplaced):
+                self.tx_owner[event.tx.tx_hash] = stream_id
+            for entry in ev.entries_of(event):
+                delta = entry.credit - entry.debit
+                self.balances[(entry.account, entry.currency)] += delta
+                self.totals[entry.currency] += delta
+                kind = ledger.account_kind(entry.account)
+                if (
+                    kind in ledger.NON_NEGATIVE
+                    and self.balances[(entry.account, entry.currency)] < 0
+                ):
+                    self.fail(
+                        "no_negative_client_balance",
+                        f"{entry.account} {entry.currency} went negative",
+                    )
+        for currency, total in self.totals.items():
+            if total != 0:
+                self.fail("ledger_balanced", f"{currency} sums to {total}")
+
+    # --- the world against the books ---------------------------------------------------------
+
+    def check_chain(self, chain: SimChain, treasury: str) -> None:
+        paid: dict[str, list[str]] = defaultdict(list)
+        for tx in chain.mined_transfers():
+            if tx.sender != treasury:
+                continue
+            owner = self.tx_owner.get(tx.tx_hash)
+            if owner is None:
+                self.fail("one_mined_payment_per_transfer", f"{tx.tx_hash} pays for no transfer")
+                continue
+            paid[owner].append(tx.tx_hash)
+        for owner, hashes in paid.items():
+            if len(hashes) > 1:
+                self.fail("one_mined_payment_per_transfer", f"{owner} paid {len(hashes)} times")
+
+    def check_keys(self) -> None:
+        for (client, key), holders in self.key_holders.items():
+            if len(holders) > 1:
+                self.fail("idempotency_key_one_transfer", f"{client}/{key} -> {sorted(holders)}")
+
+    async def check_end(
+        self, chain: SimChain, treasury: str, treasury_currency: str, data_dir: Path
+    ) -> None:
+        self.check_chain(chain, treasury)
+        self.check_keys()
+        account = ledger.treasury(chain.chain, treasury)
+        booked = await self.store.balance(account, treasury_currency)
+        on_chain = chain.balance(treasury_currency, treasury)
+        if booked.debits - booked.credits != on_chain:
+            self.fail(
+                "treasury_matches_chain",
+                f"ledger {booked.debits - booked.credits} != chain {on_chain}",
+            )
+        rows = await self.store.reader.fetchall(
+            "SELECT transaction_id, status FROM transactions ORDER BY transaction_id"
+        )
+        open_ = [(t, s) for t, s in rows if s not in {x.value for x in TERMINAL}]
+        if open_:
+            self.fail("all_terminal", f"{len(open_)} not terminal, e.g. {open_[:3]}")
+        timers = await self.store.reader.fetchall("SELECT transaction_id, kind FROM timers")
+        if timers:
+            self.fail("no_orphaned_timers", f"{len(timers)} timers left, e.g. {timers[:3]}")
+        report = await verify.verify(data_dir)
+        if not report.ok:
+            bad = [f"{c.name}: {c.detail}" for c in report.checks if not c.ok]
+            self.fail("journal_replay_matches", "; ".join(bad)[:500])

@@ -1,0 +1,270 @@
+"""Simulated quote providers, an off-ramp provider and a bank, with latency and faults.
+
+- `SimQuotes` prices each corridor from a rate that drifts, with a spread and a fee, and a TTL.
+- `SimOffRamp` (a Mexican exchange, "bitso-sim") takes stablecoin at its deposit address and pays
+  MXN over SPEI through the bank. Payouts are idempotent by our transfer id. It pays only after it
+  sees the deposit confirmed on the chain; a rejected beneficiary makes it send the stablecoin back
+  to the treasury on-chain and report RETURNED. It reports by webhook (lost, duplicated, delayed
+  and reordered by the fault plan) and answers status polls.
+- `SimBank` books SPEI credits (visible after a settlement delay, the receiving bank's record that
+  the engine checks as the second witness) and client deposits (announced by webhook, which may be
+  lost, and listed on the statement, which is not).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import random
+from collections.abc import Awaitable, Callable
+
+import msgspec
+from anyio.abc import TaskGroup
+
+from engine import limits, quotes
+from engine.destinations import BankDestination
+from engine.funding import deposit_id_for
+from engine.quotes import Quote
+from engine.rails import (
+    BankCredit,
+    PayoutRequest,
+    PayoutState,
+    PayoutStatus,
+    QuoteRequest,
+    RailError,
+    SignRequest,
+)
+from engine.results import Result
+from sim.chain import SimChain
+from sim.clock import SeededIds
+from sim.custody import key_for, sign_token_transfer
+from sim.faults import FaultLog
+
+QUOTE_TTL_US = 30 * 1_000_000
+# (source, target) -> (provider, mid rate, fee in basis points)
+CORRIDORS = {
+    ("USD", "USDC"): ("circle-sim", 100_000_000, 10),
+    ("EUR", "EURC"): ("circle-sim", 100_000_000, 10),
+    ("USD", "MXN"): ("bitso-sim", 1_725_000_000, 50),
+}
+OFFRAMP = "bitso-sim"
+BANK = "bank-sim"
+SPEI = "spei-sim"
+
+Webhook = Callable[[bytes], Awaitable[object]]
+
+
+class SimQuotes:
+    def __init__(
+        self,
+        rng: random.Random,
+        faults: FaultLog,
+        ids: SeededIds,
+        now: Callable[[], int],
+        offramp_address: str,
+    ) -> None:
+        self.rng = rng
+        self.faults = faults
+        self.ids = ids
+        self.now = now
+        self.offramp_address = offramp_address
+        self.drift = {pair: 0 for pair in CORRIDORS}
+
+    async def quote(self, request: QuoteRequest) -> Quote:
+        await asyncio.sleep(self.rng.uniform(0.05, 0.3))
+        pair = (request.source_currency, request.target_currency)
+        if pair not in CORRIDORS:
+            raise RailError(Result.currency_pair_unsupported, str(pair), transient=False)
+        provider, mid, fee_bps = CORRIDORS[pair]
+        if self.faults.fire("quote_outage"):
+            raise RailError(Result.provider_unavailable, f"{provider} is down", transient=True)
+        rate = mid
+        if mid != 100_000_000:  # Stablecoin at par never moves; FX drifts and has a spread.
+            self.drift[pair] += self.rng.randint(-200_000, 200_000)
+            rate = mid + self.drift[pair] - mid * 30 // 10_000
+        quote = quotes.priced_quote(
+            quote_id=self.ids.new("qt"),
+            provider=provider,
+            source_currency=request.source_currency,
+            target_currency=request.target_currency,
+            amount=request.amount,
+            fee=request.amount * fee_bps // 10_000,
+            rate=f"{rate // 10**8}.{rate % 10**8:08d}",
+            payout_address=self.offramp_address if request.bank else None,
+            issued_at=self.now(),
+            ttl_us=QUOTE_TTL_US,
+        )
+        if isinstance(quote, Result):
+            raise RailError(quote, "could not price", transient=False)
+        return quote
+
+
+@dataclasses.dataclass(slots=True)
+class _Payout:
+    request: PayoutRequest
+    trade_id: str
+    state: PayoutState = PayoutState.PENDING
+    bank_reference: str | None = None
+    reason: str | None = None
+
+
+class SimBank:
+    def __init__(self, rng: random.Random, faults: FaultLog, now: Callable[[], int]) -> None:
+        self.rng = rng
+        self.faults = faults
+        self.now = now
+        self.credits: dict[str, tuple[int, BankCredit]] = {}  # reference -> (visible at, credit)
+        self.statement: list[
+            tuple[int, str, str, int]
+        ] = []  # (booked at, reference, client, amount)
+        self._n = 0
+
+    def pay(self, *, clabe: str, currency: str, amount: int) -> str:
+        self._n += 1
+        reference = f"SPEI{self._n:08d}"
+        delay_s = (
+            self.rng.uniform(30, 300)
+            if self.faults.fire("bank_delayed")
+            else self.rng.uniform(1, 10)
+        )
+        visible = self.now() + int(delay_s * 1_000_000)
+        self.credits[reference] = (
+            visible,
+            BankCredit(
+                bank=SPEI, bank_reference=reference, currency=currency, amount=amount, account=clabe
+            ),
+        )
+        return reference
+
+    async def credit(self, bank_reference: str) -> BankCredit | None:
+        await asyncio.sleep(0.05)
+        found = self.credits.get(bank_reference)
+        if found is None or found[0] > self.now():
+            return None
+        return found[1]
+
+    def book_deposit(self, client_id: str, amount: int) -> tuple[str, str, int]:
+        """A client's wire arrives: (deposit id, bank reference, booked at)."""
+        self._n += 1
+        reference = f"DEP{self._n:08d}"
+        booked = self.now()
+        self.statement.append((booked, reference, client_id, amount))
+        return deposit_id_for(BANK, reference, booked), reference, booked
+
+
+class SimOffRamp:
+    def __init__(
+        self,
+        seed: int,
+        rng: random.Random,
+        faults: FaultLog,
+        chain: SimChain,
+        bank: SimBank,
+        treasury: str,
+    ) -> None:
+        self.rng = rng
+        self.faults = faults
+        self.chain = chain
+        self.bank = bank
+        self.treasury = treasury
+        self.account = key_for(seed, "offramp")
+        self.address = self.account.address.lower()
+        self.payouts: dict[str, _Payout] = {}  # transfer id -> payout
+        self.by_trade: dict[str, _Payout] = {}
+        self.webhook: Webhook | None = None
+        self.tasks: TaskGroup | None = None
+        self._n = 0
+        self._nonce = 0
+
+    async def start_payout(self, request: PayoutRequest) -> str:
+        await asyncio.sleep(self.rng.uniform(0.05, 0.3))
+        if self.faults.fire("offramp_outage"):
+            raise RailError(Result.provider_unavailable, f"{OFFRAMP} is down", transient=True)
+        found = self.payouts.get(request.transfer_id)
+        if found is None:
+            self._n += 1
+            found = _Payout(request=request, trade_id=f"BTS{self._n:08d}")
+            self.payouts[request.transfer_id] = found
+            self.by_trade[found.trade_id] = found
+            assert self.tasks is not None
+            self.tasks.start_soon(self._work, found)
+        return found.trade_id
+
+    async def payout_status(self, provider: str, provider_trade_id: str) -> PayoutStatus:
+        await asyncio.sleep(self.rng.uniform(0.05, 0.2))
+        if self.faults.fire("offramp_outage"):
+            raise RailError(Result.provider_unavailable, f"{OFFRAMP} is down", transient=True)
+        found = self.by_trade.get(provider_trade_id)
+        if found is None:
+            raise RailError(Result.transaction_unknown, provider_trade_id, transient=False)
+        return self._status(found)
+
+    def _status(self, payout: _Payout) -> PayoutStatus:
+        return PayoutStatus(
+            provider=OFFRAMP,
+            provider_trade_id=payout.trade_id,
+            state=payout.state,
+            currency=payout.request.target_currency,
+            amount=payout.request.target_amount,
+            bank_reference=payout.bank_reference,
+            reason=payout.reason,
+        )
+
+    async def _work(self, payout: _Payout) -> None:
+        """Wait for the deposit to be deep enough, then pay out (or send it back)."""
+        request = payout.request
+        while True:
+            await asyncio.sleep(2)
+            receipt = await self.chain.receipt(self.chain.chain, request.tx_hash)
+            if receipt is not None and receipt.confirmations >= limits.confirmations_required:
+                break
+        await asyncio.sleep(self.rng.uniform(1, 20))
+        if self.faults.fire("payout_rejected"):
+            await self._send_back(request)
+            payout.state = PayoutState.RETURNED
+            payout.reason = "beneficiary account rejected the credit"
+        else:
+            destination = request.destination
+            assert isinstance(destination, BankDestination)
+            payout.bank_reference = self.bank.pay(
+                clabe=destination.clabe,
+                currency=request.target_currency,
+                amount=request.target_amount,
+            )
+            payout.state = PayoutState.PAID
+        await self._announce(payout)
+
+    async def _send_back(self, request: PayoutRequest) -> None:
+        tx = sign_token_transfer(
+            self.account,
+            SignRequest(
+                chain=self.chain.chain,
+                to_address=self.treasury,
+                currency=request.rail_currency,
+                amount=request.rail_amount,
+                nonce=self._nonce,
+                max_fee_per_gas=10**12,
+            ),
+        )
+        self._nonce += 1
+        self.chain.submit(tx.raw)
+        while True:
+            await asyncio.sleep(2)
+            receipt = await self.chain.receipt(self.chain.chain, tx.tx_hash)
+            if receipt is not None and receipt.confirmations >= limits.finality_blocks:
+                return
+
+    async def _announce(self, payout: _Payout) -> None:
+        if self.webhook is None or self.faults.fire("webhook_lost"):
+            return
+        body = msgspec.json.encode(self._status(payout))
+        copies = 2 if self.faults.fire("webhook_duplicated") else 1
+        assert self.tasks is not None
+        for _ in range(copies):
+            delay = self.rng.uniform(5, 120) if self.faults.fire("webhook_delayed") else 0.1
+            self.tasks.start_soon(self._deliver, body, delay)
+
+    async def _deliver(self, body: bytes, delay_s: float) -> None:
+        await asyncio.sleep(delay_s)
+        assert self.webhook is not None
+        await self.webhook(body)

@@ -1,0 +1,327 @@
+"""`stablerail simulate`: the whole engine against a simulated chain, bank and off-ramp, in virtual
+time, with a seeded workload and fault plan, checked after every step.
+
+Phases: clients are funded by bank deposits; a workload creates transfers on both corridors
+(USD -> USDC to a wallet, USD -> MXN over SPEI), re-sends some creates with the same idempotency
+key and cancels some; faults fire per the plan. Then the liveness phase: faults off, and every
+transfer must end terminal within a virtual deadline. Then the end checks (sim.checker). The
+store runs with the in-loop executor on a real SQLite file, so the same seed gives the same
+journal byte for byte; the digest is the journal's head hash.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import statistics
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+import anyio
+import msgspec
+
+from actors.context import Context, Rails
+from actors.system import System
+from engine import commands as c
+from engine import events as ev
+from engine import money
+from engine.destinations import BankDestination, Destination, WalletDestination
+from engine.events import TreasuryFunded
+from engine.funding import decide_treasury_funding, deposit_id_for
+from engine.hashing import request_hash
+from engine.nonces import NonceBook
+from engine.records import Committed
+from engine.results import Result
+from engine.transfer import TransferState, evolve
+from sim.chain import SimChain
+from sim.checker import Checker
+from sim.clock import SeededIds, VirtualClock, run_virtual
+from sim.custody import SimCustody
+from sim.faults import FaultLog, FaultPlan
+from sim.providers import BANK, SimBank, SimOffRamp, SimQuotes
+from store.executor import ExecutorKind
+from store.store import Store
+
+block_time_s = 2.0
+treasury_float_usdc = 10**9 * 10**6  # one billion USDC of inventory
+# Each client is funded for about 80% of what its share of the workload spends (the average
+# transfer is 2,505.00 USD), so some transfers meet insufficient funds, as in life.
+transfer_usd_minor_low = 10_00
+transfer_usd_minor_high = 5_000_00
+liveness_deadline_s = 6 * 3600
+statement_poll_s = 60
+CLABES = ("032180000118359719", "002010077777777771", "014027000000000008")
+
+
+class SimConfig(msgspec.Struct, frozen=True, kw_only=True):
+    seed: int
+    transfers: int = 100
+    clients: int = 5
+    faults: str = "default"
+
+
+class SimReport(msgspec.Struct, kw_only=True):
+    seed: int
+    transfers: int
+    clients: int
+    faults: str
+    ok: bool
+    final_status: dict[str, int]
+    failure_codes: dict[str, int]
+    invariants: dict[str, str]
+    faults_fired: dict[str, int]
+    digest: str
+    journal_rows: int
+    virtual_s: float
+    time_in_state_s: dict[str, dict[str, float]]
+    alerts: int
+    crashes: int
+    reorgs: int
+    reproduce: str
+
+
+def simulate(config: SimConfig, data_dir: Path | None = None) -> SimReport:
+    if data_dir is None:
+        with tempfile.TemporaryDirectory(prefix="stablerail-sim-") as tmp:
+            return simulate(config, Path(tmp) / "data")
+    if data_dir.exists():
+        shutil.rmtree(data_dir)
+    clock = VirtualClock()
+    return run_virtual(lambda: _run(config, data_dir, clock), clock)
+
+
+def _rng(seed: int, part: str) -> random.Random:
+    return random.Random(f"{seed}:{part}")
+
+
+async def _run(config: SimConfig, data_dir: Path, clock: VirtualClock) -> SimReport:
+    seed = config.seed
+    plan = FaultPlan.named(config.faults, _rng(seed, "plan"))
+    faults = FaultLog(plan, _rng(seed, "faults"))
+    ids = SeededIds(seed, clock)
+    async with Store.open(
+        data_dir, clock=clock, executor=ExecutorKind.INLINE, migrate=True
+    ) as store:
+        checker = Checker(store)
+        chain = SimChain(_rng(seed, "chain"), faults)
+        custody = SimCustody(seed)
+        treasury = custody.address(chain.chain)
+        bank = SimBank(_rng(seed, "bank"), faults, clock.now_us)
+        offramp = SimOffRamp(seed, _rng(seed, "offramp"), faults, chain, bank, treasury)
+        quotes = SimQuotes(_rng(seed, "quotes"), faults, ids, clock.now_us, offramp.address)
+        await _fund_treasury(checker, chain, ids, clock, treasury)
+        ctx = Context(
+            journal=checker,  # type: ignore[arg-type]
+            clock=clock,
+            ids=ids,
+            rails=Rails(quotes=quotes, custody=custody, chain=chain, offramp=offramp, bank=bank),
+            nonces=NonceBook(),
+        )
+        system = System(ctx)
+        async with anyio.create_task_group() as world:
+            offramp.tasks = world
+            offramp.webhook = system.supervisors.settlements.on_webhook
+            world.start_soon(chain.run, block_time_s)
+            await world.start(system.run)
+            world.start_soon(_statement_import, system, bank)
+            workload = Workload(config, system, bank, checker, faults, _rng(seed, "workload"), ids)
+            await workload.run()
+            checker.check_chain(chain, treasury)
+            faults.enabled = False
+            with anyio.move_on_after(liveness_deadline_s):
+                while not await _all_terminal(store, config.transfers):  # noqa: ASYNC110
+                    await anyio.sleep(30)
+            # Let the last confirmations sink past any reorg the chain could still do.
+            await anyio.sleep(block_time_s * 4)
+            world.cancel_scope.cancel()
+        await checker.check_end(chain, treasury, "USDC", data_dir)
+        head_seq, head_hash = await store.head()
+        statuses = await store.reader.fetchall(
+            "SELECT status, count(*) FROM transactions GROUP BY status ORDER BY status"
+        )
+        failures = await store.reader.fetchall(
+            "SELECT failure_code, count(*) FROM transactions WHERE failure_code IS NOT NULL"
+            " GROUP BY failure_code ORDER BY failure_code"
+        )
+        alerts = await store.reader.fetchone(
+            "SELECT count(*) FROM journal WHERE event_type = 'AlertRaised'"
+        )
+        tis = await _time_in_state(store)
+    assert alerts is not None
+    return SimReport(
+        seed=seed,
+        transfers=config.transfers,
+        clients=config.clients,
+        faults=config.faults,
+        ok=checker.ok,
+        final_status={s: n for s, n in statuses},
+        failure_codes={code: n for code, n in failures},
+        invariants=checker.results,
+        faults_fired=dict(sorted(faults.fired.items())),
+        digest=head_hash.hex(),
+        journal_rows=head_seq,
+        virtual_s=round(clock.elapsed_us / 1e6, 3),
+        time_in_state_s=tis,
+        alerts=alerts[0],
+        crashes=system.registry.crashes,
+        reorgs=chain.reorgs,
+        reproduce=(
+            f"stablerail simulate --seed {seed} --transfers {config.transfers}"
+            f" --clients {config.clients} --faults {config.faults}"
+        ),
+    )
+
+
+async def _fund_treasury(
+    journal: Checker, chain: SimChain, ids: SeededIds, clock: VirtualClock, treasury: str
+) -> None:
+    chain.mint("USDC", treasury, treasury_float_usdc)
+    funded = decide_treasury_funding(
+        funding_id=ids.new("tf"),
+        chain=chain.chain,
+        address=treasury,
+        currency="USDC",
+        amount=treasury_float_usdc,
+        reference="genesis inventory",
+        now=clock.now_us(),
+    )
+    assert isinstance(funded, TreasuryFunded), funded
+    assert isinstance(await journal.append(funded.funding_id, 0, [funded]), Committed)
+
+
+async def _statement_import(system: System, bank: SimBank) -> None:
+    """Reading the bank statement catches every deposit whose webhook was lost."""
+    seen = 0
+    while True:
+        await anyio.sleep(statement_poll_s)
+        lines = bank.statement[seen:]
+        for booked, reference, client, amount in lines:
+            await system.credit_deposit(_deposit(booked, reference, client, amount))
+        seen += len(lines)
+
+
+def _deposit(booked: int, reference: str, client: str, amount: int) -> c.CreditDeposit:
+    return c.CreditDeposit(
+        deposit_id=deposit_id_for(BANK, reference, booked),
+        client_id=client,
+        currency="USD",
+        amount=money.format_amount(amount, money.ASSETS["USD"]),
+        bank=BANK,
+        bank_reference=reference,
+    )
+
+
+class Workload:
+    def __init__(
+        self,
+        config: SimConfig,
+        system: System,
+        bank: SimBank,
+        checker: Checker,
+        faults: FaultLog,
+        rng: random.Random,
+        ids: SeededIds,
+    ) -> None:
+        self.config = config
+        self.system = system
+        self.bank = bank
+        self.checker = checker
+        self.faults = faults
+        self.rng = rng
+        self.ids = ids
+        self.clients = [f"client-{n}" for n in range(1, config.clients + 1)]
+
+    async def run(self) -> None:
+        average = (transfer_usd_minor_low + transfer_usd_minor_high) // 2
+        funding = max(average, self.config.transfers * average * 8 // (10 * len(self.clients)))
+        for client in self.clients:
+            _, reference, booked = self.bank.book_deposit(client, funding)
+            if not self.faults.fire("webhook_lost"):
+                await self.system.credit_deposit(_deposit(booked, reference, client, funding))
+        await anyio.sleep(statement_poll_s + 1)
+        async with anyio.create_task_group() as tasks:
+            for number in range(self.config.transfers):
+                await anyio.sleep(self.rng.expovariate(1 / 2.0))
+                tasks.start_soon(self.transfer, number)
+
+    async def transfer(self, number: int) -> None:
+        client = self.rng.choice(self.clients)
+        bank = self.rng.random() < 0.5
+        destination: Destination
+        if bank:
+            target = "MXN"
+            destination = BankDestination(
+                country="MX", clabe=self.rng.choice(CLABES), name=f"Beneficiary {number}"
+            )
+        else:
+            target = "USDC"
+            destination = WalletDestination(
+                chain="ethereum", address="0x" + self.rng.randbytes(20).hex()
+            )
+        cents = self.rng.randint(transfer_usd_minor_low, transfer_usd_minor_high)
+        amount = money.format_amount(cents, money.ASSETS["USD"])
+        key = f"order-{number}"
+        body = {"target": target, "amount": amount, "n": number}
+        retry = self.faults.fire("retry_request")
+        cancel = self.faults.fire("cancel")
+        attempts = 2 if retry else 1
+        for _ in range(attempts):
+            create = c.CreateTransfer(
+                transfer_id=self.ids.new("tr"),
+                client_id=client,
+                initiator=f"user-{client}",
+                idempotency_key=key,
+                request_hash=request_hash("POST /v1/transfers", body),
+                source_currency="USD",
+                target_currency=target,
+                amount=amount,
+                destination=destination,
+                reference=f"invoice {number}",
+            )
+            result, holder = await self.system.create_transfer(create)
+            if holder is not None:
+                self.checker.key_holders[(client, key)].add(holder)
+            if result is not Result.ok and not result.transient:
+                self.checker.fail("idempotency_key_one_transfer", f"{key}: {result.code}")
+            if attempts > 1:
+                await anyio.sleep(self.rng.uniform(0, 3))
+        if cancel and holder is not None:
+            await anyio.sleep(self.rng.uniform(0, 0.5))
+            await self.system.registry.ask(holder, c.CancelTransfer(by=f"user-{client}"))
+
+
+async def _all_terminal(store: Store, expected: int) -> bool:
+    row = await store.reader.fetchone(
+        "SELECT count(*), sum(status IN ('RECONCILED', 'FAILED', 'CANCELLED', 'EXPIRED'))"
+        " FROM transactions"
+    )
+    assert row is not None
+    return bool(row[0] >= expected and row[0] == row[1])
+
+
+async def _time_in_state(store: Store) -> dict[str, dict[str, float]]:
+    """Seconds spent in each status, p50/p90/p99 over every transfer that left it."""
+    spent: dict[str, list[float]] = defaultdict(list)
+    rows = await store.reader.fetchall("SELECT transaction_id FROM transactions")
+    for (tid,) in rows:
+        state: TransferState | None = None
+        since = 0
+        for rec in await store.load_stream(tid):
+            assert ev.is_transfer_event(rec.event)
+            before = state.status if state is not None else None
+            state = evolve(state, rec.event)
+            if state.status is not before:
+                if before is not None:
+                    spent[before.value].append((rec.event.at - since) / 1e6)
+                since = rec.event.at
+    found: dict[str, dict[str, float]] = {}
+    for name, values in sorted(spent.items()):
+        values.sort()
+        found[name] = {
+            "p50": round(statistics.median(values), 3),
+            "p90": round(values[int(0.9 * (len(values) - 1))], 3),
+            "p99": round(values[int(0.99 * (len(values) - 1))], 3),
+            "n": len(values),
+        }
+    return found
