@@ -17,8 +17,18 @@ from pathlib import Path
 
 from engine import events as ev
 from engine import ledger
-from engine.records import ClaimKey, Committed, Outcome
+from engine.chain import SignedTx
+from engine.quotes import Quote
+from engine.records import (
+    ClaimKey,
+    Committed,
+    IdempotencyRecord,
+    IdempotencyStatus,
+    Outcome,
+)
 from engine.states import TERMINAL
+from engine.timers import DueTimer
+from engine.transfer import TransferState
 from sim.chain import SimChain
 from store import verify
 from store.store import Store
@@ -58,8 +68,44 @@ class Checker:
 
     # --- the journal port, checked ----------------------------------------------------------
 
-    def __getattr__(self, name: str) -> object:
-        return getattr(self.store, name)
+    # Reads and the idempotency bookkeeping go straight to the store.
+
+    async def transfer(self, transfer_id: str) -> TransferState | None:
+        return await self.store.transfer(transfer_id)
+
+    async def active_transfers(self, after: str, limit: int) -> list[str]:
+        return await self.store.active_transfers(after, limit)
+
+    async def due_timers(self, now_us: int, limit: int) -> list[DueTimer]:
+        return await self.store.due_timers(now_us, limit)
+
+    async def next_timer_due(self) -> int | None:
+        return await self.store.next_timer_due()
+
+    async def evidence_for(self, transfer_id: str) -> list[ev.EvidenceRecorded]:
+        return await self.store.evidence_for(transfer_id)
+
+    async def quote(self, quote_id: str) -> tuple[str | None, Quote] | None:
+        return await self.store.quote(quote_id)
+
+    async def signed_transactions(self) -> list[SignedTx]:
+        return await self.store.signed_transactions()
+
+    async def expire_idempotency_keys(self, now_us: int) -> int:
+        return await self.store.expire_idempotency_keys(now_us)
+
+    async def complete_key(
+        self,
+        client_id: str,
+        key: str,
+        status: IdempotencyStatus,
+        response_status: int,
+        response_body: bytes,
+    ) -> Outcome:
+        return await self.store.complete_key(client_id, key, status, response_status, response_body)
+
+    async def idempotency_record(self, client_id: str, key: str) -> IdempotencyRecord | None:
+        return await self.store.idempotency_record(client_id, key)
 
     async def append(
         self,

@@ -33,6 +33,7 @@ from engine.rails import (
     QuoteRequest,
     RailError,
     SignRequest,
+    TxPresence,
 )
 from engine.results import Result
 from sim.chain import SimChain
@@ -247,8 +248,10 @@ class SimOffRamp:
             ),
         )
         self._nonce += 1
-        self.chain.submit(tx.raw)
         while True:
+            # The provider's own node may drop it too: it re-sends until the return is final.
+            if await self.chain.presence(self.chain.chain, tx.tx_hash) is TxPresence.UNKNOWN:
+                self.chain.submit(tx.raw)
             await asyncio.sleep(2)
             receipt = await self.chain.receipt(self.chain.chain, tx.tx_hash)
             if receipt is not None and receipt.confirmations >= limits.finality_blocks:

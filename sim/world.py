@@ -11,6 +11,7 @@ journal byte for byte; the digest is the journal's head hash.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import shutil
 import statistics
@@ -31,6 +32,7 @@ from engine.events import TreasuryFunded
 from engine.funding import decide_treasury_funding, deposit_id_for
 from engine.hashing import request_hash
 from engine.nonces import NonceBook
+from engine.ports import Journal
 from engine.records import Committed
 from engine.results import Result
 from engine.transfer import TransferState, evolve
@@ -104,18 +106,14 @@ async def _run(config: SimConfig, data_dir: Path, clock: VirtualClock) -> SimRep
         data_dir, clock=clock, executor=ExecutorKind.INLINE, migrate=True
     ) as store:
         checker = Checker(store)
-        chain = SimChain(_rng(seed, "chain"), faults)
-        custody = SimCustody(seed)
-        treasury = custody.address(chain.chain)
-        bank = SimBank(_rng(seed, "bank"), faults, clock.now_us)
-        offramp = SimOffRamp(seed, _rng(seed, "offramp"), faults, chain, bank, treasury)
-        quotes = SimQuotes(_rng(seed, "quotes"), faults, ids, clock.now_us, offramp.address)
-        await _fund_treasury(checker, chain, ids, clock, treasury)
+        rails = SimRails.build(seed, faults, clock, ids)
+        chain, bank, offramp, treasury = rails.chain, rails.bank, rails.offramp, rails.treasury
+        await rails.fund_treasury(checker, ids, clock)
         ctx = Context(
-            journal=checker,  # type: ignore[arg-type]
+            journal=checker,
             clock=clock,
             ids=ids,
-            rails=Rails(quotes=quotes, custody=custody, chain=chain, offramp=offramp, bank=bank),
+            rails=rails.ports(),
             nonces=NonceBook(),
         )
         system = System(ctx)
@@ -173,21 +171,50 @@ async def _run(config: SimConfig, data_dir: Path, clock: VirtualClock) -> SimRep
     )
 
 
-async def _fund_treasury(
-    journal: Checker, chain: SimChain, ids: SeededIds, clock: VirtualClock, treasury: str
-) -> None:
-    chain.mint("USDC", treasury, treasury_float_usdc)
-    funded = decide_treasury_funding(
-        funding_id=ids.new("tf"),
-        chain=chain.chain,
-        address=treasury,
-        currency="USDC",
-        amount=treasury_float_usdc,
-        reference="genesis inventory",
-        now=clock.now_us(),
-    )
-    assert isinstance(funded, TreasuryFunded), funded
-    assert isinstance(await journal.append(funded.funding_id, 0, [funded]), Committed)
+@dataclasses.dataclass(slots=True)
+class SimRails:
+    """The simulated chain, custody, bank, off-ramp and quote providers of one seed."""
+
+    chain: SimChain
+    custody: SimCustody
+    bank: SimBank
+    offramp: SimOffRamp
+    quotes: SimQuotes
+    treasury: str
+
+    @classmethod
+    def build(cls, seed: int, faults: FaultLog, clock: VirtualClock, ids: SeededIds) -> SimRails:
+        chain = SimChain(_rng(seed, "chain"), faults)
+        custody = SimCustody(seed)
+        treasury = custody.address(chain.chain)
+        bank = SimBank(_rng(seed, "bank"), faults, clock.now_us)
+        offramp = SimOffRamp(seed, _rng(seed, "offramp"), faults, chain, bank, treasury)
+        quotes = SimQuotes(_rng(seed, "quotes"), faults, ids, clock.now_us, offramp.address)
+        return cls(chain, custody, bank, offramp, quotes, treasury)
+
+    def ports(self) -> Rails:
+        return Rails(
+            quotes=self.quotes,
+            custody=self.custody,
+            chain=self.chain,
+            offramp=self.offramp,
+            bank=self.bank,
+        )
+
+    async def fund_treasury(self, journal: Journal, ids: SeededIds, clock: VirtualClock) -> None:
+        """Mint the treasury's stablecoin on the chain and book it from capital in the ledger."""
+        self.chain.mint("USDC", self.treasury, treasury_float_usdc)
+        funded = decide_treasury_funding(
+            funding_id=ids.new("tf"),
+            chain=self.chain.chain,
+            address=self.treasury,
+            currency="USDC",
+            amount=treasury_float_usdc,
+            reference="genesis inventory",
+            now=clock.now_us(),
+        )
+        assert isinstance(funded, TreasuryFunded), funded
+        assert isinstance(await journal.append(funded.funding_id, 0, [funded]), Committed)
 
 
 async def _statement_import(system: System, bank: SimBank) -> None:
@@ -197,11 +224,11 @@ async def _statement_import(system: System, bank: SimBank) -> None:
         await anyio.sleep(statement_poll_s)
         lines = bank.statement[seen:]
         for booked, reference, client, amount in lines:
-            await system.credit_deposit(_deposit(booked, reference, client, amount))
+            await system.credit_deposit(deposit_command(booked, reference, client, amount))
         seen += len(lines)
 
 
-def _deposit(booked: int, reference: str, client: str, amount: int) -> c.CreditDeposit:
+def deposit_command(booked: int, reference: str, client: str, amount: int) -> c.CreditDeposit:
     return c.CreditDeposit(
         deposit_id=deposit_id_for(BANK, reference, booked),
         client_id=client,
@@ -238,7 +265,9 @@ class Workload:
         for client in self.clients:
             _, reference, booked = self.bank.book_deposit(client, funding)
             if not self.faults.fire("webhook_lost"):
-                await self.system.credit_deposit(_deposit(booked, reference, client, funding))
+                await self.system.credit_deposit(
+                    deposit_command(booked, reference, client, funding)
+                )
         await anyio.sleep(statement_poll_s + 1)
         async with anyio.create_task_group() as tasks:
             for number in range(self.config.transfers):

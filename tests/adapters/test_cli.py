@@ -79,3 +79,21 @@ def test_bench_store_json_has_the_figures() -> None:
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert {"store_rows_per_s", "raw_rows_per_s", "ratio"} <= report.keys()
+
+
+def test_simulate_reports_every_invariant_and_the_kept_data_dir_verifies(tmp_path: Path) -> None:
+    data_dir = str(tmp_path / "sim")
+    done = stablerail(
+        "simulate", "--seed", "4", "--transfers", "20", "--faults", "default", "--json",
+        "--data-dir", data_dir,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    for key in ("seed", "transfers", "final_status", "invariants", "faults_fired", "digest", "ok"):
+        assert key in report
+    assert report["ok"] is True and set(report["invariants"].values()) == {"ok"}
+    assert sum(report["final_status"].values()) == 20
+    human = stablerail("simulate", "--seed", "4", "--transfers", "20", "--faults", "default")
+    assert human.returncode == 0 and report["digest"] in human.stdout
+    assert stablerail("verify", "--data-dir", data_dir).returncode == 0
+    assert stablerail("simulate", "--seed", "1", "--transfers", "0").returncode == 2

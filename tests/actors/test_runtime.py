@@ -1,0 +1,213 @@
+"""The actor runtime against the simulated rails, in virtual time.
+
+- a client's cancel queued while the quote is in flight lands before the lock: the transfer ends
+  CANCELLED with nothing held and nothing signed;
+- an actor that crashes on every attempt is restarted within its budget, then flagged: an alert
+  is journaled, its callers hear `transfer_flagged`, and the transfer stays where it was (never
+  dropped);
+- a runtime stopped mid-flight and started again over the same store and world recovers every
+  transfer and finishes it, with at most one payment per transfer on the chain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import anyio
+
+from actors.context import Context
+from actors.system import System
+from engine import commands as c
+from engine.chain import SignedTx
+from engine.destinations import WalletDestination
+from engine.events import AlertRaised, decode
+from engine.hashing import request_hash
+from engine.nonces import NonceBook
+from engine.quotes import Quote
+from engine.rails import QuoteRequest, SignRequest
+from engine.results import Result
+from engine.states import Status
+from sim.clock import SeededIds, VirtualClock, run_virtual
+from sim.faults import FaultLog, FaultPlan
+from sim.world import SimRails, deposit_command
+from store.executor import ExecutorKind
+from store.store import Store
+
+CLIENT = "acme"
+
+
+class World:
+    def __init__(self, store: Store, rails: SimRails, clock: VirtualClock, ids: SeededIds) -> None:
+        self.store, self.rails, self.clock, self.ids = store, rails, clock, ids
+
+    def context(self) -> Context:
+        return Context(
+            journal=self.store,
+            clock=self.clock,
+            ids=self.ids,
+            rails=self.rails.ports(),
+            nonces=NonceBook(),
+        )
+
+    def create(self, amount: str = "100.00", key: str = "k-1") -> c.CreateTransfer:
+        return c.CreateTransfer(
+            transfer_id=self.ids.new("tr"),
+            client_id=CLIENT,
+            initiator="alice",
+            idempotency_key=key,
+            request_hash=request_hash("POST /v1/transfers", {"key": key, "amount": amount}),
+            source_currency="USD",
+            target_currency="USDC",
+            amount=amount,
+            destination=WalletDestination(chain="ethereum", address="0x" + "b0" * 20),
+        )
+
+
+def in_world(tmp_path: Path, body: Callable[[World], Awaitable[None]]) -> None:
+    clock = VirtualClock()
+
+    async def main() -> None:
+        ids = SeededIds(1, clock)
+        faults = FaultLog(FaultPlan.none(), random.Random(1))
+        async with Store.open(
+            tmp_path / "data", clock=clock, executor=ExecutorKind.INLINE, migrate=True
+        ) as store:
+            rails = SimRails.build(1, faults, clock, ids)
+            await rails.fund_treasury(store, ids, clock)
+            world = World(store, rails, clock, ids)
+            async with anyio.create_task_group() as tasks:
+                rails.offramp.tasks = tasks
+                tasks.start_soon(rails.chain.run, 2.0)
+                await body(world)
+                tasks.cancel_scope.cancel()
+
+    run_virtual(main, clock)
+
+
+async def fund(system: System, world: World) -> None:
+    _, reference, booked = world.rails.bank.book_deposit(CLIENT, 100_000)
+    credit = deposit_command(booked, reference, CLIENT, 100_000)
+    assert await system.credit_deposit(credit) is Result.ok
+
+
+async def settle(world: World, transfer_id: str, status: Status, within_s: float = 600) -> None:
+    with anyio.fail_after(within_s):
+        while True:
+            state = await world.store.transfer(transfer_id)
+            if state is not None and state.status is status:
+                return
+            await anyio.sleep(1)
+
+
+class SlowQuotes:
+    def __init__(self, inner: object, delay_s: float) -> None:
+        self.inner, self.delay_s = inner, delay_s
+
+    async def quote(self, request: QuoteRequest) -> Quote:
+        await asyncio.sleep(self.delay_s)
+        return await self.inner.quote(request)  # type: ignore[attr-defined, no-any-return]
+
+
+def test_a_cancel_queued_during_the_quote_lands_before_the_lock(tmp_path: Path) -> None:
+    async def body(world: World) -> None:
+        world.rails.quotes = SlowQuotes(world.rails.quotes, 5.0)  # type: ignore[assignment]
+        system = System(world.context())
+        async with anyio.create_task_group() as tasks:
+            await tasks.start(system.run)
+            await fund(system, world)
+            create = world.create()
+            result, holder = await system.create_transfer(create)
+            assert (result, holder) == (Result.ok, create.transfer_id)
+            assert holder is not None
+            cancelled = await system.registry.ask(holder, c.CancelTransfer(by="alice"))
+            assert cancelled is Result.ok
+            await anyio.sleep(30)
+            state = await world.store.transfer(holder)
+            assert state is not None and state.status is Status.CANCELLED
+            assert state.quote is not None and state.locked_at is None and not state.txs
+            assert world.rails.custody.signed == 0
+            tasks.cancel_scope.cancel()
+
+    in_world(tmp_path, body)
+
+
+class BrokenCustody:
+    """Signs nothing: every call is a bug (not a RailError), which crashes the actor."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner = inner
+        self.calls = 0
+
+    def address(self, chain: str) -> str:
+        return self.inner.address(chain)  # type: ignore[attr-defined, no-any-return]
+
+    async def sign(self, request: SignRequest) -> SignedTx:
+        self.calls += 1
+        raise RuntimeError("custody adapter bug")
+
+
+def test_an_actor_crashing_past_its_budget_is_flagged_not_dropped(tmp_path: Path) -> None:
+    async def body(world: World) -> None:
+        broken = BrokenCustody(world.rails.custody)
+        world.rails.custody = broken  # type: ignore[assignment]
+        system = System(world.context())
+        async with anyio.create_task_group() as tasks:
+            await tasks.start(system.run)
+            await fund(system, world)
+            create = world.create()
+            assert (await system.create_transfer(create))[0] is Result.ok
+            await anyio.sleep(120)
+            tid = create.transfer_id
+            assert tid in system.registry.flagged
+            assert broken.calls == 6  # the first run and five restarts
+            state = await world.store.transfer(tid)
+            assert state is not None and state.status is Status.FUNDS_LOCKED
+            answer = await system.registry.ask(tid, c.CancelTransfer(by="alice"))
+            assert answer is Result.transfer_flagged
+            alerts = await world.store.reader.fetchall(
+                "SELECT payload FROM journal WHERE event_type = 'AlertRaised'"
+            )
+            assert len(alerts) == 1
+            alert = decode(alerts[0][0])
+            assert isinstance(alert, AlertRaised) and alert.transfer_id == tid
+            assert (
+                alert.kind == "actor_restart_budget_exhausted"
+                and "custody adapter bug" in alert.detail
+            )
+            tasks.cancel_scope.cancel()
+
+    in_world(tmp_path, body)
+
+
+def test_a_restarted_runtime_recovers_and_finishes_every_transfer(tmp_path: Path) -> None:
+    async def body(world: World) -> None:
+        ids = []
+        first = System(world.context())
+        async with anyio.create_task_group() as tasks:
+            await tasks.start(first.run)
+            await fund(first, world)
+            for n in range(6):
+                create = world.create(amount=f"{10 + n}.00", key=f"k-{n}")
+                assert (await first.create_transfer(create))[0] is Result.ok
+                ids.append(create.transfer_id)
+            await anyio.sleep(3)  # some are on chain, none confirmed yet
+            tasks.cancel_scope.cancel()
+        states = [await world.store.transfer(t) for t in ids]
+        assert any(s is not None and s.status is Status.SENT_ON_CHAIN for s in states)
+
+        second = System(world.context())
+        async with anyio.create_task_group() as tasks:
+            await tasks.start(second.run)
+            assert second.recovered == 6
+            for tid in ids:
+                await settle(world, tid, Status.RECONCILED)
+            tasks.cancel_scope.cancel()
+        payments = [
+            t for t in world.rails.chain.mined_transfers() if t.sender == world.rails.treasury
+        ]
+        assert len(payments) == 6
+
+    in_world(tmp_path, body)
