@@ -67,10 +67,11 @@ class ConfirmationWatcher:
         views: dict[str, ChainView] = {}
         for watch in list(self.watches.values()):
             try:
-                if watch.chain not in views:
-                    views[watch.chain] = await self.ctx.rails.chain.view(watch.chain)
-                await self.check(watch, views[watch.chain])
-            except RailError:
+                async with asyncio.timeout(limits.rail_call_timeout_s):
+                    if watch.chain not in views:
+                        views[watch.chain] = await self.ctx.rails.chain.view(watch.chain)
+                    await self.check(watch, views[watch.chain])
+            except (RailError, TimeoutError):
                 continue  # The node is unreachable this round; the next poll asks again.
 
     async def check(self, watch: _Watch, view: ChainView) -> None:

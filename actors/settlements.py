@@ -67,8 +67,9 @@ class SettlementTracker:
 
     async def poll(self, trade: _Trade) -> None:
         try:
-            status = await self.ctx.rails.offramp.payout_status(trade.provider, trade.trade_id)
-        except RailError:
+            async with asyncio.timeout(limits.rail_call_timeout_s):
+                status = await self.ctx.rails.offramp.payout_status(trade.provider, trade.trade_id)
+        except (RailError, TimeoutError):
             status = None
         if status is None or not await self.settle(trade, status):
             if trade.attempt + 1 >= limits.settlement_polls_max:
@@ -133,8 +134,9 @@ class SettlementTracker:
         assert status.bank_reference is not None
         await self.record(status, tid, msgspec.json.encode(status))
         try:
-            credit = await self.ctx.rails.bank.credit(status.bank_reference)
-        except RailError:
+            async with asyncio.timeout(limits.rail_call_timeout_s):
+                credit = await self.ctx.rails.bank.credit(status.bank_reference)
+        except (RailError, TimeoutError):
             return False
         if credit is None:
             return False
