@@ -30,9 +30,11 @@ test: lint
 bench: $(STAMP)
 	$(BIN)/stablerail bench store
 
-# Longer randomized runs than make test: hypothesis with 2,000 examples per property.
+# Longer randomized runs than make test: hypothesis with 2,000 examples per property, then
+# 2,000 swarm seeds of the simulated world (seeds 1000.., beyond the 200 make test runs).
 soak: $(STAMP)
 	HYPOTHESIS_PROFILE=thorough $(BIN)/pytest tests/engine/test_properties.py tests/engine/test_money.py tests/engine/test_ids.py
+	$(BIN)/stablerail soak --first 1000 --count 2000 --transfers 100 --faults swarm
 
 clean:
 	rm -rf $(VENV) data

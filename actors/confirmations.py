@@ -83,6 +83,8 @@ class ConfirmationWatcher:
                 break
         tid = watch.transfer_id
         gone = watch.confirmed
+        if self.ctx.drills.planted("ignore_reorgs"):
+            gone = None
         if gone is not None and (mined is None or mined.block_hash != gone.block_hash):
             reorg = c.ObserveReorg(tx_hash=gone.tx_hash, block_hash=gone.block_hash)
             if self.registry.tell(tid, Envelope(reorg)):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from actors.drills import Drills
 from engine.nonces import NonceBook
 from engine.ports import Clock, Ids, Journal
 from engine.rails import BankReports, ChainNode, Custody, OffRamp, QuoteSource
@@ -35,3 +36,4 @@ class Context:
     rails: Rails
     nonces: NonceBook
     policy: Policy = dataclasses.field(default_factory=Policy)
+    drills: Drills = dataclasses.field(default_factory=Drills)

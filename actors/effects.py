@@ -59,11 +59,15 @@ async def run(actor: TransferActor, effect: fx.Effect) -> c.TransferCommand | No
                 return await _sign(actor, state, effect)
             case fx.BroadcastTransaction(raw=raw):
                 chain = state.txs[-1].chain
+                if ctx.drills.planted("rebroadcast_new_nonce"):
+                    await _canary_rebroadcast(actor, state, raw)
+                    return None
                 await call_rail(
                     lambda: ctx.rails.chain.broadcast(chain, raw),
                     key=f"{tid}:broadcast",
                     unavailable=Result.chain_unavailable,
                 )
+                ctx.drills.failpoint("chain.after_broadcast")
                 return None
             case fx.WatchTransaction(tx_hashes=hashes):
                 actor.supervisors.confirmations.watch(tid, state.txs[-1].chain, hashes)
@@ -168,4 +172,33 @@ async def _offramp(
     trade_id = await call_rail(
         lambda: offramp.start_payout(request), key=f"{state.transfer_id}:payout"
     )
+    actor.ctx.drills.failpoint("offramp.after_payout_call")
     return c.InitiateOffRamp(provider_trade_id=trade_id)
+
+
+async def _canary_rebroadcast(actor: TransferActor, state: TransferState, raw: str) -> None:
+    """The planted bug `rebroadcast_new_nonce` (actors.drills): when a broadcast's answer is
+    lost, sign the payment again with a fresh nonce and send that, unjournaled, instead of
+    re-sending the journaled bytes. If the first one did reach the node, both can mine."""
+    ctx = actor.ctx
+    latest = state.txs[-1]
+    try:
+        await ctx.rails.chain.broadcast(latest.chain, raw)
+        return
+    except RailError:
+        pass
+    wallet = (latest.chain, ctx.rails.custody.address(latest.chain).lower())
+    again = SignRequest(
+        chain=latest.chain,
+        to_address=latest.to_address,
+        currency=latest.currency,
+        amount=latest.amount,
+        nonce=ctx.nonces.reserve(wallet, f"{state.transfer_id}:again:{latest.nonce}"),
+        max_fee_per_gas=latest.max_fee_per_gas,
+    )
+    tx = await ctx.rails.custody.sign(again)
+    await call_rail(
+        lambda: ctx.rails.chain.broadcast(latest.chain, tx.raw),
+        key=f"{state.transfer_id}:broadcast",
+        unavailable=Result.chain_unavailable,
+    )

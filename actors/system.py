@@ -20,6 +20,7 @@ from actors.reconciler import Reconciler
 from actors.registry import Registry
 from actors.settlements import SettlementTracker
 from actors.timers import TimerSupervisor
+from engine import limits
 from engine.commands import CreateTransfer, CreditDeposit
 from engine.destinations import CHAINS
 from engine.events import DepositCredited
@@ -77,6 +78,7 @@ class System:
             tasks.start_soon(s.reconciler.run, name="reconciler")
             tasks.start_soon(s.timers.run, name="timers")
             self.recovered = await self.registry.recover()
+            await self.answer_keys()
             task_status.started(self)
 
     async def create_transfer(self, command: CreateTransfer) -> tuple[Result, str | None]:
@@ -92,14 +94,35 @@ class System:
         if result is Result.ok and holder == command.transfer_id:
             assert record is not None
             if record.status is IdempotencyStatus.IN_PROGRESS:
-                await self.ctx.journal.complete_key(
-                    command.client_id,
-                    command.idempotency_key,
-                    IdempotencyStatus.COMPLETED,
-                    201,
-                    msgspec.json.encode({"id": command.transfer_id}),
-                )
+                await self._answer(record.client_id, record.key, command.transfer_id)
         return result, holder
+
+    async def answer_keys(self) -> int:
+        """A create commits its transfer and claims its key in one commit; the key's answer is
+        recorded just after. A crash in between leaves the key IN_PROGRESS with its transfer
+        durable, and every retry of the request would hear "in progress" for ever. At start,
+        before serving, each such key gets the answer its request earned. Returns how many."""
+        answered = 0
+        while True:
+            page = await self.ctx.journal.unanswered_keys(limits.recovery_page_max)
+            progress = 0
+            for record in page:
+                tid = record.transaction_id
+                if tid is not None and await self.ctx.journal.transfer(tid) is not None:
+                    await self._answer(record.client_id, record.key, tid)
+                    progress += 1
+            answered += progress
+            if len(page) < limits.recovery_page_max or progress == 0:
+                return answered
+
+    async def _answer(self, client_id: str, key: str, transfer_id: str) -> None:
+        await self.ctx.journal.complete_key(
+            client_id,
+            key,
+            IdempotencyStatus.COMPLETED,
+            201,
+            msgspec.json.encode({"id": transfer_id}),
+        )
 
     async def credit_deposit(self, command: CreditDeposit) -> Result:
         """A bank credit to a client (a webhook, a statement line): once per deposit id."""

@@ -53,6 +53,7 @@ class TimerSupervisor:
                 continue
             if await self.fire(timer):
                 keep[key] = now + limits.stuck_redrive_us
+            self.ctx.drills.failpoint("timers.mid_fire")
         self.next_fire = keep
         if now >= self.next_sweep_us:
             await self.ctx.journal.expire_idempotency_keys(now)

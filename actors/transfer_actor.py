@@ -70,6 +70,8 @@ class TransferActor:
     async def handle(self, message: Message) -> None:
         match message:
             case Envelope(command=command, reply=reply, request_id=request_id):
+                if self.ctx.drills.planted("reply_before_commit") and reply is not None:
+                    reply.set_result(Result.ok)
                 result, follow = await self.apply(command, request_id)
                 if reply is not None and not reply.done():
                     reply.set_result(result)
@@ -100,6 +102,7 @@ class TransferActor:
             if decision.result is not Result.ok or not decision.events:
                 return decision.result, ()
             version = self.state.version if self.state is not None else 0
+            self.ctx.drills.failpoint("journal.before_commit")
             outcome = await self.ctx.journal.append(
                 self.transfer_id,
                 version,
@@ -113,6 +116,7 @@ class TransferActor:
                     # and the caller reads which transfer holds the key.
                     return Result.ok, ()
                 case Committed():
+                    self.ctx.drills.failpoint("journal.after_commit")
                     before = self.state
                     self.state = evolve_all(self.state, decision.events)
                     self.supervisors.transfer_changed(before, self.state)
@@ -128,6 +132,8 @@ class TransferActor:
     def claim(self, command: c.TransferCommand) -> ClaimKey | None:
         """A new transfer acquires its idempotency key in the same commit that creates it."""
         if not isinstance(command, c.CreateTransfer):
+            return None
+        if self.ctx.drills.planted("skip_idempotency_check"):
             return None
         return ClaimKey(
             client_id=command.client_id,

@@ -2,9 +2,11 @@
 
     stablerail migrate --data-dir DIR             create or upgrade a data dir
     stablerail verify  --data-dir DIR [--json]    recompute the hash chain, ledger and projections
+                                                  (and the simulated world, when there is one)
     stablerail demo    --data-dir DIR [--fresh]   a first walk: fund a client, run four transfers
     stablerail simulate --seed N [--transfers N] [--clients N] [--faults none|default|swarm]
                                                   the engine against the simulated world
+    stablerail soak --first N --count N [--jobs N] many seeds in parallel, each failure reproducible
     stablerail bench store [--json] ...           durable appends vs raw sqlite3, same run
 
 Exit codes: 0 success; 1 verify found a problem; 2 the data dir or the arguments are unusable
@@ -21,6 +23,7 @@ from pathlib import Path
 
 import msgspec
 
+from actors.drills import CANARIES
 from adapters.clock import SystemClock
 from sim.scripted import Step
 from store.errors import StoreOpenError
@@ -57,8 +60,24 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--transfers", type=_positive, default=100)
     simulate.add_argument("--clients", type=_positive, default=5)
     simulate.add_argument("--faults", choices=("none", "default", "swarm"), default="default")
+    simulate.add_argument(
+        "--plant",
+        action="append",
+        default=[],
+        choices=sorted(CANARIES),
+        metavar="CANARY",
+        help="plant a known bug, to see the checks catch it: " + ", ".join(sorted(CANARIES)),
+    )
     simulate.add_argument("--data-dir", type=Path, help="keep the run's data dir here")
     simulate.add_argument("--json", action="store_true", help="print one JSON object")
+
+    soak = commands.add_parser("soak", help="many seeds of the simulated world, in parallel")
+    soak.add_argument("--first", type=int, default=0, help="the first seed")
+    soak.add_argument("--count", type=_positive, default=1000, help="how many seeds")
+    soak.add_argument("--transfers", type=_positive, default=100)
+    soak.add_argument("--faults", choices=("none", "default", "swarm"), default="swarm")
+    soak.add_argument("--jobs", type=_positive, default=2, help="processes")
+    soak.add_argument("--json", action="store_true", help="print one JSON object")
 
     bench = commands.add_parser("bench", help="benchmarks (medians, against a same-run reference)")
     suites = bench.add_subparsers(dest="suite", required=True, metavar="SUITE")
@@ -85,6 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _demo(args)
             case "simulate":
                 return _simulate(args)
+            case "soak":
+                return _soak(args)
             case "bench":
                 return _bench(args)
     except StoreOpenError as e:
@@ -105,19 +126,30 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    from sim.durable import WORLD_FILE, verify_world
     from store.verify import verify
 
     report = asyncio.run(verify(args.data_dir))
+    # A data dir the simulated rails ran in also holds their world: check it against the ledger.
+    world: list[str] | None = None
+    if (args.data_dir / WORLD_FILE).exists():
+        world = asyncio.run(verify_world(args.data_dir))
+    ok = report.ok and not world
     if args.json:
-        print(msgspec.json.encode(report).decode())
+        found = msgspec.to_builtins(report)
+        found.update(ok=ok, world=None if world is None else {"ok": not world, "problems": world})
+        print(msgspec.json.encode(found).decode())
     else:
         print(f"verify {report.data_dir} (schema {report.schema_version})")
         for check in report.checks:
             mark = "ok  " if check.ok else "FAIL"
             print(f"  {mark} {check.name:<12} {check.detail}")
+        if world is not None:
+            detail = "; ".join(world) if world else "the simulated chain agrees with the ledger"
+            print(f"  {'FAIL' if world else 'ok  '} {'world':<12} {detail}")
         print(f"  journal head: seq {report.head_seq} {report.head_hash}")
-        print("verified: every check holds" if report.ok else "verification FAILED")
-    return EXIT_OK if report.ok else EXIT_CHECK_FAILED
+        print("verified: every check holds" if ok else "verification FAILED")
+    return EXIT_OK if ok else EXIT_CHECK_FAILED
 
 
 def _positive(text: str) -> int:
@@ -131,7 +163,11 @@ def _simulate(args: argparse.Namespace) -> int:
     from sim.world import SimConfig, simulate
 
     config = SimConfig(
-        seed=args.seed, transfers=args.transfers, clients=args.clients, faults=args.faults
+        seed=args.seed,
+        transfers=args.transfers,
+        clients=args.clients,
+        faults=args.faults,
+        canaries=tuple(args.plant),
     )
     report = simulate(config, args.data_dir)
     if args.json:
@@ -161,6 +197,41 @@ def _simulate(args: argparse.Namespace) -> int:
         )
         return EXIT_CHECK_FAILED
     return EXIT_OK
+
+
+def _soak(args: argparse.Namespace) -> int:
+    from sim.soak import soak
+
+    def progress(done: int, failed: int) -> None:
+        """A bar on a terminal; plain lines (every 5%) otherwise."""
+        if sys.stderr.isatty():
+            filled = 40 * done // args.count
+            bar = "#" * filled + "." * (40 - filled)
+            end = "\n" if done == args.count else ""
+            print(f"\r[{bar}] {done}/{args.count} seeds, {failed} failed", end=end, file=sys.stderr)
+        elif done == args.count or done % max(1, args.count // 20) == 0:
+            print(f"soak: {done}/{args.count} seeds, {failed} failed", file=sys.stderr)
+
+    report = soak(
+        args.first,
+        args.count,
+        transfers=args.transfers,
+        faults=args.faults,
+        jobs=args.jobs,
+        progress=None if args.json else progress,
+    )
+    if args.json:
+        print(msgspec.json.encode(report).decode())
+    else:
+        last = args.first + args.count - 1
+        print(
+            f"soak seeds {args.first}..{last}: {report.transfers_run} transfers,"
+            f" faults {args.faults}: {len(report.failures)} seeds failed"
+        )
+        for failure in report.failures:
+            print(f"  seed {failure.seed}: {failure.failed}")
+            print(f"    reproduce: {failure.reproduce}")
+    return EXIT_OK if report.ok else EXIT_CHECK_FAILED
 
 
 def _demo(args: argparse.Namespace) -> int:

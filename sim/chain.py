@@ -32,6 +32,9 @@ BASE_FEE_START_WEI = 20_000_000_000
 BASE_FEE_FLOOR_WEI = 1_000_000_000
 block_txs_max = 500
 rpc_latency_s = 0.05
+# Blocks deeper than this are final: no reorg reaches them (the deepest a fault plan draws is 14),
+# so the node keeps only their transactions, as a pruned node does.
+unfinalized_blocks_max = 64
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -60,7 +63,10 @@ class SimChain:
         self.chain = chain
         self.rng = rng
         self.faults = faults
+        # The unfinalized tail of the chain; older blocks live on only as `finalized` receipts.
         self.blocks: list[Block] = [Block(0, self._hash(), [], [])]
+        # tx hash -> (block number, block hash, transaction, succeeded), for final blocks.
+        self.finalized: dict[str, tuple[int, str, ChainTx, bool]] = {}
         self.mempool: dict[str, ChainTx] = {}
         self.slots: dict[tuple[str, int], str] = {}
         self.nonces: dict[str, int] = {}
@@ -69,10 +75,13 @@ class SimChain:
         self.base_fee = BASE_FEE_START_WEI
         self.reorgs = 0
         self.deepest_reorg = 0
+        # Moves on every change anyone outside could observe (sim.durable saves on a change).
+        self.generation = 0
 
     # --- the world's side ---------------------------------------------------------------------
 
     def mint(self, currency: str, address: str, amount: int) -> None:
+        self.generation += 1
         key = (currency, address.lower())
         self.balances[key] = self.balances.get(key, 0) + amount
 
@@ -89,6 +98,7 @@ class SimChain:
             self.produce()
 
     def produce(self) -> None:
+        self.generation += 1
         if self.faults.fire("reorg") and self.faults.plan.reorg_depth_max > 0:
             self.reorg(self.rng.randint(1, self.faults.plan.reorg_depth_max))
         self._move_base_fee()
@@ -129,7 +139,7 @@ class SimChain:
                 self._unpool(self.mempool[tx_hash])
 
     def _mine(self) -> None:
-        block = Block(len(self.blocks), self._hash(), [], [])
+        block = Block(self.head + 1, self._hash(), [], [])
         for sender in sorted({s for s, _ in self.slots}):
             nonce = self.nonces.get(sender, 0)
             while len(block.txs) < block_txs_max:
@@ -144,6 +154,10 @@ class SimChain:
                 self.mined_at[tx.tx_hash] = block.number
                 nonce += 1
         self.blocks.append(block)
+        while len(self.blocks) > unfinalized_blocks_max:
+            final = self.blocks.pop(0)
+            for tx, ok in final.txs:
+                self.finalized[tx.tx_hash] = (final.number, final.block_hash, tx, ok)
 
     def _apply(self, tx: ChainTx, block: Block) -> bool:
         block.undo.append(("nonce", tx.sender, self.nonces.get(tx.sender, 0)))
@@ -190,6 +204,7 @@ class SimChain:
         return tx.tx_hash
 
     def _accept(self, tx: ChainTx) -> None:
+        self.generation += 1
         if tx.tx_hash in self.mined_at or tx.tx_hash in self.mempool:
             return  # Already known: re-sending the same bytes is harmless.
         if tx.nonce < self.nonces.get(tx.sender, 0):
@@ -214,12 +229,16 @@ class SimChain:
         number = self.mined_at.get(tx_hash)
         if number is None:
             return None
-        block = self.blocks[number]
-        tx, succeeded = next((t, ok) for t, ok in block.txs if t.tx_hash == tx_hash)
+        if tx_hash in self.finalized:
+            _, block_hash, tx, succeeded = self.finalized[tx_hash]
+        else:
+            block = self.blocks[number - self.blocks[0].number]
+            block_hash = block.block_hash
+            tx, succeeded = next((t, ok) for t, ok in block.txs if t.tx_hash == tx_hash)
         return Receipt(
             tx_hash=tx_hash,
             block_number=number,
-            block_hash=block.block_hash,
+            block_hash=block_hash,
             succeeded=succeeded,
             confirmations=self.head - number + 1,
             currency=tx.currency if succeeded else None,
@@ -240,7 +259,8 @@ class SimChain:
 
     def mined_transfers(self) -> list[ChainTx]:
         """Every successful token transfer in the canonical chain, oldest first."""
-        return [tx for block in self.blocks for tx, ok in block.txs if ok]
+        final = [tx for _, _, tx, ok in self.finalized.values() if ok]
+        return final + [tx for block in self.blocks for tx, ok in block.txs if ok]
 
 
 def decode(raw: str) -> ChainTx:

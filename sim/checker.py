@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from engine import events as ev
-from engine import ledger
+from engine import ledger, matching
 from engine.chain import SignedTx
 from engine.quotes import Quote
 from engine.records import (
@@ -41,6 +41,8 @@ NAMES = (
     "idempotency_key_one_transfer",
     "treasury_matches_chain",
     "journal_replay_matches",
+    "acknowledged_durable",
+    "confirmations_canonical",
     "all_terminal",
     "no_orphaned_timers",
 )
@@ -72,6 +74,9 @@ class Checker:
 
     async def transfer(self, transfer_id: str) -> TransferState | None:
         return await self.store.transfer(transfer_id)
+
+    async def unanswered_keys(self, limit: int) -> list[IdempotencyRecord]:
+        return await self.store.unanswered_keys(limit)
 
     async def active_transfers(self, after: str, limit: int) -> list[str]:
         return await self.store.active_transfers(after, limit)
@@ -151,6 +156,24 @@ class Checker:
             if total != 0:
                 self.fail("ledger_balanced", f"{currency} sums to {total}")
 
+    async def resume(self) -> None:
+        """After a restart: rebuild what the checks remember from the journal so far."""
+        rows = await self.store.reader.fetchall(
+            "SELECT stream_id, payload FROM journal ORDER BY seq"
+        )
+        for stream_id, payload in rows:
+            self.after_commit(stream_id, [ev.decode(payload)])
+
+    async def acknowledged(self, client: str, key: str, holder: str | None) -> None:
+        """A create was answered ok: the key must name a transfer, durable already (persist,
+        then answer)."""
+        if holder is None:
+            self.fail("acknowledged_durable", f"{client}/{key}: ok, but the key names no transfer")
+            return
+        self.key_holders[(client, key)].add(holder)
+        if await self.store.transfer(holder) is None:
+            self.fail("acknowledged_durable", f"{client}/{key}: ok, but {holder} is not durable")
+
     # --- the world against the books ---------------------------------------------------------
 
     def check_chain(self, chain: SimChain, treasury: str) -> None:
@@ -167,6 +190,42 @@ class Checker:
             if len(hashes) > 1:
                 self.fail("one_mined_payment_per_transfer", f"{owner} paid {len(hashes)} times")
 
+    async def check_treasury(self, chain: SimChain, treasury: str, currency: str) -> None:
+        account = ledger.treasury(chain.chain, treasury)
+        booked = await self.store.balance(account, currency)
+        on_chain = chain.balance(currency, treasury)
+        if booked.debits - booked.credits != on_chain:
+            self.fail(
+                "treasury_matches_chain",
+                f"ledger {booked.debits - booked.credits} != chain {on_chain}",
+            )
+
+    async def check_confirmations(self, chain: SimChain) -> None:
+        """Every payment the books call mined is in the canonical chain, and the latest
+        confirmation the journal holds for it names the block it is in now (a reorg that moved
+        it was noticed and recorded)."""
+        rows = await self.store.reader.fetchall("SELECT transaction_id FROM transactions")
+        for (tid,) in rows:
+            state = await self.store.transfer(tid)
+            if state is None or state.mined is None:
+                continue
+            tx_hash = state.mined.tx_hash
+            receipt = await chain.receipt(chain.chain, tx_hash)
+            seen = [
+                e.normalized.get("block_hash")
+                for e in await self.store.evidence_for(tid)
+                if e.event_type == matching.CHAIN_CONFIRMED
+                and e.normalized.get("tx_hash") == tx_hash
+            ]
+            if receipt is None or not receipt.succeeded:
+                self.fail("confirmations_canonical", f"{tid}: {tx_hash} is not on the chain")
+            elif not seen or seen[-1] != receipt.block_hash:
+                self.fail(
+                    "confirmations_canonical",
+                    f"{tid}: {tx_hash} is in block {receipt.block_number}"
+                    f" {receipt.block_hash[:10]}, the journal last saw it in {seen[-1:]}",
+                )
+
     def check_keys(self) -> None:
         for (client, key), holders in self.key_holders.items():
             if len(holders) > 1:
@@ -177,14 +236,8 @@ class Checker:
     ) -> None:
         self.check_chain(chain, treasury)
         self.check_keys()
-        account = ledger.treasury(chain.chain, treasury)
-        booked = await self.store.balance(account, treasury_currency)
-        on_chain = chain.balance(treasury_currency, treasury)
-        if booked.debits - booked.credits != on_chain:
-            self.fail(
-                "treasury_matches_chain",
-                f"ledger {booked.debits - booked.credits} != chain {on_chain}",
-            )
+        await self.check_treasury(chain, treasury, treasury_currency)
+        await self.check_confirmations(chain)
         rows = await self.store.reader.fetchall(
             "SELECT transaction_id, status FROM transactions ORDER BY transaction_id"
         )

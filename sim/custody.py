@@ -68,8 +68,17 @@ def sign_token_transfer(account: LocalAccount, request: SignRequest) -> SignedTx
 
 class SimCustody:
     def __init__(self, seed: int) -> None:
+        self.seed = seed
         self._account = key_for(seed, "treasury")
         self.signed = 0
+
+    def __getstate__(self) -> dict[str, int]:
+        return {"seed": self.seed, "signed": self.signed}  # the key is derived again
+
+    def __setstate__(self, state: dict[str, int]) -> None:
+        self.seed = state["seed"]
+        self._account = key_for(self.seed, "treasury")
+        self.signed = state["signed"]
 
     def address(self, chain: str) -> str:
         return self._account.address.lower()

@@ -22,6 +22,7 @@ import msgspec
 from anyio.abc import TaskGroup
 
 from engine import limits, quotes
+from engine.chain import SignedTx
 from engine.destinations import BankDestination
 from engine.funding import deposit_id_for
 from engine.quotes import Quote
@@ -107,6 +108,8 @@ class _Payout:
     state: PayoutState = PayoutState.PENDING
     bank_reference: str | None = None
     reason: str | None = None
+    # The stablecoin going back to the treasury, signed before it is first sent.
+    return_tx: SignedTx | None = None
 
 
 class SimBank:
@@ -119,6 +122,11 @@ class SimBank:
             tuple[int, str, str, int]
         ] = []  # (booked at, reference, client, amount)
         self._n = 0
+
+    @property
+    def generation(self) -> int:
+        """Moves on every change anyone outside could observe (every change books a number)."""
+        return self._n
 
     def pay(self, *, clabe: str, currency: str, amount: int) -> str:
         self._n += 1
@@ -163,6 +171,7 @@ class SimOffRamp:
         bank: SimBank,
         treasury: str,
     ) -> None:
+        self.seed = seed
         self.rng = rng
         self.faults = faults
         self.chain = chain
@@ -176,6 +185,25 @@ class SimOffRamp:
         self.tasks: TaskGroup | None = None
         self._n = 0
         self._nonce = 0
+        self.generation = 0
+
+    def __getstate__(self) -> dict[str, object]:
+        """What outlives the process (sim.durable): the payouts and the books, not the key
+        (derived again from the seed) nor the tasks and webhook of the process that ran it."""
+        state = dict(self.__dict__)
+        state.update(account=None, webhook=None, tasks=None)
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self.account = key_for(self.seed, "offramp")
+
+    def resume(self) -> None:
+        """After a restart: take up again every payout that was still in progress."""
+        assert self.tasks is not None
+        for payout in self.payouts.values():
+            if payout.state is PayoutState.PENDING:
+                self.tasks.start_soon(self._work, payout)
 
     async def start_payout(self, request: PayoutRequest) -> str:
         await asyncio.sleep(self.rng.uniform(0.05, 0.3))
@@ -185,6 +213,7 @@ class SimOffRamp:
         if found is None:
             self._n += 1
             found = _Payout(request=request, trade_id=f"BTS{self._n:08d}")
+            self.generation += 1
             self.payouts[request.transfer_id] = found
             self.by_trade[found.trade_id] = found
             assert self.tasks is not None
@@ -212,30 +241,37 @@ class SimOffRamp:
         )
 
     async def _work(self, payout: _Payout) -> None:
-        """Wait for the deposit to be deep enough, then pay out (or send it back)."""
+        """Wait for the deposit to be deep enough, then pay out (or send it back). Each decision
+        is made once: a payout resumed after a restart that already signed its return only
+        finishes sending it."""
         request = payout.request
-        while True:
-            await asyncio.sleep(2)
-            receipt = await self.chain.receipt(self.chain.chain, request.tx_hash)
-            if receipt is not None and receipt.confirmations >= limits.confirmations_required:
-                break
-        await asyncio.sleep(self.rng.uniform(1, 20))
-        if self.faults.fire("payout_rejected"):
-            await self._send_back(request)
+        if payout.return_tx is None:
+            while True:
+                await asyncio.sleep(2)
+                receipt = await self.chain.receipt(self.chain.chain, request.tx_hash)
+                if receipt is not None and receipt.confirmations >= limits.confirmations_required:
+                    break
+            await asyncio.sleep(self.rng.uniform(1, 20))
+            if self.faults.fire("payout_rejected"):
+                payout.return_tx = self._sign_return(request)
+            else:
+                destination = request.destination
+                assert isinstance(destination, BankDestination)
+                payout.bank_reference = self.bank.pay(
+                    clabe=destination.clabe,
+                    currency=request.target_currency,
+                    amount=request.target_amount,
+                )
+                payout.state = PayoutState.PAID
+            self.generation += 1
+        if payout.return_tx is not None:
+            await self._send_back(payout.return_tx)
             payout.state = PayoutState.RETURNED
             payout.reason = "beneficiary account rejected the credit"
-        else:
-            destination = request.destination
-            assert isinstance(destination, BankDestination)
-            payout.bank_reference = self.bank.pay(
-                clabe=destination.clabe,
-                currency=request.target_currency,
-                amount=request.target_amount,
-            )
-            payout.state = PayoutState.PAID
+            self.generation += 1
         await self._announce(payout)
 
-    async def _send_back(self, request: PayoutRequest) -> None:
+    def _sign_return(self, request: PayoutRequest) -> SignedTx:
         tx = sign_token_transfer(
             self.account,
             SignRequest(
@@ -248,6 +284,9 @@ class SimOffRamp:
             ),
         )
         self._nonce += 1
+        return tx
+
+    async def _send_back(self, tx: SignedTx) -> None:
         while True:
             # The provider's own node may drop it too: it re-sends until the return is final.
             if await self.chain.presence(self.chain.chain, tx.tx_hash) is TxPresence.UNKNOWN:

@@ -23,6 +23,7 @@ import anyio
 import msgspec
 
 from actors.context import Context, Rails
+from actors.drills import Drills
 from actors.system import System
 from engine import commands as c
 from engine import events as ev
@@ -61,6 +62,8 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True):
     transfers: int = 100
     clients: int = 5
     faults: str = "default"
+    # Bugs planted on purpose (actors.drills.CANARIES): a run with one must fail a check.
+    canaries: tuple[str, ...] = ()
 
 
 class SimReport(msgspec.Struct, kw_only=True):
@@ -115,6 +118,7 @@ async def _run(config: SimConfig, data_dir: Path, clock: VirtualClock) -> SimRep
             ids=ids,
             rails=rails.ports(),
             nonces=NonceBook(),
+            drills=Drills(canaries=frozenset(config.canaries)),
         )
         system = System(ctx)
         async with anyio.create_task_group() as world:
@@ -167,6 +171,7 @@ async def _run(config: SimConfig, data_dir: Path, clock: VirtualClock) -> SimRep
         reproduce=(
             f"stablerail simulate --seed {seed} --transfers {config.transfers}"
             f" --clients {config.clients} --faults {config.faults}"
+            + "".join(f" --plant {name}" for name in config.canaries)
         ),
     )
 
@@ -203,7 +208,13 @@ class SimRails:
 
     async def fund_treasury(self, journal: Journal, ids: SeededIds, clock: VirtualClock) -> None:
         """Mint the treasury's stablecoin on the chain and book it from capital in the ledger."""
+        self.mint_treasury()
+        await self.book_treasury(journal, ids, clock)
+
+    def mint_treasury(self) -> None:
         self.chain.mint("USDC", self.treasury, treasury_float_usdc)
+
+    async def book_treasury(self, journal: Journal, ids: SeededIds, clock: VirtualClock) -> None:
         funded = decide_treasury_funding(
             funding_id=ids.new("tf"),
             chain=self.chain.chain,
@@ -309,8 +320,8 @@ class Workload:
                 reference=f"invoice {number}",
             )
             result, holder = await self.system.create_transfer(create)
-            if holder is not None:
-                self.checker.key_holders[(client, key)].add(holder)
+            if result is Result.ok:
+                await self.checker.acknowledged(client, key, holder)
             if result is not Result.ok and not result.transient:
                 self.checker.fail("idempotency_key_one_transfer", f"{key}: {result.code}")
             if attempts > 1:

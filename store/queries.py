@@ -140,6 +140,15 @@ async def idempotency_record(ex: Executor, client_id: str, key: str) -> Idempote
     return key_record(row) if row else None
 
 
+async def unanswered_keys(ex: Executor, limit: int) -> list[IdempotencyRecord]:
+    rows = await ex.fetchall(
+        f"SELECT {KEY_COLUMNS} FROM idempotency_keys WHERE status = ?"
+        " ORDER BY expires_at, client_id, idempotency_key LIMIT ?",
+        (IdempotencyStatus.IN_PROGRESS.value, limit),
+    )
+    return [key_record(row) for row in rows]
+
+
 def parse_rfc3339_us(text: str) -> int:
     parsed = parse_rfc3339(text)
     assert parsed is not None, f"the store holds a malformed instant: {text!r}"

@@ -97,3 +97,24 @@ def test_simulate_reports_every_invariant_and_the_kept_data_dir_verifies(tmp_pat
     assert human.returncode == 0 and report["digest"] in human.stdout
     assert stablerail("verify", "--data-dir", data_dir).returncode == 0
     assert stablerail("simulate", "--seed", "1", "--transfers", "0").returncode == 2
+
+
+def test_simulate_with_a_planted_bug_fails_with_the_command_that_reproduces_it() -> None:
+    done = stablerail(
+        "simulate", "--seed", "0", "--transfers", "5", "--faults", "none",
+        "--plant", "reply_before_commit",
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "FAIL acknowledged_durable" in done.stdout
+    assert "reproduce: stablerail simulate --seed 0" in done.stderr
+    assert "--plant reply_before_commit" in done.stderr
+    assert stablerail("simulate", "--seed", "0", "--plant", "no_such_bug").returncode == 2
+
+
+def test_soak_runs_each_seed_and_reports_plain_progress_off_a_terminal() -> None:
+    done = stablerail("soak", "--first", "3", "--count", "2", "--transfers", "10", "--jobs", "1")
+    assert done.returncode == 0, done.stderr
+    assert "soak seeds 3..4: 20 transfers, faults swarm: 0 seeds failed" in done.stdout
+    assert "soak: 2/2 seeds, 0 failed" in done.stderr  # plain lines: stderr is not a tty here
+    as_json = json.loads(stablerail("soak", "--count", "1", "--transfers", "5", "--json").stdout)
+    assert as_json["ok"] is True and as_json["failures"] == []
