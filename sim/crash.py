@@ -56,11 +56,11 @@ from sim.faults import FaultLog, FaultPlan
 from sim.world import (
     CLABES,
     SimRails,
-    _all_terminal,
-    _statement_import,
+    all_terminal,
     block_time_s,
     deposit_command,
     liveness_deadline_s,
+    statement_import,
 )
 from store import verify
 from store.executor import ExecutorKind
@@ -71,6 +71,8 @@ CLIENTS = ("client-1", "client-2", "client-3")
 APPROVER = "user-approver"
 approve_after_us = 20 * 60 * 1_000_000  # past CREATED's 15-minute time-in-state threshold
 approver_poll_s = 60
+# A client re-sends a create answered "busy" or "in progress" at most this often, 5 s apart.
+create_attempts_max = 60
 # An incarnation that runs this long (real time) without finishing is stuck.
 incarnation_timeout_s = 120
 # A share of the random kills lands during start-up (imports, opening, recovery) instead.
@@ -221,11 +223,11 @@ async def _incarnation(args: argparse.Namespace, clock: VirtualClock) -> ChildRe
             rails.offramp.resume()
             await tasks.start(system.run)
             print("ready", flush=True)
-            tasks.start_soon(_statement_import, system, rails.bank)
+            tasks.start_soon(statement_import, system, rails.bank)
             tasks.start_soon(_approver, system, store, data_dir)
             await _workload(args, system, world, checker, ids)
             with anyio.move_on_after(liveness_deadline_s):
-                while not await _all_terminal(store, args.transfers):  # noqa: ASYNC110
+                while not await all_terminal(store, args.transfers):  # noqa: ASYNC110
                     await anyio.sleep(30)
             await anyio.sleep(block_time_s * 4)
             tasks.cancel_scope.cancel()
@@ -263,7 +265,7 @@ async def _workload(
         if number in acked:
             continue
         await anyio.sleep(rng.expovariate(1 / 2.0))
-        while True:
+        for _ in range(create_attempts_max):
             create = _transfer_command(args.seed, number, ids.new("tr"))
             result, holder = await system.create_transfer(create)
             if result is Result.ok:
@@ -275,6 +277,8 @@ async def _workload(
                 checker.fail("idempotency_key_one_transfer", f"order-{number}: {result.code}")
                 break
             await anyio.sleep(5)
+        else:
+            checker.fail("acknowledged_durable", f"order-{number}: still {result.code}, gave up")
 
 
 async def _approver(system: System, store: Store, data_dir: Path) -> None:

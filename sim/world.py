@@ -126,13 +126,13 @@ async def _run(config: SimConfig, data_dir: Path, clock: VirtualClock) -> SimRep
             offramp.webhook = system.supervisors.settlements.on_webhook
             world.start_soon(chain.run, block_time_s)
             await world.start(system.run)
-            world.start_soon(_statement_import, system, bank)
+            world.start_soon(statement_import, system, bank)
             workload = Workload(config, system, bank, checker, faults, _rng(seed, "workload"), ids)
             await workload.run()
             checker.check_chain(chain, treasury)
             faults.enabled = False
             with anyio.move_on_after(liveness_deadline_s):
-                while not await _all_terminal(store, config.transfers):  # noqa: ASYNC110
+                while not await all_terminal(store, config.transfers):  # noqa: ASYNC110
                     await anyio.sleep(30)
             # Let the last confirmations sink past any reorg the chain could still do.
             await anyio.sleep(block_time_s * 4)
@@ -228,7 +228,7 @@ class SimRails:
         assert isinstance(await journal.append(funded.funding_id, 0, [funded]), Committed)
 
 
-async def _statement_import(system: System, bank: SimBank) -> None:
+async def statement_import(system: System, bank: SimBank) -> None:
     """Reading the bank statement catches every deposit whose webhook was lost."""
     seen = 0
     while True:
@@ -331,7 +331,7 @@ class Workload:
             await self.system.registry.ask(holder, c.CancelTransfer(by=f"user-{client}"))
 
 
-async def _all_terminal(store: Store, expected: int) -> bool:
+async def all_terminal(store: Store, expected: int) -> bool:
     row = await store.reader.fetchone(
         "SELECT count(*), sum(status IN ('RECONCILED', 'FAILED', 'CANCELLED', 'EXPIRED'))"
         " FROM transactions"
