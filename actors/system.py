@@ -103,17 +103,17 @@ class System:
         durable, and every retry of the request would hear "in progress" for ever. At start,
         before serving, each such key gets the answer its request earned. Returns how many."""
         answered = 0
+        after = ("", "")
         while True:
-            page = await self.ctx.journal.unanswered_keys(limits.recovery_page_max)
-            progress = 0
+            page = await self.ctx.journal.unanswered_keys(after, limits.recovery_page_max)
             for record in page:
                 tid = record.transaction_id
                 if tid is not None and await self.ctx.journal.transfer(tid) is not None:
                     await self._answer(record.client_id, record.key, tid)
-                    progress += 1
-            answered += progress
-            if len(page) < limits.recovery_page_max or progress == 0:
+                    answered += 1
+            if len(page) < limits.recovery_page_max:
                 return answered
+            after = (page[-1].client_id, page[-1].key)
 
     async def _answer(self, client_id: str, key: str, transfer_id: str) -> None:
         await self.ctx.journal.complete_key(

@@ -61,8 +61,10 @@ class Journal(Protocol):
         self, client_id: str, key: str
     ) -> Awaitable[IdempotencyRecord | None]: ...
 
-    def unanswered_keys(self, limit: int) -> Awaitable[list[IdempotencyRecord]]:
-        """Idempotency keys still IN_PROGRESS, oldest expiry first."""
+    def unanswered_keys(
+        self, after: tuple[str, str], limit: int
+    ) -> Awaitable[list[IdempotencyRecord]]:
+        """Idempotency keys still IN_PROGRESS, in (client, key) order after `after`."""
         ...
 
     def transfer(self, transfer_id: str) -> Awaitable[TransferState | None]: ...

@@ -75,8 +75,8 @@ class Checker:
     async def transfer(self, transfer_id: str) -> TransferState | None:
         return await self.store.transfer(transfer_id)
 
-    async def unanswered_keys(self, limit: int) -> list[IdempotencyRecord]:
-        return await self.store.unanswered_keys(limit)
+    async def unanswered_keys(self, after: tuple[str, str], limit: int) -> list[IdempotencyRecord]:
+        return await self.store.unanswered_keys(after, limit)
 
     async def active_transfers(self, after: str, limit: int) -> list[str]:
         return await self.store.active_transfers(after, limit)

@@ -140,11 +140,16 @@ async def idempotency_record(ex: Executor, client_id: str, key: str) -> Idempote
     return key_record(row) if row else None
 
 
-async def unanswered_keys(ex: Executor, limit: int) -> list[IdempotencyRecord]:
+async def unanswered_keys(
+    ex: Executor, after: tuple[str, str], limit: int
+) -> list[IdempotencyRecord]:
+    """IN_PROGRESS keys after `after` in primary-key order: a keyset page, so a caller that
+    leaves some of them unanswered still reaches every one."""
     rows = await ex.fetchall(
         f"SELECT {KEY_COLUMNS} FROM idempotency_keys WHERE status = ?"
-        " ORDER BY expires_at, client_id, idempotency_key LIMIT ?",
-        (IdempotencyStatus.IN_PROGRESS.value, limit),
+        " AND (client_id, idempotency_key) > (?, ?)"
+        " ORDER BY client_id, idempotency_key LIMIT ?",
+        (IdempotencyStatus.IN_PROGRESS.value, *after, limit),
     )
     return [key_record(row) for row in rows]
 

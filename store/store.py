@@ -198,8 +198,8 @@ class Store:
     async def idempotency_record(self, client_id: str, key: str) -> IdempotencyRecord | None:
         return await queries.idempotency_record(self.reader, client_id, key)
 
-    async def unanswered_keys(self, limit: int) -> list[IdempotencyRecord]:
-        return await queries.unanswered_keys(self.reader, limit)
+    async def unanswered_keys(self, after: tuple[str, str], limit: int) -> list[IdempotencyRecord]:
+        return await queries.unanswered_keys(self.reader, after, limit)
 
     async def due_timers(self, now_us: int, limit: int) -> list[DueTimer]:
         return await queries.due_timers(self.reader, now_us, limit)

@@ -383,3 +383,15 @@ async def test_a_closed_store_refuses_writes(data_dir, clock, executor) -> None:
     w = walk_to("CREATED")
     with pytest.raises(StoreUnavailable):
         await store.append(w.s.transfer_id, 0, w.events)
+
+
+async def test_unanswered_keys_page_by_key_and_leave_answered_ones_out(store: Store) -> None:
+    """Recovery walks every IN_PROGRESS key in keyset pages, whatever it answers on the way."""
+    for n, key in enumerate(("key-c", "key-a", "key-b"), start=1):
+        assert isinstance(await _submit(store, _request(n, key=key)), Committed)
+    await store.complete_key("acme", "key-b", IdempotencyStatus.COMPLETED, 201, b"{}")
+    first = await store.unanswered_keys(("", ""), 1)
+    assert [r.key for r in first] == ["key-a"]
+    rest = await store.unanswered_keys(("acme", "key-a"), 10)
+    assert [r.key for r in rest] == ["key-c"]
+    assert all(r.status is IdempotencyStatus.IN_PROGRESS for r in first + rest)
