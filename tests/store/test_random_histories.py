@@ -81,5 +81,7 @@ async def test_random_histories_verify(store: Store, data_dir: Path, seed: int) 
     for transfer_id, state in states.items():
         assert await store.transfer(transfer_id) == state, where
     report = await verify(data_dir)
-    assert report.journal_rows > STEPS // 2, (where, "the walk did too little to prove much")
+    # Over seeds 0-199 a walk commits 190-300 rows (median 246); fewer than STEPS // 4 means the
+    # command generator stopped producing work, not bad luck.
+    assert report.journal_rows > STEPS // 4, (where, "the walk did too little to prove much")
     assert report.ok, (where, [c for c in report.checks if not c.ok])
