@@ -1,7 +1,8 @@
 """The confirmation watcher: one supervisor for every transaction in flight.
 
 Each poll (a block time) it asks the node about every watched transfer's transactions (the latest
-and the ones it replaced: any of them may be the one that mines, they share a nonce):
+and the ones it replaced: any of them may be the one that mines, they share a nonce), many
+transfers at a time (actors.fanout):
 - mined and deep enough: the confirmation is recorded as evidence, then reported
   (ObserveConfirmation); a failed receipt is reported as a revert;
 - a confirmed transaction no longer in the canonical chain (a reorg deeper than the confirmations)
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from actors.evidence import record_evidence
+from actors.fanout import for_each
 from actors.messages import BumpFee, Envelope, Rebroadcast
 from engine import commands as c
 from engine import limits, matching
@@ -38,6 +40,10 @@ class _Watch:
     hashes: tuple[str, ...]
     pending_since: int | None = None
     confirmed: Receipt | None = None
+    # Nothing can have changed for this watch before the chain reaches this head: a pending
+    # transaction is looked at once per block, a mined one when it should have its
+    # confirmations, a confirmed one once per block until final.
+    next_head: int = 0
 
 
 class ConfirmationWatcher:
@@ -54,25 +60,38 @@ class ConfirmationWatcher:
             found.hashes = hashes
             found.pending_since = None
             found.confirmed = None
+            found.next_head = 0
 
     def forget(self, transfer_id: str) -> None:
         self.watches.pop(transfer_id, None)
 
     async def run(self) -> None:
         while True:
-            await asyncio.sleep(limits.chain_poll_s)
+            await asyncio.sleep(self.ctx.policy.chain_poll_s)
             await self.poll()
 
     async def poll(self) -> None:
         views: dict[str, ChainView] = {}
-        for watch in list(self.watches.values()):
+        for chain in sorted({w.chain for w in self.watches.values()}):
             try:
                 async with asyncio.timeout(limits.rail_call_timeout_s):
-                    if watch.chain not in views:
-                        views[watch.chain] = await self.ctx.rails.chain.view(watch.chain)
-                    await self.check(watch, views[watch.chain])
+                    views[chain] = await self.ctx.rails.chain.view(chain)
             except (RailError, TimeoutError):
                 continue  # The node is unreachable this round; the next poll asks again.
+
+        async def check(watch: _Watch) -> None:
+            try:
+                async with asyncio.timeout(limits.rail_call_timeout_s):
+                    await self.check(watch, views[watch.chain])
+            except (RailError, TimeoutError):
+                return  # As above: asked again next round.
+
+        watched = [
+            w
+            for w in self.watches.values()
+            if w.chain in views and views[w.chain].head >= w.next_head
+        ]
+        await for_each(watched, check, limit=limits.supervisor_fanout_max)
 
     async def check(self, watch: _Watch, view: ChainView) -> None:
         chain = self.ctx.rails.chain
@@ -92,8 +111,9 @@ class ConfirmationWatcher:
             return
         if mined is not None:
             watch.pending_since = None
-            await self._mined(watch, mined)
+            await self._mined(watch, mined, view)
             return
+        watch.next_head = view.head + 1
         latest = watch.hashes[-1]
         presence = await chain.presence(watch.chain, latest)
         if presence is TxPresence.UNKNOWN:
@@ -107,7 +127,7 @@ class ConfirmationWatcher:
         ):
             watch.pending_since = view.head
 
-    async def _mined(self, watch: _Watch, mined: Receipt) -> None:
+    async def _mined(self, watch: _Watch, mined: Receipt, view: ChainView) -> None:
         tid = watch.transfer_id
         if not mined.succeeded:
             revert = c.ObserveRevert(tx_hash=mined.tx_hash, block_number=mined.block_number)
@@ -117,8 +137,11 @@ class ConfirmationWatcher:
         if watch.confirmed is not None:
             if mined.confirmations >= limits.finality_blocks:
                 self.forget(tid)
+            watch.next_head = view.head + 1
             return
         if mined.confirmations < limits.confirmations_required:
+            # A reorg meanwhile is seen then: the receipt is asked for again.
+            watch.next_head = mined.block_number + limits.confirmations_required - 1
             return
         await self.record(watch, mined)
         confirm = c.ObserveConfirmation(
@@ -129,6 +152,7 @@ class ConfirmationWatcher:
         )
         if self.registry.tell(tid, Envelope(confirm)):
             watch.confirmed = mined
+            watch.next_head = view.head + 1
 
     async def record(self, watch: _Watch, mined: Receipt) -> None:
         """The confirmation as evidence (what the node says was transferred, not what we signed),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from actors.drills import Drills
+from engine import limits
 from engine.nonces import NonceBook
 from engine.ports import Clock, Ids, Journal
 from engine.rails import BankReports, ChainNode, Custody, OffRamp, QuoteSource
@@ -26,6 +27,11 @@ class Policy:
     # A quote that expired before the funds locked: "requote" (up to limits.requotes_max) or
     # "expire" (the transfer ends EXPIRED with quote_expired).
     on_quote_expiry: str = "requote"
+    # How often the confirmation watcher asks the node about transactions in flight (about a
+    # block time of the fastest chain served), and how often the timer, settlement and
+    # reconciliation supervisors look for work that fell due.
+    chain_poll_s: float = limits.chain_poll_s
+    supervisor_poll_s: float = limits.timer_poll_s
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

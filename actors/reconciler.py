@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
+from actors.fanout import for_each
 from actors.messages import Envelope
 from engine import commands as c
 from engine import limits
@@ -31,11 +32,13 @@ class Reconciler:
 
     async def run(self) -> None:
         while True:
-            await asyncio.sleep(limits.timer_poll_s)
+            await asyncio.sleep(self.ctx.policy.supervisor_poll_s)
             now = self.ctx.clock.now_us()
-            for tid, (attempt, due) in list(self.pending.items()):
-                if due <= now:
-                    await self.look(tid, attempt)
+            due = [(tid, attempt) for tid, (attempt, at) in self.pending.items() if at <= now]
+            await for_each(due, self._look, limit=limits.supervisor_fanout_max)
+
+    async def _look(self, due: tuple[str, int]) -> None:
+        await self.look(*due)
 
     async def look(self, transfer_id: str, attempt: int) -> None:
         state = await self.ctx.journal.transfer(transfer_id)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from actors.evidence import record_evidence
+from actors.fanout import for_each
 from actors.messages import Envelope
 from engine import commands as c
 from engine import limits, matching
@@ -60,10 +61,10 @@ class SettlementTracker:
 
     async def run(self) -> None:
         while True:
-            await asyncio.sleep(limits.timer_poll_s)
+            await asyncio.sleep(self.ctx.policy.supervisor_poll_s)
             now = self.ctx.clock.now_us()
-            for trade in [t for t in self.trades.values() if t.next_poll_us <= now]:
-                await self.poll(trade)
+            due = [t for t in self.trades.values() if t.next_poll_us <= now]
+            await for_each(due, self.poll, limit=limits.supervisor_fanout_max)
 
     async def poll(self, trade: _Trade) -> None:
         try:

@@ -91,6 +91,9 @@ settlement_poll_base_us = 5 * 1_000_000
 settlement_poll_cap_us = 5 * 60 * 1_000_000
 reconcile_retry_base_us = 5 * 1_000_000
 reconcile_retry_cap_us = 10 * 60 * 1_000_000
+# A supervisor's round works on this many transfers at once, so their journal appends (evidence,
+# alerts) share group commits instead of each waiting for its own.
+supervisor_fanout_max = 128
 # Past these the supervisor lets go; the STUCK timer's re-drive hands the transfer back to it.
 settlement_polls_max = 40
 reconcile_attempts_max = 40

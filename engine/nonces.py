@@ -21,9 +21,22 @@ Wallet = tuple[str, str]  # (chain, lower-case address)
 class _Slots:
     def __init__(self, start: int) -> None:
         self.next = start
+        # Every nonce below `floor` is used; `used` holds only the used ones above it, so the
+        # book stays as small as the window of transactions in flight, not the wallet's history.
+        self.floor = start
         self.used: set[int] = set()
         self.free: list[int] = []
         self.reserved: dict[str, int] = {}
+
+    def is_used(self, nonce: int) -> bool:
+        return nonce < self.floor or nonce in self.used
+
+    def use(self, nonce: int) -> None:
+        if nonce >= self.floor:
+            self.used.add(nonce)
+        while self.floor in self.used:
+            self.used.remove(self.floor)
+            self.floor += 1
 
 
 class NonceBook:
@@ -36,11 +49,12 @@ class NonceBook:
     def open(self, wallet: Wallet, start: int, journaled: Iterable[SignedTx] = ()) -> None:
         """Start tracking `wallet`, whose first nonce not used before stablerail is `start`."""
         slots = _Slots(start)
+        highest = start - 1
         for tx in journaled:
-            slots.used.add(tx.nonce)
-        if slots.used:
-            slots.next = max(start, max(slots.used) + 1)
-        slots.free = [n for n in range(start, slots.next) if n not in slots.used]
+            slots.use(tx.nonce)
+            highest = max(highest, tx.nonce)
+        slots.next = max(start, highest + 1)
+        slots.free = [n for n in range(slots.floor, slots.next) if not slots.is_used(n)]
         heapq.heapify(slots.free)
         self._wallets[wallet] = slots
 
@@ -65,13 +79,19 @@ class NonceBook:
             return
         nonce = slots.reserved.pop(transfer_id, None)
         if journaled is not None:
-            slots.used.add(journaled.nonce)
+            slots.use(journaled.nonce)
             if journaled.nonce >= slots.next:
                 slots.next = journaled.nonce + 1
-        elif nonce is not None and nonce not in slots.used:
+        elif nonce is not None and not slots.is_used(nonce):
             heapq.heappush(slots.free, nonce)
 
     def holes(self, wallet: Wallet) -> list[int]:
         """Nonces below the highest handed out that no journaled transaction uses."""
         slots = self._wallets[wallet]
         return sorted(slots.free)
+
+    def tracked(self, wallet: Wallet) -> int:
+        """How many nonces the book holds for `wallet` beyond its floor (bounded by what is in
+        flight, not by the wallet's history)."""
+        slots = self._wallets[wallet]
+        return len(slots.used) + len(slots.free) + len(slots.reserved)

@@ -49,3 +49,24 @@ def test_a_book_rebuilt_from_the_journal_fills_the_holes_first() -> None:
     book.open(WALLET, 3, [tx(3), tx(5), tx(5), tx(7)])  # 5 twice: a replacement
     assert book.holes(WALLET) == [4, 6]
     assert [book.reserve(WALLET, t) for t in ("tr_a", "tr_b", "tr_c")] == [4, 6, 8]
+
+
+def test_the_book_stays_small_however_long_the_wallets_history() -> None:
+    book = NonceBook()
+    book.open(WALLET, 0, [tx(n) for n in range(1_000)])
+    assert book.tracked(WALLET) == 0 and book.holes(WALLET) == []
+    for n in range(1_000, 11_000):
+        transfer = f"tr_{n}"
+        assert book.reserve(WALLET, transfer) == n
+        book.settle(WALLET, transfer, tx(n))
+    assert book.tracked(WALLET) == 0
+    # A transaction journaled out of order is held above the floor until the gap below it fills.
+    assert book.reserve(WALLET, "tr_x") == 11_000
+    assert book.reserve(WALLET, "tr_y") == 11_001
+    book.settle(WALLET, "tr_y", tx(11_001))
+    assert book.tracked(WALLET) == 2  # 11,000 reserved, 11,001 used above the floor
+    book.settle(WALLET, "tr_x", None)
+    assert book.holes(WALLET) == [11_000]
+    assert book.reserve(WALLET, "tr_z") == 11_000
+    book.settle(WALLET, "tr_z", tx(11_000))
+    assert book.tracked(WALLET) == 0 and book.reserve(WALLET, "tr_next") == 11_002

@@ -1,0 +1,47 @@
+"""A supervisor's round (actors.fanout.for_each) runs every item, never more than its limit at
+once, starts them in order, and lets a failure out instead of swallowing it."""
+
+from __future__ import annotations
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+from actors.fanout import for_each
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_every_item_runs_in_order_and_at_most_limit_at_once() -> None:
+    started: list[int] = []
+    running = 0
+    most = 0
+
+    async def run(item: int) -> None:
+        nonlocal running, most
+        started.append(item)
+        running += 1
+        most = max(most, running)
+        await anyio.sleep(0.001 * (item % 3))
+        running -= 1
+
+    await for_each(list(range(50)), run, limit=7)
+    assert started == list(range(50))
+    assert most == 7
+
+
+async def test_a_failure_propagates() -> None:
+    async def run(item: int) -> None:
+        if item == 3:
+            raise ValueError("item 3")
+        await anyio.lowlevel.checkpoint()
+
+    with pytest.RaisesGroup(ValueError):
+        await for_each(list(range(10)), run, limit=4)
+
+
+async def test_no_items_is_a_no_op() -> None:
+    async def run(item: int) -> None:
+        raise AssertionError("never called")
+
+    await for_each([], run, limit=4)
