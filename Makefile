@@ -12,7 +12,7 @@ DATA ?= data/demo
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,bench]'
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -29,6 +29,7 @@ test: lint
 
 bench: $(STAMP)
 	$(BIN)/stablerail bench store
+	$(BIN)/stablerail bench lifecycle
 
 # Longer randomized runs than make test: hypothesis with 2,000 examples per property, then
 # 2,000 swarm seeds of the simulated world (seeds 1000.., beyond the 200 make test runs).

@@ -89,6 +89,27 @@ def _parser() -> argparse.ArgumentParser:
         "--executor", choices=[k.value for k in ExecutorKind], default=ExecutorKind.AIOSQLITE
     )
     store.add_argument("--json", action="store_true")
+    lifecycle = suites.add_parser(
+        "lifecycle", help="whole transfer lifecycles vs the eventsourcing library and raw sqlite3"
+    )
+    lifecycle.add_argument(
+        "--transfers", type=_positive, default=1000, help="engine lifecycles per round"
+    )
+    lifecycle.add_argument(
+        "--eventsourcing-transfers",
+        type=_positive,
+        default=100,
+        help="eventsourcing lifecycles per round (it is slower; rates are per second)",
+    )
+    lifecycle.add_argument("--concurrency", type=_positive, default=256, help="clients")
+    lifecycle.add_argument("--rounds", type=_positive, default=5)
+    lifecycle.add_argument(
+        "--passivated",
+        type=int,
+        default=100_000,
+        help="transfers run through one engine before its resident memory is read (0: skip)",
+    )
+    lifecycle.add_argument("--json", action="store_true")
     return parser
 
 
@@ -152,6 +173,16 @@ def _verify(args: argparse.Namespace) -> int:
     return EXIT_OK if ok else EXIT_CHECK_FAILED
 
 
+def _progress(command: str, done: int, total: int, what: str) -> None:
+    """A bar on a terminal; otherwise a plain line every 5%."""
+    if sys.stderr.isatty():
+        filled = 40 * min(done, total) // total
+        bar = "#" * filled + "." * (40 - filled)
+        print(f"\r[{bar}] {done}/{total} {what}", end="", file=sys.stderr, flush=True)
+    elif done == total or done % max(1, total // 20) == 0:
+        print(f"{command}: {done}/{total} {what}", file=sys.stderr)
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value <= 0:
@@ -169,7 +200,13 @@ def _simulate(args: argparse.Namespace) -> int:
         faults=args.faults,
         canaries=tuple(args.plant),
     )
-    report = simulate(config, args.data_dir)
+
+    def progress(ended: int) -> None:
+        _progress("simulate", ended, args.transfers, "transfers ended")
+
+    report = simulate(config, args.data_dir, progress)
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
     if args.json:
         print(msgspec.json.encode(report).decode())
     else:
@@ -203,14 +240,9 @@ def _soak(args: argparse.Namespace) -> int:
     from sim.soak import soak
 
     def progress(done: int, failed: int) -> None:
-        """A bar on a terminal; plain lines (every 5%) otherwise."""
-        if sys.stderr.isatty():
-            filled = 40 * done // args.count
-            bar = "#" * filled + "." * (40 - filled)
-            end = "\n" if done == args.count else ""
-            print(f"\r[{bar}] {done}/{args.count} seeds, {failed} failed", end=end, file=sys.stderr)
-        elif done == args.count or done % max(1, args.count // 20) == 0:
-            print(f"soak: {done}/{args.count} seeds, {failed} failed", file=sys.stderr)
+        _progress("soak", done, args.count, f"seeds, {failed} failed")
+        if done == args.count and sys.stderr.isatty():
+            print(file=sys.stderr)
 
     report = soak(
         args.first,
@@ -267,6 +299,8 @@ def _path(steps: Sequence[Step]) -> str:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    if args.suite == "lifecycle":
+        return _bench_lifecycle(args)
     from sim.bench import bench_store
 
     report = asyncio.run(
@@ -297,6 +331,61 @@ def _bench(args: argparse.Namespace) -> int:
         f" statements replayed ({report.rows_per_append} rows per append)"
     )
     print(f"  ratio {report.ratio:.3f} vs raw, {report.ratio_same_writes:.3f} vs same writes")
+    return EXIT_OK
+
+
+def _bench_lifecycle(args: argparse.Namespace) -> int:
+    try:
+        from sim.bench_lifecycle import bench_lifecycle
+    except ModuleNotFoundError as e:
+        print(
+            f"bench lifecycle needs the bench extra (pip install -e '.[bench]'): {e}",
+            file=sys.stderr,
+        )
+        return EXIT_UNUSABLE
+    report = asyncio.run(
+        bench_lifecycle(
+            transfers=args.transfers,
+            eventsourcing_transfers=args.eventsourcing_transfers,
+            concurrency=args.concurrency,
+            rounds=args.rounds,
+            passivated=max(0, args.passivated),
+        )
+    )
+    if args.json:
+        print(msgspec.json.encode(report).decode())
+        return EXIT_OK
+    r = report
+    print(
+        f"bench lifecycle: USD->USDC wallet transfers, create to RECONCILED, {r.rounds} rounds,"
+        f" {r.concurrency} clients ({r.events_per_lifecycle} journal rows per lifecycle)"
+    )
+    print(
+        f"  engine         {r.engine_lifecycles_per_s:>9.0f} lifecycles/s, median of"
+        f" {r.transfers} per round, custody without signatures (sim.instant)"
+    )
+    print(
+        f"  engine signed  {r.engine_signed_lifecycles_per_s:>9.0f} lifecycles/s, eth-account"
+        " signing and node-side recovery in this process"
+    )
+    print(
+        f"  eventsourcing  {r.eventsourcing_lifecycles_per_s:>9.0f} lifecycles/s,"
+        f" {r.eventsourcing_transfers} per round, same seven events and payloads, SQLite"
+    )
+    print(
+        f"  raw sqlite3    {r.raw_lifecycles_per_s:>9.0f} lifecycles/s, the engine's journal"
+        f" and ledger rows ({r.raw_rows_per_lifecycle} per lifecycle) in batches"
+    )
+    print(f"  ratio {r.vs_eventsourcing:.2f}x eventsourcing, {r.vs_raw:.3f} of raw")
+    if r.memory is not None:
+        m = r.memory
+        print(
+            f"  memory: {m.rss_mb} MB resident after {m.passivated} transfers, all passivated"
+            f" ({m.live_actors} live actors); {m.rss_mb_after_first_chunk} MB after the first"
+            f" {min(m.passivated, 2000)}, {m.rss_mb_at_half} MB at half way,"
+            f" {m.growth_bytes_per_transfer:.0f} B per transfer over the second half;"
+            f" database {m.database_mb} MB"
+        )
     return EXIT_OK
 
 

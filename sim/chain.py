@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import random
+from collections.abc import Callable
 
 from eth_account import Account
 from eth_account.typed_transactions.typed_transaction import TypedTransaction
@@ -56,6 +57,8 @@ class Block:
     txs: list[tuple[ChainTx, bool]]
     # (kind, key, value before) to undo on a reorg.
     undo: list[tuple[str, object, int]]
+    # tx hash -> its position in txs, so a receipt is found without a scan.
+    where: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 class SimChain:
@@ -77,6 +80,10 @@ class SimChain:
         self.deepest_reorg = 0
         # Moves on every change anyone outside could observe (sim.durable saves on a change).
         self.generation = 0
+        # How long each RPC takes; 0 for a node that answers at once (the lifecycle benchmark).
+        self.rpc_latency_s = rpc_latency_s
+        # How the node reads a raw transaction (sim.instant swaps in its own for the benchmark).
+        self.decode: Callable[[str], ChainTx] = decode
 
     # --- the world's side ---------------------------------------------------------------------
 
@@ -150,6 +157,7 @@ class SimChain:
                 if tx.max_fee_per_gas < self.base_fee:
                     break
                 self._unpool(tx)
+                block.where[tx.tx_hash] = len(block.txs)
                 block.txs.append((tx, self._apply(tx, block)))
                 self.mined_at[tx.tx_hash] = block.number
                 nonce += 1
@@ -186,10 +194,10 @@ class SimChain:
     # --- the node's RPC (engine.rails.ChainNode) ---------------------------------------------
 
     async def broadcast(self, chain: str, raw: str) -> str:
-        await asyncio.sleep(rpc_latency_s)
+        await asyncio.sleep(self.rpc_latency_s)
         if self.faults.fire("rpc_unavailable"):
             raise RailError(Result.chain_unavailable, "node refused the call", transient=True)
-        tx = decode(raw)
+        tx = self.decode(raw)
         self._accept(tx)
         if self.faults.fire("rpc_timeout"):
             raise RailError(
@@ -199,7 +207,7 @@ class SimChain:
 
     def submit(self, raw: str) -> str:
         """A transaction from outside the engine (a provider's own wallet), without RPC faults."""
-        tx = decode(raw)
+        tx = self.decode(raw)
         self._accept(tx)
         return tx.tx_hash
 
@@ -220,7 +228,7 @@ class SimChain:
         self._pool(tx)
 
     async def view(self, chain: str) -> ChainView:
-        await asyncio.sleep(rpc_latency_s)
+        await asyncio.sleep(self.rpc_latency_s)
         if self.faults.fire("rpc_unavailable"):
             raise RailError(Result.chain_unavailable, "node refused the call", transient=True)
         return ChainView(head=self.head, suggested_max_fee_per_gas=2 * self.base_fee + 10**9)
@@ -234,7 +242,7 @@ class SimChain:
         else:
             block = self.blocks[number - self.blocks[0].number]
             block_hash = block.block_hash
-            tx, succeeded = next((t, ok) for t, ok in block.txs if t.tx_hash == tx_hash)
+            tx, succeeded = block.txs[block.where[tx_hash]]
         return Receipt(
             tx_hash=tx_hash,
             block_number=number,
@@ -256,6 +264,14 @@ class SimChain:
 
     async def nonce(self, chain: str, address: str) -> int:
         return self.nonces.get(address.lower(), 0)
+
+    def forget_final(self) -> None:
+        """Drop the receipts of final blocks, as a pruned node does (the lifecycle benchmark's
+        memory reading: the node's memory is not the engine's). Their transactions read as
+        unknown afterwards, so only for a world nothing will ask about them again."""
+        for tx_hash in self.finalized:
+            del self.mined_at[tx_hash]
+        self.finalized.clear()
 
     def mined_transfers(self) -> list[ChainTx]:
         """Every successful token transfer in the canonical chain, oldest first."""

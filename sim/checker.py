@@ -12,7 +12,7 @@ every table (`stablerail verify`), every transfer is terminal and no timer is le
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from engine import events as ev
@@ -47,6 +47,8 @@ NAMES = (
     "no_orphaned_timers",
 )
 
+ENDINGS = (ev.Reconciled, ev.TransferCancelled, ev.TransferFailed, ev.TransferExpired)
+
 
 class Checker:
     def __init__(self, store: Store) -> None:
@@ -59,6 +61,10 @@ class Checker:
         self.tx_owner: dict[str, str] = {}
         # (client, key) -> transfer ids the workload was told hold the key.
         self.key_holders: dict[tuple[str, str], set[str]] = defaultdict(set)
+        # Transfers that reached an end, and who wants to hear each one (a progress bar: a plain
+        # call, never a task, so watching a run cannot change its schedule or its digest).
+        self.ended = 0
+        self.on_ended: Callable[[int], None] | None = None
 
     def fail(self, name: str, detail: str) -> None:
         if self.results[name] == OK:
@@ -139,6 +145,10 @@ class Checker:
         for event in events:
             if isinstance(event, ev.OnChainSubmitted | ev.OnChainReplaced):
                 self.tx_owner[event.tx.tx_hash] = stream_id
+            if isinstance(event, ENDINGS):
+                self.ended += 1
+                if self.on_ended is not None:
+                    self.on_ended(self.ended)
             for entry in ev.entries_of(event):
                 delta = entry.credit - entry.debit
                 self.balances[(entry.account, entry.currency)] += delta

@@ -71,9 +71,11 @@ class SimQuotes:
         self.now = now
         self.offramp_address = offramp_address
         self.drift = {pair: 0 for pair in CORRIDORS}
+        # A quote takes between these many seconds to come back.
+        self.latency_s = (0.05, 0.3)
 
     async def quote(self, request: QuoteRequest) -> Quote:
-        await asyncio.sleep(self.rng.uniform(0.05, 0.3))
+        await asyncio.sleep(self.rng.uniform(*self.latency_s))
         pair = (request.source_currency, request.target_currency)
         if pair not in CORRIDORS:
             raise RailError(Result.currency_pair_unsupported, str(pair), transient=False)

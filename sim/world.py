@@ -17,6 +17,7 @@ import shutil
 import statistics
 import tempfile
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -33,7 +34,7 @@ from engine.events import TreasuryFunded
 from engine.funding import decide_treasury_funding, deposit_id_for
 from engine.hashing import request_hash
 from engine.nonces import NonceBook
-from engine.ports import Journal
+from engine.ports import Clock, Journal
 from engine.records import Committed
 from engine.results import Result
 from engine.transfer import TransferState, evolve
@@ -86,21 +87,31 @@ class SimReport(msgspec.Struct, kw_only=True):
     reproduce: str
 
 
-def simulate(config: SimConfig, data_dir: Path | None = None) -> SimReport:
+def simulate(
+    config: SimConfig,
+    data_dir: Path | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> SimReport:
+    """`progress` hears how many transfers have ended, each time one does."""
     if data_dir is None:
         with tempfile.TemporaryDirectory(prefix="stablerail-sim-") as tmp:
-            return simulate(config, Path(tmp) / "data")
+            return simulate(config, Path(tmp) / "data", progress)
     if data_dir.exists():
         shutil.rmtree(data_dir)
     clock = VirtualClock()
-    return run_virtual(lambda: _run(config, data_dir, clock), clock)
+    return run_virtual(lambda: _run(config, data_dir, clock, progress), clock)
 
 
 def _rng(seed: int, part: str) -> random.Random:
     return random.Random(f"{seed}:{part}")
 
 
-async def _run(config: SimConfig, data_dir: Path, clock: VirtualClock) -> SimReport:
+async def _run(
+    config: SimConfig,
+    data_dir: Path,
+    clock: VirtualClock,
+    progress: Callable[[int], None] | None = None,
+) -> SimReport:
     seed = config.seed
     plan = FaultPlan.named(config.faults, _rng(seed, "plan"))
     faults = FaultLog(plan, _rng(seed, "faults"))
@@ -109,6 +120,7 @@ async def _run(config: SimConfig, data_dir: Path, clock: VirtualClock) -> SimRep
         data_dir, clock=clock, executor=ExecutorKind.INLINE, migrate=True
     ) as store:
         checker = Checker(store)
+        checker.on_ended = progress
         rails = SimRails.build(seed, faults, clock, ids)
         chain, bank, offramp, treasury = rails.chain, rails.bank, rails.offramp, rails.treasury
         await rails.fund_treasury(checker, ids, clock)
@@ -188,7 +200,7 @@ class SimRails:
     treasury: str
 
     @classmethod
-    def build(cls, seed: int, faults: FaultLog, clock: VirtualClock, ids: SeededIds) -> SimRails:
+    def build(cls, seed: int, faults: FaultLog, clock: Clock, ids: SeededIds) -> SimRails:
         chain = SimChain(_rng(seed, "chain"), faults)
         custody = SimCustody(seed)
         treasury = custody.address(chain.chain)
@@ -196,6 +208,12 @@ class SimRails:
         offramp = SimOffRamp(seed, _rng(seed, "offramp"), faults, chain, bank, treasury)
         quotes = SimQuotes(_rng(seed, "quotes"), faults, ids, clock.now_us, offramp.address)
         return cls(chain, custody, bank, offramp, quotes, treasury)
+
+    def answer_at_once(self) -> None:
+        """No latency on the node's and the quote provider's answers (the lifecycle benchmark:
+        what is measured is the engine, not the simulated world's waits)."""
+        self.chain.rpc_latency_s = 0.0
+        self.quotes.latency_s = (0.0, 0.0)
 
     def ports(self) -> Rails:
         return Rails(
@@ -206,7 +224,7 @@ class SimRails:
             bank=self.bank,
         )
 
-    async def fund_treasury(self, journal: Journal, ids: SeededIds, clock: VirtualClock) -> None:
+    async def fund_treasury(self, journal: Journal, ids: SeededIds, clock: Clock) -> None:
         """Mint the treasury's stablecoin on the chain and book it from capital in the ledger."""
         self.mint_treasury()
         await self.book_treasury(journal, ids, clock)
@@ -214,7 +232,7 @@ class SimRails:
     def mint_treasury(self) -> None:
         self.chain.mint("USDC", self.treasury, treasury_float_usdc)
 
-    async def book_treasury(self, journal: Journal, ids: SeededIds, clock: VirtualClock) -> None:
+    async def book_treasury(self, journal: Journal, ids: SeededIds, clock: Clock) -> None:
         funded = decide_treasury_funding(
             funding_id=ids.new("tf"),
             chain=self.chain.chain,

@@ -81,6 +81,30 @@ def test_bench_store_json_has_the_figures() -> None:
     assert {"store_rows_per_s", "raw_rows_per_s", "ratio"} <= report.keys()
 
 
+def test_bench_lifecycle_json_has_the_figures_the_issue_names() -> None:
+    result = stablerail(
+        "bench", "lifecycle", "--json", "--transfers", "12", "--eventsourcing-transfers", "3",
+        "--concurrency", "4", "--rounds", "1", "--passivated", "30",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    for key in (
+        "engine_lifecycles_per_s",
+        "eventsourcing_lifecycles_per_s",
+        "raw_lifecycles_per_s",
+        "vs_eventsourcing",
+        "vs_raw",
+    ):
+        assert report[key] > 0, key
+    assert report["memory"]["passivated"] == 30 and report["memory"]["live_actors"] == 0
+    human = stablerail(
+        "bench", "lifecycle", "--transfers", "12", "--eventsourcing-transfers", "3",
+        "--concurrency", "4", "--rounds", "1", "--passivated", "0",
+    )  # fmt: skip
+    assert human.returncode == 0, human.stderr
+    assert "eventsourcing" in human.stdout and "memory" not in human.stdout
+
+
 def test_simulate_reports_every_invariant_and_the_kept_data_dir_verifies(tmp_path: Path) -> None:
     data_dir = str(tmp_path / "sim")
     done = stablerail(
@@ -95,6 +119,8 @@ def test_simulate_reports_every_invariant_and_the_kept_data_dir_verifies(tmp_pat
     assert sum(report["final_status"].values()) == 20
     human = stablerail("simulate", "--seed", "4", "--transfers", "20", "--faults", "default")
     assert human.returncode == 0 and report["digest"] in human.stdout
+    # Not a terminal: progress as plain lines on stderr, the last one the whole run.
+    assert human.stderr.splitlines()[-1] == "simulate: 20/20 transfers ended"
     assert stablerail("verify", "--data-dir", data_dir).returncode == 0
     assert stablerail("simulate", "--seed", "1", "--transfers", "0").returncode == 2
 
