@@ -26,6 +26,7 @@ from actors.fanout import for_each
 from actors.messages import BumpFee, Envelope, Rebroadcast
 from engine import commands as c
 from engine import limits, matching
+from engine.chain import Mined
 from engine.rails import ChainView, RailError, Receipt, TxPresence
 
 if TYPE_CHECKING:
@@ -39,7 +40,8 @@ class _Watch:
     chain: str
     hashes: tuple[str, ...]
     pending_since: int | None = None
-    confirmed: Receipt | None = None
+    # The confirmation reported (or, after a restart, the one the journal holds).
+    confirmed: Mined | None = None
     # Nothing can have changed for this watch before the chain reaches this head: a pending
     # transaction is looked at once per block, a mined one when it should have its
     # confirmations, a confirmed one once per block until final.
@@ -51,11 +53,22 @@ class ConfirmationWatcher:
         self.ctx = ctx
         self.registry = registry
         self.watches: dict[str, _Watch] = {}
+        # Transfers whose journaled confirmation (after a restart) the node has not been asked
+        # about yet: the reconciler waits for them, a reorg may have happened while down.
+        self.unverified: set[str] = set()
 
-    def watch(self, transfer_id: str, chain: str, hashes: tuple[str, ...]) -> None:
+    def watch(
+        self,
+        transfer_id: str,
+        chain: str,
+        hashes: tuple[str, ...],
+        confirmed: Mined | None = None,
+    ) -> None:
         found = self.watches.get(transfer_id)
         if found is None:
-            self.watches[transfer_id] = _Watch(transfer_id, chain, hashes)
+            self.watches[transfer_id] = _Watch(transfer_id, chain, hashes, confirmed=confirmed)
+            if confirmed is not None:
+                self.unverified.add(transfer_id)
         elif found.hashes != hashes:
             found.hashes = hashes
             found.pending_since = None
@@ -64,6 +77,7 @@ class ConfirmationWatcher:
 
     def forget(self, transfer_id: str) -> None:
         self.watches.pop(transfer_id, None)
+        self.unverified.discard(transfer_id)
 
     async def run(self) -> None:
         while True:
@@ -108,6 +122,7 @@ class ConfirmationWatcher:
             reorg = c.ObserveReorg(tx_hash=gone.tx_hash, block_hash=gone.block_hash)
             if self.registry.tell(tid, Envelope(reorg)):
                 watch.confirmed = None
+                self.unverified.discard(tid)
             return
         if mined is not None:
             watch.pending_since = None
@@ -135,6 +150,7 @@ class ConfirmationWatcher:
                 self.forget(tid)
             return
         if watch.confirmed is not None:
+            self.unverified.discard(tid)  # still where the journal says
             if mined.confirmations >= limits.finality_blocks:
                 self.forget(tid)
             watch.next_head = view.head + 1
@@ -151,7 +167,9 @@ class ConfirmationWatcher:
             confirmations=mined.confirmations,
         )
         if self.registry.tell(tid, Envelope(confirm)):
-            watch.confirmed = mined
+            watch.confirmed = Mined(
+                tx_hash=mined.tx_hash, block_number=mined.block_number, block_hash=mined.block_hash
+            )
             watch.next_head = view.head + 1
 
     async def record(self, watch: _Watch, mined: Receipt) -> None:

@@ -69,8 +69,8 @@ async def run(actor: TransferActor, effect: fx.Effect) -> c.TransferCommand | No
                 )
                 ctx.drills.failpoint("chain.after_broadcast")
                 return None
-            case fx.WatchTransaction(tx_hashes=hashes):
-                actor.supervisors.confirmations.watch(tid, state.txs[-1].chain, hashes)
+            case fx.WatchTransaction(tx_hashes=hashes, confirmed=confirmed):
+                actor.supervisors.confirmations.watch(tid, state.txs[-1].chain, hashes, confirmed)
                 return None
             case fx.StartOffRamp(provider=provider, quote_id=quote_id):
                 return await _offramp(actor, state, provider, quote_id)

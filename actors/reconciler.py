@@ -1,6 +1,8 @@
 """The per-transfer reconciler: a transfer whose route's evidence is all in and agrees moves to
 RECONCILED (engine.matching decides); one still missing a witness is looked at again later, with a
-growing interval. The full pipeline (statements, discrepancies, the ops queue) is its own issue."""
+growing interval. A transfer whose journaled confirmation the watcher has not re-checked since a
+restart waits for it (a reorg may have taken the payment while the process was down). The full
+pipeline (statements, discrepancies, the ops queue) is its own issue."""
 
 from __future__ import annotations
 
@@ -15,14 +17,18 @@ from engine.backoff import delay_us
 from engine.matching import match_transfer, reconcilable
 
 if TYPE_CHECKING:
+    from actors.confirmations import ConfirmationWatcher
     from actors.context import Context
     from actors.registry import Registry
 
 
 class Reconciler:
-    def __init__(self, ctx: Context, registry: Registry) -> None:
+    def __init__(
+        self, ctx: Context, registry: Registry, confirmations: ConfirmationWatcher
+    ) -> None:
         self.ctx = ctx
         self.registry = registry
+        self.confirmations = confirmations
         # transfer_id -> (attempt, next look in us)
         self.pending: dict[str, tuple[int, int]] = {}
 
@@ -41,6 +47,8 @@ class Reconciler:
         await self.look(*due)
 
     async def look(self, transfer_id: str, attempt: int) -> None:
+        if transfer_id in self.confirmations.unverified:
+            return  # Asked again next round, once the node has confirmed the confirmation.
         state = await self.ctx.journal.transfer(transfer_id)
         if state is None or not reconcilable(state):
             self.pending.pop(transfer_id, None)

@@ -36,7 +36,7 @@ class Supervisors:
         self.ctx = ctx
         self.confirmations = ConfirmationWatcher(ctx, registry)
         self.settlements = SettlementTracker(ctx, registry)
-        self.reconciler = Reconciler(ctx, registry)
+        self.reconciler = Reconciler(ctx, registry, self.confirmations)
         self.timers = TimerSupervisor(ctx, registry)
 
     def transfer_changed(self, before: TransferState | None, after: TransferState) -> None:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import msgspec
 
+from engine.chain import Mined
+
 
 class _Effect(msgspec.Struct, frozen=True, kw_only=True, tag_field="effect"):
     transfer_id: str
@@ -43,6 +45,9 @@ class BroadcastTransaction(_Effect, tag="BroadcastTransaction", frozen=True, kw_
 
 class WatchTransaction(_Effect, tag="WatchTransaction", frozen=True, kw_only=True):
     tx_hashes: tuple[str, ...]
+    # The confirmation the journal holds, for a transfer already CONFIRMED: watching resumes from
+    # it (after a restart too), so a reorg that takes the payment away is still seen.
+    confirmed: Mined | None = None
 
 
 class StartOffRamp(_Effect, tag="StartOffRamp", frozen=True, kw_only=True):

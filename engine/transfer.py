@@ -235,7 +235,8 @@ def pending_effects(state: TransferState) -> tuple[fx.Effect, ...]:
     """What the world still owes this transfer in its current state. Decide returns these after
     every transition, and recovery calls it for every non-terminal transfer at start: CREATED and
     QUOTED resume, FUNDS_LOCKED signs (once: a signed transaction moves the transfer on),
-    SENT_ON_CHAIN re-broadcasts the same bytes and watches, later states wait for evidence."""
+    SENT_ON_CHAIN re-broadcasts the same bytes and watches, CONFIRMED keeps watching its
+    confirmation for reorgs, later states wait for evidence."""
     tid = state.transfer_id
     match state.status:
         case Status.CREATED:
@@ -264,11 +265,16 @@ def pending_effects(state: TransferState) -> tuple[fx.Effect, ...]:
                 fx.WatchTransaction(transfer_id=tid, tx_hashes=tx_hashes(state)),
             )
         case Status.CONFIRMED:
+            # Until final, a reorg can still take the payment away (back to SENT_ON_CHAIN).
+            watch = fx.WatchTransaction(
+                transfer_id=tid, tx_hashes=tx_hashes(state), confirmed=state.mined
+            )
             if state.route is Route.WALLET:
-                return (fx.RequestReconciliation(transfer_id=tid),)
+                return (watch, fx.RequestReconciliation(transfer_id=tid))
             assert state.quote is not None
             if state.provider_trade_id is None:
                 return (
+                    watch,
                     fx.StartOffRamp(
                         transfer_id=tid,
                         provider=state.quote.provider,
@@ -276,6 +282,7 @@ def pending_effects(state: TransferState) -> tuple[fx.Effect, ...]:
                     ),
                 )
             return (
+                watch,
                 fx.WatchSettlement(
                     transfer_id=tid,
                     provider=state.quote.provider,

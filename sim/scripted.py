@@ -102,6 +102,8 @@ class ScriptedWorld:
                 return c.LockFunds()
             case fx.SignTransaction():
                 return c.SubmitOnChain(tx=self.sign(effect))
+            case fx.WatchTransaction(confirmed=confirmed) if confirmed is not None:
+                return None  # Already confirmed; the scripted chain never reorgs.
             case fx.WatchTransaction(tx_hashes=hashes):
                 return c.ObserveConfirmation(
                     tx_hash=hashes[-1],

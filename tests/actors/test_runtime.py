@@ -6,24 +6,27 @@
   is journaled, its callers hear `transfer_flagged`, and the transfer stays where it was (never
   dropped);
 - a runtime stopped mid-flight and started again over the same store and world recovers every
-  transfer and finishes it, with at most one payment per transfer on the chain.
+  transfer and finishes it, with at most one payment per transfer on the chain;
+- a transfer stopped while CONFIRMED, whose payment a reorg took away (and the mempool dropped)
+  while the process was down, is sent back on chain after the restart and paid exactly once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import anyio
 
-from actors.context import Context
+from actors.context import Context, Policy
 from actors.system import System
 from engine import commands as c
 from engine.chain import SignedTx
 from engine.destinations import WalletDestination
-from engine.events import AlertRaised, decode
+from engine.events import AlertRaised, ChainReorged, decode
 from engine.hashing import request_hash
 from engine.nonces import NonceBook
 from engine.quotes import Quote
@@ -209,5 +212,48 @@ def test_a_restarted_runtime_recovers_and_finishes_every_transfer(tmp_path: Path
             t for t in world.rails.chain.mined_transfers() if t.sender == world.rails.treasury
         ]
         assert len(payments) == 6
+
+    in_world(tmp_path, body)
+
+
+def test_a_reorg_while_down_takes_a_confirmed_payment_and_the_restart_sees_it(
+    tmp_path: Path,
+) -> None:
+    async def body(world: World) -> None:
+        chain = world.rails.chain
+        # The first runtime never reconciles (its supervisors do not poll), so it stops with the
+        # transfer CONFIRMED.
+        first = System(dataclasses.replace(world.context(), policy=Policy(supervisor_poll_s=1e6)))
+        async with anyio.create_task_group() as tasks:
+            await tasks.start(first.run)
+            await fund(first, world)
+            create = world.create()
+            assert (await first.create_transfer(create))[0] is Result.ok
+            tid = create.transfer_id
+            await settle(world, tid, Status.CONFIRMED)
+            tasks.cancel_scope.cancel()
+        confirmed = await world.store.transfer(tid)
+        assert confirmed is not None and confirmed.mined is not None
+        # While down: a reorg deeper than the confirmations removes the payment's block, and the
+        # transaction is dropped from the mempool instead of coming back.
+        normal = chain.faults
+        chain.faults = FaultLog(FaultPlan(rates={"tx_dropped": 1.0}), random.Random(0))
+        chain.reorg(chain.head - confirmed.mined.block_number + 1)
+        chain.faults = normal
+        assert await chain.receipt(chain.chain, confirmed.mined.tx_hash) is None
+
+        second = System(world.context())
+        async with anyio.create_task_group() as tasks:
+            await tasks.start(second.run)
+            await settle(world, tid, Status.RECONCILED)
+            tasks.cancel_scope.cancel()
+        events = [r.event for r in await world.store.load_stream(tid)]
+        assert any(isinstance(e, ChainReorged) for e in events)
+        final = await world.store.transfer(tid)
+        assert final is not None and final.mined is not None
+        now = await chain.receipt(chain.chain, final.mined.tx_hash)
+        assert now is not None and now.block_hash == final.mined.block_hash
+        payments = [t for t in chain.mined_transfers() if t.sender == world.rails.treasury]
+        assert [p.tx_hash for p in payments] == [final.mined.tx_hash]
 
     in_world(tmp_path, body)

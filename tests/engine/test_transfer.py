@@ -243,6 +243,20 @@ def test_sent_on_chain_rebroadcasts_the_same_bytes() -> None:
     )
 
 
+def test_confirmed_keeps_watching_its_confirmation_for_reorgs() -> None:
+    """After a restart too: recovery re-drives CONFIRMED's effects, and the watch starts from the
+    confirmation the journal holds, so a reorg that took the payment away while the process was
+    down is seen (and sends the transfer back to SENT_ON_CHAIN)."""
+    w = walk_to("CONFIRMED")
+    assert w.s.mined is not None
+    assert pending_effects(w.s) == (
+        fx.WatchTransaction(
+            transfer_id=w.s.transfer_id, tx_hashes=(w.s.txs[0].tx_hash,), confirmed=w.s.mined
+        ),
+        fx.RequestReconciliation(transfer_id=w.s.transfer_id),
+    )
+
+
 def test_a_replacement_keeps_the_nonce_and_payment_and_bids_more() -> None:
     w = walk_to("SENT_ON_CHAIN")
     first = w.s.txs[0]
@@ -346,6 +360,9 @@ def test_the_offramp_path() -> None:
     w = walk_to("CONFIRMED", route=Route.BANK)
     assert w.s.quote is not None
     assert pending_effects(w.s) == (
+        fx.WatchTransaction(
+            transfer_id=w.s.transfer_id, tx_hashes=(w.s.txs[0].tx_hash,), confirmed=w.s.mined
+        ),
         fx.StartOffRamp(
             transfer_id=w.s.transfer_id, provider="bitso-sim", quote_id=w.s.quote.quote_id
         ),
