@@ -56,6 +56,7 @@ from engine.destinations import WalletDestination
 from engine.hashing import request_hash
 from engine.nonces import NonceBook
 from engine.results import Result
+from engine.states import TERMINAL, Status
 from sim.clock import ManualClock, SeededIds
 from sim.faults import FaultLog, FaultPlan
 from sim.instant import DigestCustody, decode_digest
@@ -75,13 +76,12 @@ BLOCK_S = 0.002
 POLL_S = 0.005
 MEMORY_CHUNK = 2_000
 # Both read the status index, so a store of 100k transfers costs no more to ask than an empty one.
-ACTIVE = (
-    "SELECT count(*) FROM transactions"
-    " WHERE status NOT IN ('RECONCILED', 'FAILED', 'CANCELLED', 'EXPIRED')"
-)
-ENDED_OTHERWISE = (
-    "SELECT count(*) FROM transactions WHERE status IN ('FAILED', 'CANCELLED', 'EXPIRED')"
-)
+_TERMINAL = ", ".join(f"'{s.value}'" for s in sorted(TERMINAL))
+_OTHER_ENDS = ", ".join(f"'{s.value}'" for s in sorted(TERMINAL - {Status.RECONCILED}))
+ACTIVE = f"SELECT count(*) FROM transactions WHERE status NOT IN ({_TERMINAL})"
+ENDED_OTHERWISE = f"SELECT count(*) FROM transactions WHERE status IN ({_OTHER_ENDS})"
+# A round that has not finished after this long per transfer (and a minute) is stuck, not slow.
+ROUND_DEADLINE_PER_TRANSFER_S = 0.1
 # Ten billion dollars: enough for every transfer any run makes.
 FUNDING_MINOR = 10**12
 
@@ -201,8 +201,9 @@ class Engine:
         async with anyio.create_task_group() as clients:
             for _ in range(concurrency):
                 clients.start_soon(client)
-        while await self._count(ACTIVE):  # noqa: ASYNC110 (the store is the one to ask)
-            await anyio.sleep(POLL_S)
+        with anyio.fail_after(60 + transfers * ROUND_DEADLINE_PER_TRANSFER_S):
+            while await self._count(ACTIVE):  # noqa: ASYNC110 (the store is the one to ask)
+                await anyio.sleep(POLL_S)
         elapsed = time.perf_counter() - started
         ended_otherwise = await self._count(ENDED_OTHERWISE)
         assert ended_otherwise == 0, f"{ended_otherwise} transfers did not end RECONCILED"
