@@ -109,6 +109,23 @@ fee_bump_denominator = 8
 finality_blocks = 2 * confirmations_required
 timers_per_poll_max = 512
 
+# The HTTP API (API.md): request bodies, pages, how long a create waits for its synchronous steps.
+request_body_bytes_max = 64 * 1024
+page_limit_max = 100
+page_limit_default = 20
+create_decided_wait_s = 10
+# Webhooks: at most this many attempts per event and endpoint, waits doubling from the base to the
+# cap with jitter (about three days in all); each attempt has a deadline; a round of the
+# dispatcher sends at most this many deliveries at once.
+webhook_attempts_max = 18
+webhook_retry_base_us = 5 * 1_000_000
+webhook_retry_cap_us = 24 * 3600 * 1_000_000
+webhook_timeout_s = 10
+webhook_poll_ms = 500
+webhook_batch_max = 128
+webhook_url_length_max = 2048
+webhook_endpoints_per_client_max = 20
+
 assert amount_units_max * 10**6 * 92 < 2**63
 assert write_batch_max <= write_queue_depth_max
 assert events_per_append_max * entries_per_event_max <= sql_params_per_statement_max
@@ -117,3 +134,6 @@ assert write_watch_tick_s < write_wait_s
 assert rail_retry_base_us <= rail_retry_cap_us
 assert finality_blocks > confirmations_required
 assert fee_bump_numerator * 10 > fee_bump_denominator * 11
+assert page_limit_default <= page_limit_max
+assert webhook_retry_base_us <= webhook_retry_cap_us
+assert webhook_batch_max <= supervisor_fanout_max

@@ -90,6 +90,14 @@ def approval_state(state: TransferState) -> str:
     return "pending"
 
 
+def decided(state: TransferState) -> bool:
+    """Whether a new transfer's synchronous steps (quote, policy, funds lock) are decided: it
+    left CREATED and QUOTED, or it waits in CREATED for an approval. A create answers then."""
+    if state.status is Status.CREATED:
+        return approval_state(state) == "pending"
+    return state.status is not Status.QUOTED
+
+
 def held_for(status: Status, amount: int) -> int:
     """What a transfer of `amount` holds on the client's held account while in `status`."""
     return amount if status in HOLDING else 0

@@ -24,7 +24,10 @@ IMPORT_TABLE: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "actors": (frozenset({"engine", "actors"}), frozenset({"msgspec", "anyio"})),
     "adapters": (
         frozenset({"engine", "adapters"}),
-        frozenset({"msgspec", "anyio", "aiohttp", "eth_account", "tenacity", "loguru"}),
+        frozenset(
+            {"msgspec", "anyio", "aiohttp", "eth_account", "tenacity", "loguru"}
+            | {"prometheus_client"}
+        ),
     ),
     "sim": (
         frozenset({"engine", "actors", "store", "sim"}),
@@ -43,6 +46,7 @@ ENGINE_STDLIB = frozenset(
     {
         "__future__",
         "abc",
+        "base64",
         "binascii",
         "bisect",
         "collections",
@@ -54,6 +58,7 @@ ENGINE_STDLIB = frozenset(
         "functools",
         "hashlib",
         "heapq",
+        "hmac",
         "itertools",
         "math",
         "operator",

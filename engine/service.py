@@ -1,0 +1,156 @@
+"""The service port: what the HTTP API asks of the running product.
+
+The HTTP adapter speaks only this Protocol (and the engine's vocabulary); the composition root
+(adapters.main) implements it over the store, the actor system and the rails. Reads answer from
+the durable store; commands go to the transfer's actor, so they are serialized with everything
+else that transfer does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Protocol
+
+import msgspec
+
+from engine import commands as c
+from engine.access import ApiKey
+from engine.quotes import Quote
+from engine.records import IdempotencyRecord, IdempotencyStatus, Recorded
+from engine.results import Result
+from engine.transfer import TransferState
+from engine.webhooks import Attempt, Endpoint
+
+
+class Balance(msgspec.Struct, frozen=True, kw_only=True):
+    currency: str
+    available: int
+    held: int
+
+
+class LedgerLine(msgspec.Struct, frozen=True, kw_only=True):
+    journal_seq: int
+    leg: int
+    transfer_id: str | None
+    account: str
+    currency: str
+    debit: int
+    credit: int
+    entry_type: str
+    effective_at: int
+
+
+class FeedEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """A client-visible event (the webhook outbox), with the transfer as of that event."""
+
+    event_id: str
+    event_type: str
+    client_id: str
+    created_at: int
+    journal_seq: int
+    transfer: TransferState | None
+
+
+class TransferQuery(msgspec.Struct, frozen=True, kw_only=True):
+    client_id: str | None
+    status: str | None = None
+    created_after: int | None = None
+    created_before: int | None = None
+    # Keyset cursor: the (created_at, transfer_id) of the last transfer already seen.
+    before: tuple[int, str] | None = None
+    limit: int
+
+
+class LedgerQuery(msgspec.Struct, frozen=True, kw_only=True):
+    client_id: str | None
+    transfer_id: str | None = None
+    account: str | None = None
+    # Keyset cursor: the (journal_seq, leg) of the last line already seen.
+    after: tuple[int, int] | None = None
+    limit: int
+
+
+class Created(msgspec.Struct, frozen=True, kw_only=True):
+    """The answer to a create: its result, the transfer that holds the idempotency key (this
+    request's or an earlier one's), and, when this request created it, its state once the
+    synchronous steps (quote, policy, funds lock) were decided."""
+
+    result: Result
+    holder: str | None = None
+    state: TransferState | None = None
+
+
+class Service(Protocol):
+    # --- keys and readiness ---------------------------------------------------------------------
+    def api_key(self, key_id: str) -> Awaitable[ApiKey | None]: ...
+
+    @property
+    def ready(self) -> bool: ...
+
+    @property
+    def env(self) -> str: ...
+
+    # --- transfers ------------------------------------------------------------------------------
+    def issue_quote(
+        self, client_id: str, source: str, target: str, amount: int, bank: bool
+    ) -> Awaitable[Quote | Result]: ...
+
+    def create_transfer(self, command: c.CreateTransfer) -> Awaitable[Created]: ...
+
+    def command(
+        self, transfer_id: str, command: c.TransferCommand, request_id: str | None
+    ) -> Awaitable[Result]: ...
+
+    def idempotency_record(
+        self, client_id: str, key: str
+    ) -> Awaitable[IdempotencyRecord | None]: ...
+
+    def complete_key(
+        self,
+        client_id: str,
+        key: str,
+        status: IdempotencyStatus,
+        response_status: int,
+        response_body: bytes,
+    ) -> Awaitable[object]: ...
+
+    def transfer(self, transfer_id: str) -> Awaitable[TransferState | None]: ...
+
+    def transfers(self, query: TransferQuery) -> Awaitable[list[TransferState]]: ...
+
+    def history(self, transfer_id: str) -> Awaitable[list[Recorded]]: ...
+
+    # --- money ----------------------------------------------------------------------------------
+    def balances(self, client_id: str) -> Awaitable[list[Balance]]: ...
+
+    def ledger(self, query: LedgerQuery) -> Awaitable[list[LedgerLine]]: ...
+
+    # --- webhooks and the event feed ------------------------------------------------------------
+    def create_endpoint(self, endpoint: Endpoint, secret: str) -> Awaitable[None]: ...
+
+    def endpoints(self, client_id: str | None) -> Awaitable[list[Endpoint]]: ...
+
+    def endpoint(self, endpoint_id: str) -> Awaitable[Endpoint | None]: ...
+
+    def delete_endpoint(self, endpoint_id: str) -> Awaitable[None]: ...
+
+    def attempts(
+        self, endpoint_id: str, after: tuple[int, str, int] | None, limit: int
+    ) -> Awaitable[list[Attempt]]: ...
+
+    def feed(
+        self, client_id: str | None, after_event_id: str | None, limit: int
+    ) -> Awaitable[list[FeedEvent] | None]:
+        """Events after `after_event_id` in commit order; None if that id is not the client's."""
+        ...
+
+    # --- operations and the simulated rails -----------------------------------------------------
+    def stuck_transfers(self, status: str | None, limit: int) -> Awaitable[list[TransferState]]: ...
+
+    def redrive(self, transfer_id: str) -> Awaitable[bool]:
+        """Re-run the transfer's pending effects; False if its actor could not take it now."""
+        ...
+
+    def sim_deposit(self, client_id: str, currency: str, amount: int) -> Awaitable[Result]: ...
+
+    def metrics_snapshot(self) -> dict[str, float]: ...
