@@ -1,0 +1,493 @@
+"""The service's tables (API keys, webhook endpoints and deliveries) and the API's list queries.
+
+Writes go through the writer's exclusive slot, so they are serialized with the group commits and
+each is one transaction; reads use the store's read connection. Lists are keyset pages: a page
+is "rows after this key", which stays stable while new rows arrive.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from engine import events as ev
+from engine import limits
+from engine.access import ApiKey, Role
+from engine.records import Recorded
+from engine.service import Balance, FeedEvent, LedgerLine, LedgerQuery, TransferQuery
+from engine.states import TERMINAL
+from engine.timefmt import parse_rfc3339, rfc3339_us
+from engine.transfer import TransferState, evolve
+from engine.webhooks import (
+    Attempt,
+    Delivery,
+    DeliveryStatus,
+    Endpoint,
+    EndpointStatus,
+    subscribed,
+)
+from store import queries, states
+from store.executor import Executor, Row
+from store.store import Store
+
+
+def _us(text: str | None) -> int | None:
+    return parse_rfc3339(text) if text is not None else None
+
+
+def _us_required(text: str) -> int:
+    return queries.parse_rfc3339_us(text)
+
+
+# --- API keys -------------------------------------------------------------------------------------
+
+_KEY_COLUMNS = "key_id, client_id, role, user_name, env, secret_sha256, created_at, revoked_at"
+
+
+def _key(row: Row) -> ApiKey:
+    key_id, client_id, role, user, env, digest, created, revoked = row
+    return ApiKey(
+        key_id=key_id,
+        client_id=client_id,
+        role=Role(role),
+        user=user,
+        env=env,
+        secret_sha256=digest,
+        created_at=_us_required(created),
+        revoked_at=_us(revoked),
+    )
+
+
+async def insert_key(store: Store, key: ApiKey) -> None:
+    async def work(ex: Executor) -> None:
+        await ex.execute(
+            f"INSERT INTO api_keys ({_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
+            (
+                key.key_id,
+                key.client_id,
+                key.role.value,
+                key.user,
+                key.env,
+                key.secret_sha256,
+                rfc3339_us(key.created_at),
+            ),
+        )
+
+    await store.writer.exclusive(work)
+
+
+async def revoke_key(store: Store, key_id: str, now_us: int) -> bool:
+    async def work(ex: Executor) -> bool:
+        row = await ex.fetchone("SELECT revoked_at FROM api_keys WHERE key_id = ?", (key_id,))
+        if row is None:
+            return False
+        if row[0] is None:
+            await ex.execute(
+                "UPDATE api_keys SET revoked_at = ? WHERE key_id = ?", (rfc3339_us(now_us), key_id)
+            )
+        return True
+
+    return bool(await store.writer.exclusive(work))
+
+
+async def api_key(ex: Executor, key_id: str) -> ApiKey | None:
+    row = await ex.fetchone(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_id = ?", (key_id,))
+    return _key(row) if row is not None else None
+
+
+# --- transfers ------------------------------------------------------------------------------------
+
+
+async def transfers(ex: Executor, query: TransferQuery) -> list[TransferState]:
+    """Newest first, after the cursor; each folded from its journal stream."""
+    where: list[str] = []
+    params: list[Any] = []
+    if query.client_id is not None:
+        where.append("client_id = ?")
+        params.append(query.client_id)
+    if query.status is not None:
+        where.append("status = ?")
+        params.append(query.status)
+    if query.created_after is not None:
+        where.append("created_at > ?")
+        params.append(rfc3339_us(query.created_after))
+    if query.created_before is not None:
+        where.append("created_at < ?")
+        params.append(rfc3339_us(query.created_before))
+    if query.before is not None:
+        where.append("(created_at, transaction_id) < (?, ?)")
+        params += [rfc3339_us(query.before[0]), query.before[1]]
+    clause = f" WHERE {' AND '.join(where)}" if where else ""
+    rows = await ex.fetchall(
+        f"SELECT transaction_id FROM transactions{clause}"
+        " ORDER BY created_at DESC, transaction_id DESC LIMIT ?",
+        (*params, query.limit),
+    )
+    ids = [r[0] for r in rows]
+    folded = await states.fold(ex, ids)
+    return [folded[i] for i in ids]
+
+
+async def stuck_transfers(
+    ex: Executor, now_us: int, status: str | None, limit: int
+) -> list[TransferState]:
+    """Non-terminal transfers in their status past its time-in-state threshold, oldest first."""
+    clauses = []
+    params: list[Any] = []
+    for name, threshold_us in sorted(limits.stuck_after_us.items()):
+        if status is not None and name != status:
+            continue
+        clauses.append("(status = ? AND status_since < ?)")
+        params += [name, rfc3339_us(now_us - threshold_us)]
+    if not clauses:
+        return []
+    rows = await ex.fetchall(
+        f"SELECT transaction_id FROM transactions WHERE {' OR '.join(clauses)}"
+        " ORDER BY status_since, transaction_id LIMIT ?",
+        (*params, limit),
+    )
+    ids = [r[0] for r in rows]
+    folded = await states.fold(ex, ids)
+    return [folded[i] for i in ids if folded[i].status not in TERMINAL]
+
+
+async def transfer_at(ex: Executor, transfer_id: str, journal_seq: int) -> TransferState | None:
+    """The transfer as it was just after journal row `journal_seq`."""
+    rows = await ex.fetchall(
+        "SELECT payload FROM journal WHERE stream_id = ? AND seq <= ? ORDER BY version",
+        (transfer_id, journal_seq),
+    )
+    state: TransferState | None = None
+    for (payload,) in rows:
+        event = ev.decode(payload)
+        assert ev.is_transfer_event(event)
+        state = evolve(state, event)
+    return state
+
+
+async def history(ex: Executor, transfer_id: str) -> list[Recorded]:
+    return await queries.load_stream(ex, transfer_id)
+
+
+# --- money ----------------------------------------------------------------------------------------
+
+
+async def balances(ex: Executor, client_id: str) -> list[Balance]:
+    found = await queries.client_balances(ex, client_id)
+    return [Balance(currency=b.currency, available=b.available, held=b.held) for b in found]
+
+
+async def ledger(ex: Executor, query: LedgerQuery) -> list[LedgerLine]:
+    where: list[str] = []
+    params: list[Any] = []
+    if query.client_id is not None:
+        # A client sees the lines on its own accounts.
+        where.append("account_id IN (?, ?)")
+        params += [f"client:{query.client_id}:available", f"client:{query.client_id}:held"]
+    if query.transfer_id is not None:
+        where.append("transaction_id = ?")
+        params.append(query.transfer_id)
+    if query.account is not None:
+        where.append("account_id = ?")
+        params.append(query.account)
+    if query.after is not None:
+        where.append("(journal_seq, leg) > (?, ?)")
+        params += list(query.after)
+    clause = f" WHERE {' AND '.join(where)}" if where else ""
+    rows = await ex.fetchall(
+        "SELECT journal_seq, leg, transaction_id, account_id, currency, debit_amount,"
+        f" credit_amount, entry_type, effective_at FROM ledger_entries{clause}"
+        " ORDER BY journal_seq, leg LIMIT ?",
+        (*params, query.limit),
+    )
+    return [
+        LedgerLine(
+            journal_seq=seq,
+            leg=leg,
+            transfer_id=tid,
+            account=account,
+            currency=currency,
+            debit=debit,
+            credit=credit,
+            entry_type=entry_type,
+            effective_at=_us_required(effective_at),
+        )
+        for seq, leg, tid, account, currency, debit, credit, entry_type, effective_at in rows
+    ]
+
+
+# --- the event feed -------------------------------------------------------------------------------
+
+
+async def feed(
+    ex: Executor, client_id: str | None, after_event_id: str | None, limit: int
+) -> list[FeedEvent] | None:
+    """Client-visible events in commit order after `after_event_id` (None: an unknown cursor)."""
+    after = (0, "")
+    if after_event_id is not None:
+        row = await ex.fetchone(
+            "SELECT journal_seq, client_id FROM outbox WHERE event_id = ?", (after_event_id,)
+        )
+        if row is None or (client_id is not None and row[1] != client_id):
+            return None
+        after = (row[0], after_event_id)
+    scope = "client_id = ? AND " if client_id is not None else ""
+    params: tuple[Any, ...] = (client_id,) if client_id is not None else ()
+    rows = await ex.fetchall(
+        "SELECT event_id, event_type, client_id, created_at, journal_seq, transaction_id"
+        f" FROM outbox WHERE {scope}(journal_seq, event_id) > (?, ?)"
+        " ORDER BY journal_seq, event_id LIMIT ?",
+        (*params, *after, limit),
+    )
+    found = []
+    for event_id, event_type, owner, created_at, seq, tid in rows:
+        transfer = await transfer_at(ex, tid, seq) if tid is not None else None
+        found.append(
+            FeedEvent(
+                event_id=event_id,
+                event_type=event_type,
+                client_id=owner,
+                created_at=_us_required(created_at),
+                journal_seq=seq,
+                transfer=transfer,
+            )
+        )
+    return found
+
+
+# --- webhook endpoints ----------------------------------------------------------------------------
+
+_ENDPOINT_COLUMNS = "endpoint_id, client_id, url, events, status, created_at, disabled_reason"
+
+
+def _endpoint(row: Row) -> Endpoint:
+    endpoint_id, client_id, url, events, status, created_at, reason = row
+    return Endpoint(
+        endpoint_id=endpoint_id,
+        client_id=client_id,
+        url=url,
+        events=tuple(msgspec.json.decode(events, type=list[str])),
+        status=EndpointStatus(status),
+        created_at=_us_required(created_at),
+        disabled_reason=reason,
+    )
+
+
+async def insert_endpoint(store: Store, endpoint: Endpoint, secret: str) -> None:
+    async def work(ex: Executor) -> None:
+        head = await ex.fetchone("SELECT coalesce(max(seq), 0) FROM journal")
+        assert head is not None
+        at = rfc3339_us(endpoint.created_at)
+        await ex.execute(
+            "INSERT INTO webhook_endpoints (endpoint_id, client_id, url, events, secret, status,"
+            " disabled_reason, after_seq, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?, ?)",
+            (
+                endpoint.endpoint_id,
+                endpoint.client_id,
+                endpoint.url,
+                msgspec.json.encode(list(endpoint.events)).decode(),
+                secret,
+                endpoint.status.value,
+                head[0],
+                at,
+                at,
+            ),
+        )
+
+    await store.writer.exclusive(work)
+
+
+async def endpoints(ex: Executor, client_id: str | None) -> list[Endpoint]:
+    scope = " AND client_id = ?" if client_id is not None else ""
+    params: tuple[Any, ...] = (client_id,) if client_id is not None else ()
+    rows = await ex.fetchall(
+        f"SELECT {_ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE status != 'deleted'{scope}"
+        " ORDER BY endpoint_id LIMIT ?",
+        (*params, limits.webhook_endpoints_per_client_max * 50),
+    )
+    return [_endpoint(r) for r in rows]
+
+
+async def endpoint(ex: Executor, endpoint_id: str) -> Endpoint | None:
+    row = await ex.fetchone(
+        f"SELECT {_ENDPOINT_COLUMNS} FROM webhook_endpoints"
+        " WHERE endpoint_id = ? AND status != 'deleted'",
+        (endpoint_id,),
+    )
+    return _endpoint(row) if row is not None else None
+
+
+async def close_endpoint(
+    store: Store, endpoint_id: str, status: EndpointStatus, reason: str, now_us: int
+) -> None:
+    """Delete or disable an endpoint: nothing more is sent to it, and what it was still owed is
+    marked failed (its attempts stay in the log)."""
+    assert status is not EndpointStatus.ENABLED
+    at = rfc3339_us(now_us)
+
+    async def work(ex: Executor) -> None:
+        await ex.execute(
+            "UPDATE webhook_endpoints SET status = ?, disabled_reason = ?, updated_at = ?"
+            " WHERE endpoint_id = ?",
+            (status.value, reason, at, endpoint_id),
+        )
+        await ex.execute(
+            "UPDATE webhook_deliveries SET status = 'failed', next_attempt_at = NULL,"
+            " updated_at = ? WHERE endpoint_id = ? AND status = 'pending'",
+            (at, endpoint_id),
+        )
+
+    await store.writer.exclusive(work)
+
+
+# --- webhook delivery -----------------------------------------------------------------------------
+
+
+async def fan_out(store: Store, now_us: int) -> int:
+    """Owe every new outbox event to each enabled endpoint of its client that subscribes to it;
+    returns how many deliveries were added. Runs in the writer's slot, so every outbox row up to
+    the journal head is committed and none is missed."""
+    at = rfc3339_us(now_us)
+
+    async def work(ex: Executor) -> int:
+        cursor = await ex.fetchone("SELECT journal_seq FROM webhook_fanout WHERE id = 1")
+        head = await ex.fetchone("SELECT coalesce(max(seq), 0) FROM journal")
+        assert cursor is not None and head is not None
+        if head[0] <= cursor[0]:
+            return 0
+        rows = await ex.fetchall(
+            "SELECT e.endpoint_id, e.events, o.event_id, o.event_type FROM outbox o"
+            " JOIN webhook_endpoints e ON e.client_id = o.client_id AND e.status = 'enabled'"
+            " AND o.journal_seq > e.after_seq"
+            " WHERE o.journal_seq > ? AND o.journal_seq <= ?",
+            (cursor[0], head[0]),
+        )
+        owed = [
+            (endpoint_id, event_id, at, at, at)
+            for endpoint_id, events, event_id, event_type in rows
+            if subscribed(tuple(msgspec.json.decode(events, type=list[str])), event_type)
+        ]
+        await ex.executemany(
+            "INSERT OR IGNORE INTO webhook_deliveries (endpoint_id, event_id, status, attempts,"
+            " next_attempt_at, created_at, updated_at) VALUES (?, ?, 'pending', 0, ?, ?, ?)",
+            owed,
+        )
+        await ex.execute("UPDATE webhook_fanout SET journal_seq = ? WHERE id = 1", (head[0],))
+        return len(owed)
+
+    return int(await store.writer.exclusive(work))
+
+
+async def due_deliveries(ex: Executor, now_us: int, limit: int) -> list[Delivery]:
+    rows = await ex.fetchall(
+        "SELECT d.endpoint_id, d.event_id, o.event_type, o.transaction_id, o.journal_seq,"
+        " o.created_at, d.attempts, e.url, e.secret FROM webhook_deliveries d"
+        " JOIN outbox o ON o.event_id = d.event_id"
+        " JOIN webhook_endpoints e ON e.endpoint_id = d.endpoint_id"
+        " WHERE d.status = 'pending' AND d.next_attempt_at <= ? AND e.status = 'enabled'"
+        " ORDER BY d.next_attempt_at, o.journal_seq LIMIT ?",
+        (rfc3339_us(now_us), limit),
+    )
+    return [
+        Delivery(
+            endpoint_id=endpoint_id,
+            event_id=event_id,
+            event_type=event_type,
+            transfer_id=tid,
+            journal_seq=seq,
+            created_at=_us_required(created_at),
+            attempts=attempts,
+            url=url,
+            secret=secret,
+        )
+        for endpoint_id, event_id, event_type, tid, seq, created_at, attempts, url, secret in rows
+    ]
+
+
+async def backlog(ex: Executor) -> int:
+    row = await ex.fetchone("SELECT count(*) FROM webhook_deliveries WHERE status = 'pending'")
+    assert row is not None
+    return int(row[0])
+
+
+async def record_attempt(
+    store: Store, attempt: Attempt, next_attempt_at: int | None, disable: str | None
+) -> None:
+    """Log one attempt and move its delivery on: delivered, retried at `next_attempt_at`, or
+    failed; `disable` (a reason) also disables the endpoint."""
+    at = rfc3339_us(attempt.attempted_at)
+
+    async def work(ex: Executor) -> None:
+        await ex.execute(
+            "UPDATE webhook_deliveries SET status = ?, attempts = ?, next_attempt_at = ?,"
+            " updated_at = ? WHERE endpoint_id = ? AND event_id = ?",
+            (
+                attempt.status.value,
+                attempt.attempt,
+                rfc3339_us(next_attempt_at) if next_attempt_at is not None else None,
+                at,
+                attempt.endpoint_id,
+                attempt.event_id,
+            ),
+        )
+        await ex.execute(
+            "INSERT INTO webhook_attempts (endpoint_id, event_id, attempt, attempted_at,"
+            " http_status, error, duration_ms, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                attempt.endpoint_id,
+                attempt.event_id,
+                attempt.attempt,
+                at,
+                attempt.http_status,
+                attempt.error,
+                attempt.duration_ms,
+                attempt.status.value,
+            ),
+        )
+        if disable is not None:
+            await ex.execute(
+                "UPDATE webhook_endpoints SET status = 'disabled', disabled_reason = ?,"
+                " updated_at = ? WHERE endpoint_id = ? AND status = 'enabled'",
+                (disable, at, attempt.endpoint_id),
+            )
+            await ex.execute(
+                "UPDATE webhook_deliveries SET status = 'failed', next_attempt_at = NULL,"
+                " updated_at = ? WHERE endpoint_id = ? AND status = 'pending'",
+                (at, attempt.endpoint_id),
+            )
+
+    await store.writer.exclusive(work)
+
+
+async def attempts(
+    ex: Executor, endpoint_id: str, before: tuple[int, str, int] | None, limit: int
+) -> list[Attempt]:
+    """The endpoint's delivery log, newest first, before the cursor (attempted_at, event, n)."""
+    cursor = ""
+    params: list[Any] = [endpoint_id]
+    if before is not None:
+        cursor = " AND (a.attempted_at, a.event_id, a.attempt) < (?, ?, ?)"
+        params += [rfc3339_us(before[0]), before[1], before[2]]
+    rows = await ex.fetchall(
+        "SELECT a.endpoint_id, a.event_id, o.event_type, a.attempt, a.attempted_at,"
+        " a.http_status, a.error, a.duration_ms, a.status FROM webhook_attempts a"
+        f" JOIN outbox o ON o.event_id = a.event_id WHERE a.endpoint_id = ?{cursor}"
+        " ORDER BY a.attempted_at DESC, a.event_id DESC, a.attempt DESC LIMIT ?",
+        (*params, limit),
+    )
+    return [
+        Attempt(
+            endpoint_id=endpoint_id_,
+            event_id=event_id,
+            event_type=event_type,
+            attempt=n,
+            attempted_at=_us_required(attempted_at),
+            http_status=http_status,
+            error=error,
+            duration_ms=duration,
+            status=DeliveryStatus(status),
+        )
+        for endpoint_id_, event_id, event_type, n, attempted_at, http_status, error, duration, status in rows  # noqa: E501
+    ]
