@@ -62,6 +62,9 @@ class Block:
 
 
 class SimChain:
+    # How many times faster than real time the world moves (`serve --sim-speed`).
+    speed: float = 1.0
+
     def __init__(self, rng: random.Random, faults: FaultLog, *, chain: str = "ethereum") -> None:
         self.chain = chain
         self.rng = rng
@@ -101,7 +104,7 @@ class SimChain:
 
     async def run(self, block_time_s: float) -> None:
         while True:
-            await asyncio.sleep(block_time_s)
+            await asyncio.sleep(block_time_s / self.speed)
             self.produce()
 
     def produce(self) -> None:
@@ -194,7 +197,7 @@ class SimChain:
     # --- the node's RPC (engine.rails.ChainNode) ---------------------------------------------
 
     async def broadcast(self, chain: str, raw: str) -> str:
-        await asyncio.sleep(self.rpc_latency_s)
+        await asyncio.sleep(self.rpc_latency_s / self.speed)
         if self.faults.fire("rpc_unavailable"):
             raise RailError(Result.chain_unavailable, "node refused the call", transient=True)
         tx = self.decode(raw)
@@ -228,7 +231,7 @@ class SimChain:
         self._pool(tx)
 
     async def view(self, chain: str) -> ChainView:
-        await asyncio.sleep(self.rpc_latency_s)
+        await asyncio.sleep(self.rpc_latency_s / self.speed)
         if self.faults.fire("rpc_unavailable"):
             raise RailError(Result.chain_unavailable, "node refused the call", transient=True)
         return ChainView(head=self.head, suggested_max_fee_per_gas=2 * self.base_fee + 10**9)

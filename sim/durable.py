@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from actors.context import Rails
+from engine.ports import Clock, Ids
 from engine.rails import BankCredit, ChainView, PayoutRequest, PayoutStatus, Receipt, TxPresence
 from engine.states import TERMINAL
 from sim.checker import OK, Checker
@@ -51,7 +52,7 @@ class _Pickler(pickle.Pickler):
     """The clock and the id generator belong to the process, not the world: they are written as
     names and the loading process supplies its own."""
 
-    def __init__(self, file: io.BytesIO, clock: VirtualClock, ids: SeededIds) -> None:
+    def __init__(self, file: io.BytesIO, clock: Clock, ids: Ids) -> None:
         super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
         self.clock = clock
         self.ids = ids
@@ -65,7 +66,7 @@ class _Pickler(pickle.Pickler):
 
 
 class _Unpickler(pickle.Unpickler):
-    def __init__(self, file: io.BytesIO, clock: VirtualClock, ids: SeededIds) -> None:
+    def __init__(self, file: io.BytesIO, clock: Clock, ids: Ids) -> None:
         super().__init__(file)
         self.clock = clock
         self.ids = ids
@@ -82,9 +83,7 @@ class _Unpickler(pickle.Unpickler):
 class WorldFile:
     """Saves one world to `data_dir/world.pickle` whenever it changed."""
 
-    def __init__(
-        self, data_dir: Path, world: SavedWorld, clock: VirtualClock, ids: SeededIds
-    ) -> None:
+    def __init__(self, data_dir: Path, world: SavedWorld, clock: Clock, ids: Ids) -> None:
         self.path = data_dir / WORLD_FILE
         self.world = world
         self.clock = clock
@@ -111,7 +110,7 @@ class WorldFile:
         self.saves += 1
 
     @classmethod
-    def load(cls, data_dir: Path, clock: VirtualClock, ids: SeededIds) -> SavedWorld | None:
+    def load(cls, data_dir: Path, clock: Clock, ids: Ids) -> SavedWorld | None:
         path = data_dir / WORLD_FILE
         if not path.exists():
             return None

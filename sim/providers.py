@@ -25,6 +25,7 @@ from engine import limits, quotes
 from engine.chain import SignedTx
 from engine.destinations import BankDestination
 from engine.funding import deposit_id_for
+from engine.ports import Ids
 from engine.quotes import Quote
 from engine.rails import (
     BankCredit,
@@ -38,7 +39,6 @@ from engine.rails import (
 )
 from engine.results import Result
 from sim.chain import SimChain
-from sim.clock import SeededIds
 from sim.custody import key_for, sign_token_transfer
 from sim.faults import FaultLog
 
@@ -57,11 +57,14 @@ Webhook = Callable[[bytes], Awaitable[object]]
 
 
 class SimQuotes:
+    # How many times faster than real time the world moves (`serve --sim-speed`).
+    speed: float = 1.0
+
     def __init__(
         self,
         rng: random.Random,
         faults: FaultLog,
-        ids: SeededIds,
+        ids: Ids,
         now: Callable[[], int],
         offramp_address: str,
     ) -> None:
@@ -75,7 +78,7 @@ class SimQuotes:
         self.latency_s = (0.05, 0.3)
 
     async def quote(self, request: QuoteRequest) -> Quote:
-        await asyncio.sleep(self.rng.uniform(*self.latency_s))
+        await asyncio.sleep(self.rng.uniform(*self.latency_s) / self.speed)
         pair = (request.source_currency, request.target_currency)
         if pair not in CORRIDORS:
             raise RailError(Result.currency_pair_unsupported, str(pair), transient=False)
@@ -115,6 +118,9 @@ class _Payout:
 
 
 class SimBank:
+    # How many times faster than real time the world moves (`serve --sim-speed`).
+    speed: float = 1.0
+
     def __init__(self, rng: random.Random, faults: FaultLog, now: Callable[[], int]) -> None:
         self.rng = rng
         self.faults = faults
@@ -138,7 +144,7 @@ class SimBank:
             if self.faults.fire("bank_delayed")
             else self.rng.uniform(1, 10)
         )
-        visible = self.now() + int(delay_s * 1_000_000)
+        visible = self.now() + int(delay_s * 1_000_000 / self.speed)
         self.credits[reference] = (
             visible,
             BankCredit(
@@ -148,7 +154,7 @@ class SimBank:
         return reference
 
     async def credit(self, bank_reference: str) -> BankCredit | None:
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05 / self.speed)
         found = self.credits.get(bank_reference)
         if found is None or found[0] > self.now():
             return None
@@ -164,6 +170,9 @@ class SimBank:
 
 
 class SimOffRamp:
+    # How many times faster than real time the world moves (`serve --sim-speed`).
+    speed: float = 1.0
+
     def __init__(
         self,
         seed: int,
@@ -208,7 +217,7 @@ class SimOffRamp:
                 self.tasks.start_soon(self._work, payout)
 
     async def start_payout(self, request: PayoutRequest) -> str:
-        await asyncio.sleep(self.rng.uniform(0.05, 0.3))
+        await asyncio.sleep(self.rng.uniform(0.05, 0.3) / self.speed)
         if self.faults.fire("offramp_outage"):
             raise RailError(Result.provider_unavailable, f"{OFFRAMP} is down", transient=True)
         found = self.payouts.get(request.transfer_id)
@@ -223,7 +232,7 @@ class SimOffRamp:
         return found.trade_id
 
     async def payout_status(self, provider: str, provider_trade_id: str) -> PayoutStatus:
-        await asyncio.sleep(self.rng.uniform(0.05, 0.2))
+        await asyncio.sleep(self.rng.uniform(0.05, 0.2) / self.speed)
         if self.faults.fire("offramp_outage"):
             raise RailError(Result.provider_unavailable, f"{OFFRAMP} is down", transient=True)
         found = self.by_trade.get(provider_trade_id)
@@ -249,11 +258,11 @@ class SimOffRamp:
         request = payout.request
         if payout.return_tx is None:
             while True:
-                await asyncio.sleep(2)
+                await asyncio.sleep(2 / self.speed)
                 receipt = await self.chain.receipt(self.chain.chain, request.tx_hash)
                 if receipt is not None and receipt.confirmations >= limits.confirmations_required:
                     break
-            await asyncio.sleep(self.rng.uniform(1, 20))
+            await asyncio.sleep(self.rng.uniform(1, 20) / self.speed)
             if self.faults.fire("payout_rejected"):
                 payout.return_tx = self._sign_return(request)
             else:
@@ -293,7 +302,7 @@ class SimOffRamp:
             # The provider's own node may drop it too: it re-sends until the return is final.
             if await self.chain.presence(self.chain.chain, tx.tx_hash) is TxPresence.UNKNOWN:
                 self.chain.submit(tx.raw)
-            await asyncio.sleep(2)
+            await asyncio.sleep(2 / self.speed)
             receipt = await self.chain.receipt(self.chain.chain, tx.tx_hash)
             if receipt is not None and receipt.confirmations >= limits.finality_blocks:
                 return
@@ -309,6 +318,6 @@ class SimOffRamp:
             self.tasks.start_soon(self._deliver, body, delay)
 
     async def _deliver(self, body: bytes, delay_s: float) -> None:
-        await asyncio.sleep(delay_s)
+        await asyncio.sleep(delay_s / self.speed)
         assert self.webhook is not None
         await self.webhook(body)

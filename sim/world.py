@@ -34,7 +34,7 @@ from engine.events import TreasuryFunded
 from engine.funding import decide_treasury_funding, deposit_id_for
 from engine.hashing import request_hash
 from engine.nonces import NonceBook
-from engine.ports import Clock, Journal
+from engine.ports import Clock, Ids, Journal
 from engine.records import Committed
 from engine.results import Result
 from engine.transfer import TransferState, evolve
@@ -200,7 +200,7 @@ class SimRails:
     treasury: str
 
     @classmethod
-    def build(cls, seed: int, faults: FaultLog, clock: Clock, ids: SeededIds) -> SimRails:
+    def build(cls, seed: int, faults: FaultLog, clock: Clock, ids: Ids) -> SimRails:
         chain = SimChain(_rng(seed, "chain"), faults)
         custody = SimCustody(seed)
         treasury = custody.address(chain.chain)
@@ -215,6 +215,12 @@ class SimRails:
         self.chain.rpc_latency_s = 0.0
         self.quotes.latency_s = (0.0, 0.0)
 
+    def pace(self, speed: float) -> None:
+        """Run the world `speed` times faster than real time (`serve --sim-speed`)."""
+        assert speed > 0
+        for part in (self.chain, self.bank, self.offramp, self.quotes):
+            part.speed = speed
+
     def ports(self) -> Rails:
         return Rails(
             quotes=self.quotes,
@@ -224,7 +230,7 @@ class SimRails:
             bank=self.bank,
         )
 
-    async def fund_treasury(self, journal: Journal, ids: SeededIds, clock: Clock) -> None:
+    async def fund_treasury(self, journal: Journal, ids: Ids, clock: Clock) -> None:
         """Mint the treasury's stablecoin on the chain and book it from capital in the ledger."""
         self.mint_treasury()
         await self.book_treasury(journal, ids, clock)
@@ -232,7 +238,7 @@ class SimRails:
     def mint_treasury(self) -> None:
         self.chain.mint("USDC", self.treasury, treasury_float_usdc)
 
-    async def book_treasury(self, journal: Journal, ids: SeededIds, clock: Clock) -> None:
+    async def book_treasury(self, journal: Journal, ids: Ids, clock: Clock) -> None:
         funded = decide_treasury_funding(
             funding_id=ids.new("tf"),
             chain=self.chain.chain,
@@ -246,11 +252,11 @@ class SimRails:
         assert isinstance(await journal.append(funded.funding_id, 0, [funded]), Committed)
 
 
-async def statement_import(system: System, bank: SimBank) -> None:
+async def statement_import(system: System, bank: SimBank, poll_s: float = statement_poll_s) -> None:
     """Reading the bank statement catches every deposit whose webhook was lost."""
     seen = 0
     while True:
-        await anyio.sleep(statement_poll_s)
+        await anyio.sleep(poll_s)
         lines = bank.statement[seen:]
         for booked, reference, client, amount in lines:
             await system.credit_deposit(deposit_command(booked, reference, client, amount))
