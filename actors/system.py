@@ -10,25 +10,35 @@ serves until cancelled. Every actor and supervisor task belongs to its task grou
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import anyio
 import msgspec
-from anyio.abc import TaskStatus
+from anyio.abc import TaskGroup, TaskStatus
 
 from actors.confirmations import ConfirmationWatcher
 from actors.context import Context
 from actors.reconciler import Reconciler
 from actors.registry import Registry
+from actors.retry import call_rail
 from actors.settlements import SettlementTracker
 from actors.timers import TimerSupervisor
+from actors.watch import StateWatch
 from engine import limits
 from engine.commands import CreateTransfer, CreditDeposit
 from engine.destinations import CHAINS
-from engine.events import DepositCredited
+from engine.events import DepositCredited, QuoteIssued
 from engine.funding import decide_deposit
+from engine.quotes import Quote
+from engine.rails import QuoteRequest, RailError
 from engine.records import Committed, IdempotencyStatus, Rejected
 from engine.results import Result
 from engine.states import TERMINAL, Status
-from engine.transfer import TransferState, payout_chain
+from engine.transfer import TransferState, decided, payout_chain
+
+# How a service answers a create, from the transfer's state once its synchronous steps are
+# decided: (HTTP status, body). Stored under the idempotency key and replayed to retries.
+Answer = Callable[[TransferState], tuple[int, bytes]]
 
 
 class Supervisors:
@@ -38,6 +48,9 @@ class Supervisors:
         self.settlements = SettlementTracker(ctx, registry)
         self.reconciler = Reconciler(ctx, registry, self.confirmations)
         self.timers = TimerSupervisor(ctx, registry)
+        self.watch = StateWatch()
+        # Called after every commit (the webhook dispatcher's nudge, metrics).
+        self.listeners: list[Callable[[TransferState | None, TransferState], None]] = []
 
     def transfer_changed(self, before: TransferState | None, after: TransferState) -> None:
         """Called by an actor after each commit, to keep in-memory bookkeeping in step."""
@@ -46,6 +59,9 @@ class Supervisors:
             chain = payout_chain(after)
             wallet = (chain, self.ctx.rails.custody.address(chain).lower())
             self.ctx.nonces.settle(wallet, after.transfer_id, after.txs[0] if after.txs else None)
+        self.watch.changed(after)
+        for listener in self.listeners:
+            listener(before, after)
         if after.status in TERMINAL:
             if after.status is not Status.RECONCILED:
                 self.confirmations.forget(after.transfer_id)
@@ -54,11 +70,18 @@ class Supervisors:
 
 
 class System:
-    def __init__(self, ctx: Context) -> None:
+    """`answer`: how a create is answered. Without one (the simulator), the answer is the
+    transfer's id, given as soon as the transfer is durable; with one (the HTTP service), it is
+    rendered once the synchronous steps are decided."""
+
+    def __init__(self, ctx: Context, answer: Answer | None = None) -> None:
         self.ctx = ctx
         self.registry = Registry(ctx)
         self.supervisors = Supervisors(ctx, self.registry)
         self.recovered = 0
+        self.answer = answer
+        self.ready = False
+        self._tasks: TaskGroup | None = None
 
     async def open_wallets(self) -> None:
         journaled = await self.ctx.journal.signed_transactions()
@@ -77,13 +100,23 @@ class System:
             tasks.start_soon(s.settlements.run, name="settlement tracker")
             tasks.start_soon(s.reconciler.run, name="reconciler")
             tasks.start_soon(s.timers.run, name="timers")
+            self._tasks = tasks
             self.recovered = await self.registry.recover()
             await self.answer_keys()
+            self.ready = True
             task_status.started(self)
 
     async def create_transfer(self, command: CreateTransfer) -> tuple[Result, str | None]:
         """Create a transfer, at most once per (client, idempotency key): the result, and the id
         of the transfer that holds the key (this one, or the one an earlier request created)."""
+        result, holder, _ = await self.create_and_answer(command)
+        return result, holder
+
+    async def create_and_answer(
+        self, command: CreateTransfer
+    ) -> tuple[Result, str | None, TransferState | None]:
+        """As create_transfer, plus, when this request created the transfer, the state its
+        answer was rendered from."""
         result = await self.registry.ask(
             command.transfer_id, command, request_id=command.request_id
         )
@@ -91,11 +124,12 @@ class System:
             command.client_id, command.idempotency_key
         )
         holder = record.transaction_id if record is not None else None
+        state = None
         if result is Result.ok and holder == command.transfer_id:
             assert record is not None
             if record.status is IdempotencyStatus.IN_PROGRESS:
-                await self._answer(record.client_id, record.key, command.transfer_id)
-        return result, holder
+                state = await self._answer(record.client_id, record.key, command.transfer_id)
+        return result, holder, state
 
     async def answer_keys(self) -> int:
         """A create commits its transfer and claims its key in one commit; the key's answer is
@@ -108,21 +142,63 @@ class System:
             page = await self.ctx.journal.unanswered_keys(after, limits.recovery_page_max)
             for record in page:
                 tid = record.transaction_id
-                if tid is not None and await self.ctx.journal.transfer(tid) is not None:
+                if tid is None or await self.ctx.journal.transfer(tid) is None:
+                    continue
+                if self.answer is None:
                     await self._answer(record.client_id, record.key, tid)
-                    answered += 1
+                else:
+                    # Its steps may still be running (recovery re-drove them): answer when
+                    # they are decided, without holding up the start.
+                    assert self._tasks is not None
+                    self._tasks.start_soon(self._answer, record.client_id, record.key, tid)
+                answered += 1
             if len(page) < limits.recovery_page_max:
                 return answered
             after = (page[-1].client_id, page[-1].key)
 
-    async def _answer(self, client_id: str, key: str, transfer_id: str) -> None:
-        await self.ctx.journal.complete_key(
-            client_id,
-            key,
-            IdempotencyStatus.COMPLETED,
-            201,
-            msgspec.json.encode({"id": transfer_id}),
+    async def _answer(self, client_id: str, key: str, transfer_id: str) -> TransferState | None:
+        if self.answer is None:
+            await self.ctx.journal.complete_key(
+                client_id,
+                key,
+                IdempotencyStatus.COMPLETED,
+                201,
+                msgspec.json.encode({"id": transfer_id}),
+            )
+            return None
+        state = await self.supervisors.watch.until(
+            transfer_id, self.ctx.journal.transfer, decided, limits.create_decided_wait_s
         )
+        assert state is not None, transfer_id
+        status, body = self.answer(state)
+        outcome = IdempotencyStatus.COMPLETED if status < 400 else IdempotencyStatus.FAILED
+        await self.ctx.journal.complete_key(client_id, key, outcome, status, body)
+        return state
+
+    async def issue_quote(
+        self, client_id: str, source: str, target: str, amount: int, *, bank: bool
+    ) -> Quote | Result:
+        """A quote for a client to use later (`quote_id` on a create), journaled before it is
+        shown, so a transfer that names it finds exactly these terms."""
+        request = QuoteRequest(
+            transfer_id="",
+            client_id=client_id,
+            source_currency=source,
+            target_currency=target,
+            amount=amount,
+            bank=bank,
+        )
+        try:
+            quote = await call_rail(
+                lambda: self.ctx.rails.quotes.quote(request), key=f"{client_id}:quote"
+            )
+        except RailError as e:
+            return e.result
+        issued = QuoteIssued(at=self.ctx.clock.now_us(), client_id=client_id, quote=quote)
+        outcome = await self.ctx.journal.append(quote.quote_id, 0, [issued])
+        if isinstance(outcome, Rejected):
+            return outcome.result
+        return quote
 
     async def credit_deposit(self, command: CreditDeposit) -> Result:
         """A bank credit to a client (a webhook, a statement line): once per deposit id."""
