@@ -1,13 +1,17 @@
 # Two commands do all set-up on a fresh clone: `make run` and `make test`.
 # Both create (or refresh, when pyproject.toml or constraints.txt change) the .venv first.
+# `make run` serves the API on 127.0.0.1:8080 over ./data with the simulated rails.
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-DATA ?= data/demo
+DATA ?= data
+PORT ?= 8080
+SIM_SPEED ?= 1
+CONFORMANCE ?= ../shared/conformance/run
 
-.PHONY: run test lint bench soak clean
+.PHONY: run demo test lint bench soak clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,16 +20,32 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/stablerail demo --data-dir $(DATA) --fresh
-	$(BIN)/stablerail verify --data-dir $(DATA)
+	$(BIN)/stablerail migrate --data-dir $(DATA)
+	@echo
+	@echo "stablerail: serving http://127.0.0.1:$(PORT) over $(DATA) (simulated rails, speed $(SIM_SPEED)x)."
+	@echo "In another terminal (README.md, 'A first walk', has the whole walk):"
+	@echo "  OPS=\$$(.venv/bin/stablerail keys create --data-dir $(DATA) --role operator --user ops | sed -n 's/^key: //p')"
+	@echo "  ALICE=\$$(.venv/bin/stablerail keys create --data-dir $(DATA) --client acme --role initiator --user alice | sed -n 's/^key: //p')"
+	@echo "  curl -s -XPOST localhost:$(PORT)/v1/sim/deposits -H \"Authorization: Bearer \$$OPS\" -H 'Content-Type: application/json' -d '{\"client_id\":\"acme\",\"currency\":\"USD\",\"amount\":\"1000.00\"}'"
+	@echo "  curl -s -XPOST localhost:$(PORT)/v1/transfers -H \"Authorization: Bearer \$$ALICE\" -H \"Idempotency-Key: \$$RANDOM\" -H 'Content-Type: application/json' -d '{\"source_currency\":\"USD\",\"target_currency\":\"USDC\",\"amount\":\"25.00\",\"destination\":{\"kind\":\"wallet\",\"chain\":\"ethereum\",\"address\":\"0x90F8bf6A479f320ead074411a4B0e7944Ea8c9C1\"}}'"
+	@echo
+	$(BIN)/stablerail serve --data-dir $(DATA) --host 127.0.0.1 --port $(PORT) --sim-speed $(SIM_SPEED)
+
+# The offline walk of the engine alone: four transfers against a scripted world, then verify.
+demo: $(STAMP)
+	$(BIN)/stablerail demo --data-dir data/demo --fresh
+	$(BIN)/stablerail verify --data-dir data/demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# The contract kit drives `stablerail serve` from outside exactly as API.md says.
 test: lint
 	$(BIN)/pytest
+	@if [ -x $(CONFORMANCE) ]; then PYTHON=$(BIN)/python $(CONFORMANCE); \
+	else echo "NOTE: no contract kit at $(CONFORMANCE); the API contract was not run"; fi
 
 bench: $(STAMP)
 	$(BIN)/stablerail bench store

@@ -8,6 +8,10 @@
                                                   the engine against the simulated world
     stablerail soak --first N --count N [--jobs N] many seeds in parallel, each failure reproducible
     stablerail bench store [--json] ...           durable appends vs raw sqlite3, same run
+    stablerail keys create --data-dir DIR [--client ID] --role ROLE --user NAME [--json]
+                                                  an API key, printed once (only its hash is kept)
+    stablerail serve --data-dir DIR [--host H] [--port P] [--rails sim] [--sim-speed X]
+                     [--config FILE]              the HTTP API, until SIGTERM
 
 Exit codes: 0 success; 1 verify found a problem; 2 the data dir or the arguments are unusable
 (with a one-line reason on stderr, never a traceback).
@@ -21,10 +25,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import anyio
 import msgspec
 
 from actors.drills import CANARIES
 from adapters.clock import SystemClock
+from adapters.config import ConfigError
+from engine.access import Role
 from sim.scripted import Step
 from store.errors import StoreOpenError
 from store.executor import ExecutorKind
@@ -42,6 +49,23 @@ def _parser() -> argparse.ArgumentParser:
 
     migrate = commands.add_parser("migrate", help="create or upgrade a data dir")
     migrate.add_argument("--data-dir", type=Path, required=True)
+
+    keys = commands.add_parser("keys", help="API keys")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    create = key_commands.add_parser("create", help="create an API key (printed once)")
+    create.add_argument("--data-dir", type=Path, required=True)
+    create.add_argument("--client", help="the client the key acts for; none: a staff key")
+    create.add_argument("--role", required=True, choices=[r.value for r in Role])
+    create.add_argument("--user", required=True, help="the person the key belongs to")
+    create.add_argument("--json", action="store_true", help="print one JSON object")
+
+    serve = commands.add_parser("serve", help="run the HTTP API over a data dir")
+    serve.add_argument("--data-dir", type=Path)
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--rails", choices=["sim"])
+    serve.add_argument("--sim-speed", type=float)
+    serve.add_argument("--config", type=Path, help="a TOML file (see adapters/config.py)")
 
     verify = commands.add_parser("verify", help="check a data dir end to end")
     verify.add_argument("--data-dir", type=Path, required=True)
@@ -129,10 +153,63 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _soak(args)
             case "bench":
                 return _bench(args)
-    except StoreOpenError as e:
+            case "keys":
+                return _keys_create(args)
+            case "serve":
+                return _serve(args)
+    except (StoreOpenError, ConfigError) as e:
         print(f"stablerail: {e}", file=sys.stderr)
         return EXIT_UNUSABLE
     raise AssertionError(args.command)
+
+
+def _keys_create(args: argparse.Namespace) -> int:
+    from adapters.main import create_key
+
+    try:
+        key, text = asyncio.run(
+            create_key(args.data_dir, client=args.client, role=Role(args.role), user=args.user)
+        )
+    except ValueError as e:
+        print(f"stablerail: {e}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    if args.json:
+        print(
+            msgspec.json.encode(
+                {
+                    "id": key.key_id,
+                    "key": text,
+                    "client_id": key.client_id,
+                    "role": key.role.value,
+                    "user": key.user,
+                }
+            ).decode()
+        )
+    else:
+        scope = f"client {key.client_id}" if key.client_id else "staff"
+        print(f"{key.key_id} ({scope}, role {key.role.value}, user {key.user})")
+        print(f"key: {text}")
+        print("This is the only time the key is shown; only its hash is stored.")
+    return EXIT_OK
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from adapters import config, logs
+    from adapters.main import serve
+
+    settings = config.load(
+        {
+            "data_dir": args.data_dir,
+            "host": args.host,
+            "port": args.port,
+            "rails": args.rails,
+            "sim_speed": args.sim_speed,
+        },
+        args.config,
+    )
+    logs.configure(settings.log_level)
+    anyio.run(serve, settings)
+    return EXIT_OK
 
 
 def _migrate(args: argparse.Namespace) -> int:

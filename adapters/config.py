@@ -1,0 +1,142 @@
+"""`serve`'s configuration: defaults, then a TOML file (`--config`), then environment variables,
+then command-line flags, each overriding the one before.
+
+    [server]
+    host = "127.0.0.1"
+    port = 8080
+    data_dir = "data"
+
+    [rails]
+    kind = "sim"          # the only rails this build has
+    sim_speed = 1.0       # the simulated world runs this many times faster than real time
+    sim_seed = 1
+
+    [webhooks]
+    allow_private_urls = false   # true: endpoints on loopback/private addresses (development)
+
+Environment: STABLERAIL_HOST, STABLERAIL_PORT, STABLERAIL_DATA_DIR, STABLERAIL_SIM_SPEED,
+STABLERAIL_SIM_SEED, STABLERAIL_WEBHOOKS_ALLOW_PRIVATE (1/true/yes), STABLERAIL_LOG_LEVEL.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used (a one-line reason)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ServeConfig:
+    data_dir: Path = Path("data")
+    host: str = "127.0.0.1"
+    port: int = 8080
+    rails: str = "sim"
+    sim_speed: float = 1.0
+    sim_seed: int = 1
+    env: str = "test"
+    webhooks_allow_private: bool = False
+    log_level: str = "INFO"
+
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off", ""})
+
+
+def _flag(name: str, text: str) -> bool:
+    if text.lower() in _TRUE:
+        return True
+    if text.lower() in _FALSE:
+        return False
+    raise ConfigError(f"{name} must be true or false, not {text!r}")
+
+
+def _number(name: str, text: object, kind: type[Any]) -> Any:
+    try:
+        return kind(text)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a number, not {text!r}") from None
+
+
+def _from_file(path: Path) -> dict[str, Any]:
+    try:
+        raw = tomllib.loads(path.read_text())
+    except OSError as e:
+        raise ConfigError(f"cannot read {path}: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: {e}") from None
+    server = raw.get("server", {})
+    rails = raw.get("rails", {})
+    webhooks = raw.get("webhooks", {})
+    found: dict[str, Any] = {}
+    for key, section, name in (
+        ("host", server, "host"),
+        ("port", server, "port"),
+        ("data_dir", server, "data_dir"),
+        ("rails", rails, "kind"),
+        ("sim_speed", rails, "sim_speed"),
+        ("sim_seed", rails, "sim_seed"),
+        ("webhooks_allow_private", webhooks, "allow_private_urls"),
+    ):
+        if name in section:
+            found[key] = section[name]
+    return found
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key, var in (
+        ("host", "STABLERAIL_HOST"),
+        ("port", "STABLERAIL_PORT"),
+        ("data_dir", "STABLERAIL_DATA_DIR"),
+        ("sim_speed", "STABLERAIL_SIM_SPEED"),
+        ("sim_seed", "STABLERAIL_SIM_SEED"),
+        ("log_level", "STABLERAIL_LOG_LEVEL"),
+    ):
+        if var in env:
+            found[key] = env[var]
+    if "STABLERAIL_WEBHOOKS_ALLOW_PRIVATE" in env:
+        found["webhooks_allow_private"] = _flag(
+            "STABLERAIL_WEBHOOKS_ALLOW_PRIVATE", env["STABLERAIL_WEBHOOKS_ALLOW_PRIVATE"]
+        )
+    return found
+
+
+def load(
+    flags: Mapping[str, Any], config_file: Path | None, env: Mapping[str, str] | None = None
+) -> ServeConfig:
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        values.update(_from_file(config_file))
+    values.update(_from_env(os.environ if env is None else env))
+    values.update({k: v for k, v in flags.items() if v is not None})
+    port = _number("port", values.get("port", 8080), int)
+    speed = _number("sim_speed", values.get("sim_speed", 1.0), float)
+    seed = _number("sim_seed", values.get("sim_seed", 1), int)
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"port must be 0 to 65535, not {port}")
+    if not 0.01 <= speed <= 1000:
+        raise ConfigError(f"sim_speed must be 0.01 to 1000, not {speed}")
+    rails = str(values.get("rails", "sim"))
+    if rails != "sim":
+        raise ConfigError(f"rails {rails!r}: this build serves only the simulated rails (sim)")
+    allow = values.get("webhooks_allow_private", False)
+    if isinstance(allow, str):
+        allow = _flag("webhooks_allow_private", allow)
+    return ServeConfig(
+        data_dir=Path(values.get("data_dir", "data")),
+        host=str(values.get("host", "127.0.0.1")),
+        port=port,
+        rails=rails,
+        sim_speed=speed,
+        sim_seed=seed,
+        env="test",
+        webhooks_allow_private=bool(allow),
+        log_level=str(values.get("log_level", "INFO")).upper(),
+    )

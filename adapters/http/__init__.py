@@ -1,0 +1,1 @@
+"""The v1 HTTP API (../shared/design/API.md) over the service port."""

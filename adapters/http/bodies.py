@@ -1,0 +1,94 @@
+"""Request bodies: strict msgspec Structs, decoded once per request.
+
+Unknown fields are refused (`forbid_unknown_fields`), so a client can never set a server-owned
+field (status, id, fee, client_id); money is a string (a JSON number is refused by type, not
+rounded); the engine's validation ladder then judges the values.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import msgspec
+
+from adapters.http.problems import Problem
+from engine.destinations import BankDestination, Destination, WalletDestination
+
+T = TypeVar("T")
+
+
+class _Body(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    pass
+
+
+class WalletDestinationBody(_Body, tag="wallet", tag_field="kind", frozen=True, kw_only=True):
+    chain: str
+    address: str
+
+
+class BankDestinationBody(_Body, tag="bank", tag_field="kind", frozen=True, kw_only=True):
+    country: str
+    clabe: str
+    name: str
+
+
+DestinationBody = WalletDestinationBody | BankDestinationBody
+
+
+def destination(body: DestinationBody) -> Destination:
+    match body:
+        case WalletDestinationBody(chain=chain, address=address):
+            return WalletDestination(chain=chain, address=address)
+        case BankDestinationBody(country=country, clabe=clabe, name=name):
+            return BankDestination(country=country, clabe=clabe, name=name)
+
+
+class QuoteBody(_Body, frozen=True, kw_only=True):
+    source_currency: str
+    target_currency: str
+    source_amount: str
+    destination_kind: str = "wallet"
+
+
+class TransferBody(_Body, frozen=True, kw_only=True):
+    source_currency: str
+    target_currency: str
+    amount: str
+    destination: DestinationBody
+    quote_id: str | None = None
+    reference: str | None = None
+    metadata: dict[str, str] = {}
+
+
+class ReasonBody(_Body, frozen=True, kw_only=True):
+    reason: str = ""
+
+
+class EndpointBody(_Body, frozen=True, kw_only=True):
+    url: str
+    events: list[str]
+
+
+class DepositBody(_Body, frozen=True, kw_only=True):
+    client_id: str
+    currency: str
+    amount: str
+
+
+class AdvanceBody(_Body, frozen=True, kw_only=True):
+    seconds: int
+
+
+def decode(raw: bytes, kind: type[T]) -> T:
+    """The body as `kind`, or a 422 problem naming what is wrong."""
+    if not raw.strip():
+        raise Problem.http("body_malformed", "the request needs a JSON object body")
+    try:
+        return msgspec.json.decode(raw, type=kind)
+    except msgspec.ValidationError as e:
+        message = str(e)
+        if "unknown field" in message:
+            raise Problem.http("unknown_field", message) from None
+        raise Problem.http("field_invalid", message) from None
+    except msgspec.DecodeError as e:
+        raise Problem.http("body_malformed", str(e)) from None

@@ -1,0 +1,105 @@
+"""What every handler shares: the app's typed state, authentication, JSON answers, paging."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from adapters.http.metrics import Metrics
+from adapters.http.problems import Problem
+from adapters.http.render import encode
+from engine import access, limits
+from engine.access import Permission, Principal
+from engine.ports import Clock, Ids
+from engine.service import Service
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HttpConfig:
+    # Webhook endpoints on private, loopback or link-local addresses (local development, tests).
+    allow_private_webhooks: bool = False
+    # Whether the server runs simulated rails (the /v1/sim routes exist only then).
+    simulated: bool = False
+
+
+SERVICE = web.AppKey("service", Service)
+CLOCK = web.AppKey("clock", Clock)
+IDS = web.AppKey("ids", Ids)
+CONFIG = web.AppKey("config", HttpConfig)
+METRICS = web.AppKey("metrics", Metrics)
+REQUEST_ID = web.RequestKey("request_id", str)
+PRINCIPAL = web.RequestKey("principal", Principal)
+
+
+def service(request: web.Request) -> Service:
+    return request.app[SERVICE]
+
+
+def request_id(request: web.Request) -> str:
+    return request[REQUEST_ID]
+
+
+def json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        status=status, body=encode(data), content_type="application/json", headers=headers
+    )
+
+
+def raw_json(body: bytes, status: int, headers: dict[str, str] | None = None) -> web.Response:
+    content_type = "application/problem+json" if status >= 400 else "application/json"
+    return web.Response(status=status, body=body, content_type=content_type, headers=headers)
+
+
+async def authorize(request: web.Request, permission: Permission) -> Principal:
+    """The request's principal, if its key is good and its role holds `permission`."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Problem.http("unauthorized", "send Authorization: Bearer <API key>")
+    parsed = access.parse_key(token.strip())
+    if parsed is None:
+        raise Problem.http("unauthorized")
+    stored = await service(request).api_key(parsed.key_id)
+    principal = access.check(stored, parsed)
+    if principal is None:
+        raise Problem.http("unauthorized")
+    request[PRINCIPAL] = principal
+    if not access.allowed(principal.role, permission):
+        raise Problem.http(
+            "forbidden", f"role {principal.role.value} lacks the {permission.value} permission"
+        )
+    return principal
+
+
+def client_scope(request: web.Request, principal: Principal) -> str | None:
+    """The client a read is about: the key's own; a staff key may name one (`client_id`)."""
+    if principal.client_id is not None:
+        return principal.client_id
+    named = request.query.get("client_id")
+    return named or None
+
+
+def page_limit(request: web.Request) -> int:
+    text = request.query.get("limit")
+    if text is None:
+        return limits.page_limit_default
+    if not text.isdigit() or not 1 <= int(text) <= limits.page_limit_max:
+        raise Problem.http("parameter_invalid", f"limit must be 1 to {limits.page_limit_max}")
+    return int(text)
+
+
+def encode_cursor(value: tuple[Any, ...]) -> str:
+    return base64.urlsafe_b64encode(msgspec.json.encode(value)).decode().rstrip("=")
+
+
+def decode_cursor(text: str, kind: type[Any]) -> Any:
+    try:
+        padded = text + "=" * (-len(text) % 4)
+        return msgspec.json.decode(base64.urlsafe_b64decode(padded.encode()), type=kind)
+    except (binascii.Error, ValueError, msgspec.DecodeError):
+        raise Problem.http("cursor_invalid") from None

@@ -1,0 +1,75 @@
+"""Prometheus metrics (prometheus-client), on a registry of the app's own.
+
+Requests by route and status and their latency are counted by the HTTP middleware; transitions by
+from/to status and time in the state left come from the actors' commit listener; gauges that are a
+snapshot (mailbox depth, live actors, webhook backlog, journal commit latency and batch size) are
+read from the service when /metrics is scraped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from engine.transfer import TransferState
+
+
+class _Snapshot(Collector):
+    def __init__(self, read: Callable[[], dict[str, float]]) -> None:
+        self.read = read
+
+    def collect(self):  # type: ignore[no-untyped-def]
+        for name, value in sorted(self.read().items()):
+            family = GaugeMetricFamily(f"stablerail_{name}", name.replace("_", " "))
+            family.add_metric([], value)
+            yield family
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "stablerail_http_requests",
+            "HTTP requests by route and status",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "stablerail_http_request_seconds",
+            "HTTP request latency by route",
+            ["method", "route"],
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
+        )
+        self.transitions = Counter(
+            "stablerail_transfer_transitions",
+            "Transfer status transitions",
+            ["from_status", "to_status"],
+            registry=self.registry,
+        )
+        self.time_in_state = Histogram(
+            "stablerail_transfer_time_in_state_seconds",
+            "Time a transfer spent in a status, observed when it leaves it",
+            ["status"],
+            registry=self.registry,
+            buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 6 * 3600, 86400),
+        )
+        self.up = Gauge("stablerail_ready", "1 once recovered and serving", registry=self.registry)
+
+    def watch(self, read: Callable[[], dict[str, float]]) -> None:
+        self.registry.register(_Snapshot(read))
+
+    def transfer_changed(self, before: TransferState | None, after: TransferState) -> None:
+        was = before.status.value if before is not None else "NEW"
+        if before is not None and before.status is after.status:
+            return
+        self.transitions.labels(was, after.status.value).inc()
+        if before is not None:
+            spent_s = max(0, after.updated_at - before.status_since) / 1_000_000
+            self.time_in_state.labels(before.status.value).observe(spent_s)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

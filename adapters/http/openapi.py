@@ -1,0 +1,283 @@
+"""The OpenAPI 3.1 document of every route: built from the route table, the request Structs'
+JSON schemas (msgspec) and the response schemas below, with every error status a route can give.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from adapters.http.routes import ROUTES, Route
+
+VERSION = "1.0.0"
+JSON = dict[str, Any]
+
+_STRING = {"type": "string"}
+_NSTRING = {"type": ["string", "null"]}
+_MONEY = {"type": "string", "pattern": r"^-?[0-9]+\.[0-9]+$|^[0-9]+$"}
+_NMONEY = {"type": ["string", "null"]}
+_TIME = {"type": "string", "format": "date-time"}
+
+
+def _obj(props: JSON, required: list[str] | None = None, extra: bool = False) -> JSON:
+    return {
+        "type": "object",
+        "properties": props,
+        "required": required if required is not None else sorted(props),
+        "additionalProperties": extra,
+    }
+
+
+def _ref(name: str) -> JSON:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _page(item: str) -> JSON:
+    return _obj(
+        {
+            "data": {"type": "array", "items": _ref(item)},
+            "next_cursor": _NSTRING,
+            "has_more": {"type": "boolean"},
+        }
+    )
+
+
+TRANSFER = _obj(
+    {
+        "id": _STRING,
+        "client_id": _STRING,
+        "status": {
+            "enum": [
+                "CREATED", "QUOTED", "FUNDS_LOCKED", "SENT_ON_CHAIN", "CONFIRMED",
+                "FIAT_SETTLED", "RECONCILED", "FAILED", "CANCELLED", "EXPIRED",
+            ]
+        },
+        "source_amount": _MONEY,
+        "source_currency": _STRING,
+        "target_amount": _NMONEY,
+        "target_currency": _STRING,
+        "fx_rate": _NSTRING,
+        "fee": _NMONEY,
+        "quote_id": _NSTRING,
+        "destination": {"type": "object"},
+        "reference": _NSTRING,
+        "approval": _obj(
+            {
+                "required": {"type": "boolean"},
+                "state": {"enum": ["not_required", "pending", "approved", "rejected"]},
+                "approved_by": {"type": "array", "items": _STRING},
+            }
+        ),
+        "on_chain_tx_hash": _NSTRING,
+        "bank_reference": _NSTRING,
+        "provider_trade_id": _NSTRING,
+        "failure": {
+            "oneOf": [
+                {"type": "null"},
+                _obj({"code": _STRING, "message": _STRING}),
+            ]
+        },
+        "created_at": _TIME,
+        "updated_at": _TIME,
+        "metadata": {"type": "object", "additionalProperties": _STRING},
+    }
+)  # fmt: skip
+
+ENDPOINT: JSON = {
+    "id": _STRING,
+    "url": _STRING,
+    "events": {"type": "array", "items": _STRING},
+    "status": {"enum": ["enabled", "disabled", "deleted"]},
+    "disabled_reason": _NSTRING,
+    "created_at": _TIME,
+}
+
+SCHEMAS: JSON = {
+    "Problem": _obj(
+        {
+            "type": _STRING,
+            "title": _STRING,
+            "status": {"type": "integer"},
+            "detail": _STRING,
+            "code": _STRING,
+            "request_id": _STRING,
+            "transfer_id": _STRING,
+        },
+        required=["type", "title", "status", "detail", "code", "request_id"],
+    ),
+    "Transfer": TRANSFER,
+    "TransferPage": _page("Transfer"),
+    "TransferList": _obj(
+        {"data": {"type": "array", "items": _ref("Transfer")}, "has_more": {"type": "boolean"}}
+    ),
+    "Quote": _obj(
+        {
+            "id": _STRING,
+            "source_currency": _STRING,
+            "target_currency": _STRING,
+            "source_amount": _MONEY,
+            "target_amount": _MONEY,
+            "rate": _STRING,
+            "fee": _MONEY,
+            "provider": _STRING,
+            "expires_at": _TIME,
+        }
+    ),
+    "HistoryEntry": _obj(
+        {
+            "seq": {"type": "integer"},
+            "type": _STRING,
+            "at": _TIME,
+            "actor": _obj({"type": _STRING, "id": _STRING}),
+            "from_status": _NSTRING,
+            "to_status": _STRING,
+            "data": {"type": "object"},
+            "request_id": _NSTRING,
+        }
+    ),
+    "History": _obj({"data": {"type": "array", "items": _ref("HistoryEntry")}}),
+    "Balance": _obj({"currency": _STRING, "available": _MONEY, "held": _MONEY}),
+    "Balances": _obj({"data": {"type": "array", "items": _ref("Balance")}}),
+    "LedgerLine": _obj(
+        {
+            "id": _STRING,
+            "transfer_id": _NSTRING,
+            "account": _STRING,
+            "currency": _STRING,
+            "debit": _MONEY,
+            "credit": _MONEY,
+            "entry_type": _STRING,
+            "effective_at": _TIME,
+        }
+    ),
+    "LedgerPage": _page("LedgerLine"),
+    "Endpoint": _obj(ENDPOINT),
+    "EndpointCreated": _obj({**ENDPOINT, "secret": {"type": "string", "pattern": "^whsec_"}}),
+    "Endpoints": _obj({"data": {"type": "array", "items": _ref("Endpoint")}}),
+    "Attempt": _obj(
+        {
+            "event_id": _STRING,
+            "event_type": _STRING,
+            "attempt": {"type": "integer"},
+            "attempted_at": _TIME,
+            "http_status": {"type": ["integer", "null"]},
+            "error": _NSTRING,
+            "duration_ms": {"type": "integer"},
+            "status": {"enum": ["pending", "delivered", "failed"]},
+        }
+    ),
+    "AttemptPage": _page("Attempt"),
+    "Event": _obj(
+        {
+            "id": _STRING,
+            "type": _STRING,
+            "created_at": _TIME,
+            "data": _obj({"transfer": {"oneOf": [{"type": "null"}, _ref("Transfer")]}}),
+        }
+    ),
+    "Events": _obj({"data": {"type": "array", "items": _ref("Event")}}),
+    "Deposit": _obj({"client_id": _STRING, "currency": _STRING, "amount": _MONEY}),
+}
+
+
+def _errors(route: Route) -> dict[int, str]:
+    """The error statuses a route can answer, with what they mean."""
+    found = {
+        400: "Bad cursor or Idempotency-Key",
+        404: "Not found (also: another client's object)",
+        422: "Invalid input (problem+json with a stable code)",
+        500: "Internal error (never for client input)",
+        503: "Not ready, shutting down, or a rail unavailable",
+    }
+    if route.permission is not None:
+        found[401] = "Missing, invalid or revoked API key"
+        found[403] = "The key's role lacks this permission"
+    if route.body is not None:
+        found[413] = "Body over 64 KiB"
+        found[415] = "Body is not application/json"
+    if route.method == "POST":
+        found[409] = "Conflict with the object's state, or the same request still in flight"
+    return found
+
+
+def document() -> JSON:
+    body_types = [r.body for r in ROUTES if r.body is not None]
+    _, components = msgspec.json.schema_components(
+        body_types, ref_template="#/components/schemas/{name}"
+    )
+    schemas = dict(components)
+    schemas.update(SCHEMAS)
+    paths: JSON = {}
+    for route in ROUTES:
+        operation: JSON = {
+            "operationId": f"{route.method.lower()}_{route.handler.__name__}",
+            "summary": route.summary,
+            "parameters": [],
+            "responses": {},
+        }
+        if "{id}" in route.path:
+            operation["parameters"].append(
+                {"name": "id", "in": "path", "required": True, "schema": _STRING}
+            )
+        for name, kind in route.query:
+            operation["parameters"].append(
+                {"name": name, "in": "query", "required": False, "schema": {"type": kind}}
+            )
+        operation["parameters"].append(
+            {"name": "X-Request-Id", "in": "header", "required": False, "schema": _STRING}
+        )
+        if route.idempotent_key:
+            operation["parameters"].append(
+                {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "required": True,
+                    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                }
+            )
+        if route.body is not None:
+            operation["requestBody"] = {
+                "required": route.method == "POST" and route.body.__name__ != "ReasonBody",
+                "content": {"application/json": {"schema": _ref(route.body.__name__)}},
+            }
+        if route.permission is not None:
+            operation["security"] = [{"apiKey": []}]
+            operation["x-permission"] = route.permission.value
+        success: JSON = {"description": route.summary}
+        if route.response is not None:
+            success["content"] = {"application/json": {"schema": _ref(route.response)}}
+        operation["responses"][str(route.status)] = success
+        if route.idempotent_key:
+            operation["responses"]["422"] = _problem("Refused (stored) or invalid input")
+        for status, meaning in sorted(_errors(route).items()):
+            operation["responses"].setdefault(str(status), _problem(meaning))
+        paths.setdefault(route.path, {})[route.method.lower()] = operation
+    for path, summary, media in (
+        ("/healthz", "The process is up", "application/json"),
+        ("/readyz", "The store is open and every transfer recovered", "application/json"),
+        ("/metrics", "Prometheus metrics", "text/plain"),
+        ("/v1/openapi.json", "This document", "application/json"),
+    ):
+        responses: JSON = {"200": {"description": summary, "content": {media: {"schema": {}}}}}
+        if path == "/readyz":
+            responses["503"] = _problem("Not ready yet, or shutting down")
+        paths[path] = {"get": {"operationId": "get" + path.replace("/", "_").replace(".", "_"),
+                               "summary": summary, "responses": responses}}  # fmt: skip
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "stablerail API", "version": VERSION},
+        "servers": [{"url": "/"}],
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
+        },
+    }
+
+
+def _problem(meaning: str) -> JSON:
+    return {
+        "description": meaning,
+        "content": {"application/problem+json": {"schema": _ref("Problem")}},
+    }

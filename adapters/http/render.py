@@ -1,0 +1,229 @@
+"""What the API writes: the engine's values as API.md's JSON objects.
+
+Money is a decimal string with exactly the currency's scale; timestamps are RFC 3339 UTC to the
+second; ids are the engine's. Rendering is a pure function of the value, so a stored answer and a
+webhook body are the same bytes every time they are rendered from the same journal prefix.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from engine import events as ev
+from engine import money
+from engine.access import ApiKey
+from engine.quotes import Quote
+from engine.records import Recorded
+from engine.service import Balance, FeedEvent, LedgerLine
+from engine.timefmt import rfc3339
+from engine.transfer import TransferState, approval_state, evolve
+from engine.webhooks import Attempt, Endpoint
+
+JSON = dict[str, Any]
+_encoder = msgspec.json.Encoder()
+
+
+def encode(value: object) -> bytes:
+    return _encoder.encode(value)
+
+
+def amount(minor: int | None, currency: str) -> str | None:
+    if minor is None:
+        return None
+    asset = money.asset(currency)
+    assert asset is not None, currency
+    return money.format_amount(minor, asset)
+
+
+def transfer(state: TransferState) -> JSON:
+    quote = state.quote
+    if state.mined is not None:
+        tx_hash: str | None = state.mined.tx_hash
+    else:
+        tx_hash = state.txs[-1].tx_hash if state.txs else None
+    failure = None
+    if state.failure_code is not None:
+        failure = {"code": state.failure_code, "message": state.failure_message or ""}
+    approval: JSON = {
+        "required": state.approvals_required > 0,
+        "state": approval_state(state),
+        "approved_by": list(state.approved_by),
+    }
+    return {
+        "id": state.transfer_id,
+        "client_id": state.client_id,
+        "status": state.status.value,
+        "source_amount": amount(state.amount, state.source_currency),
+        "source_currency": state.source_currency,
+        "target_amount": amount(quote.target_amount, quote.target_currency) if quote else None,
+        "target_currency": state.target_currency,
+        "fx_rate": quote.rate if quote else None,
+        "fee": amount(quote.fee, quote.source_currency) if quote else None,
+        "quote_id": quote.quote_id if quote else state.requested_quote_id,
+        "destination": msgspec.to_builtins(state.destination),
+        "reference": state.reference,
+        "approval": approval,
+        "on_chain_tx_hash": tx_hash,
+        "bank_reference": state.bank_reference,
+        "provider_trade_id": state.provider_trade_id,
+        "failure": failure,
+        "created_at": rfc3339(state.created_at),
+        "updated_at": rfc3339(state.updated_at),
+        "metadata": dict(state.metadata),
+    }
+
+
+def quote(q: Quote) -> JSON:
+    return {
+        "id": q.quote_id,
+        "source_currency": q.source_currency,
+        "target_currency": q.target_currency,
+        "source_amount": amount(q.source_amount, q.source_currency),
+        "target_amount": amount(q.target_amount, q.target_currency),
+        "rate": q.rate,
+        "fee": amount(q.fee, q.source_currency),
+        "provider": q.provider,
+        "expires_at": rfc3339(q.expires_at),
+    }
+
+
+# Who decided each kind of event: the client (through the API), an operator, or a system part.
+_ACTORS: dict[str, tuple[str, str]] = {
+    "QuoteCaptured": ("provider", "quotes"),
+    "FundsLocked": ("system", "ledger"),
+    "OnChainSubmitted": ("system", "custody"),
+    "OnChainReplaced": ("system", "custody"),
+    "OnChainConfirmed": ("chain", "confirmation-watcher"),
+    "ChainReorged": ("chain", "confirmation-watcher"),
+    "OnChainReverted": ("chain", "confirmation-watcher"),
+    "OffRampInitiated": ("provider", "offramp"),
+    "FiatSettled": ("bank", "settlement-tracker"),
+    "FundsReturned": ("provider", "offramp"),
+    "Reconciled": ("system", "reconciler"),
+    "TransferExpired": ("system", "timers"),
+}
+
+
+def _actor(event: ev.TransferEvent) -> JSON:
+    match event:
+        case ev.TransferCreated(initiator=who):
+            return {"type": "user", "id": who}
+        case ev.ApprovalGranted(by=who) | ev.ApprovalRejected(by=who):
+            return {"type": "user", "id": who}
+        case ev.TransferCancelled(by=who):
+            return {"type": "user", "id": who}
+        case ev.TransferFailed():
+            return {"type": "system", "id": "engine"}
+    kind, name = _ACTORS.get(ev.event_type(event), ("system", "engine"))
+    return {"type": kind, "id": name}
+
+
+_DATA_SKIP = frozenset({"at", "entries", "type", "raw"})
+
+
+def _data(event: ev.TransferEvent) -> JSON:
+    """The event's facts without its ledger lines and raw transaction bytes."""
+    found = msgspec.to_builtins(event)
+    assert isinstance(found, dict)
+    return {k: _strip(v) for k, v in found.items() if k not in _DATA_SKIP}
+
+
+def _strip(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _strip(v) for k, v in value.items() if k not in _DATA_SKIP}
+    if isinstance(value, list):
+        return [_strip(v) for v in value]
+    return value
+
+
+def history(records: list[Recorded]) -> list[JSON]:
+    found = []
+    state: TransferState | None = None
+    for rec in records:
+        event = rec.event
+        assert ev.is_transfer_event(event)
+        before = state.status.value if state is not None else None
+        state = evolve(state, event)
+        found.append(
+            {
+                "seq": rec.version,
+                "type": rec.event_type,
+                "at": rfc3339(event.at),
+                "actor": _actor(event),
+                "from_status": before,
+                "to_status": state.status.value,
+                "data": _data(event),
+                "request_id": rec.request_id,
+            }
+        )
+    return found
+
+
+def feed_event(event: FeedEvent) -> JSON:
+    return {
+        "id": event.event_id,
+        "type": event.event_type,
+        "created_at": rfc3339(event.created_at),
+        "data": {"transfer": transfer(event.transfer) if event.transfer is not None else None},
+    }
+
+
+def balance(b: Balance) -> JSON:
+    return {
+        "currency": b.currency,
+        "available": amount(b.available, b.currency),
+        "held": amount(b.held, b.currency),
+    }
+
+
+def ledger_line(line: LedgerLine) -> JSON:
+    return {
+        "id": f"le_{line.journal_seq}_{line.leg}",
+        "transfer_id": line.transfer_id,
+        "account": line.account,
+        "currency": line.currency,
+        "debit": amount(line.debit, line.currency),
+        "credit": amount(line.credit, line.currency),
+        "entry_type": line.entry_type,
+        "effective_at": rfc3339(line.effective_at),
+    }
+
+
+def endpoint(e: Endpoint, secret: str | None = None) -> JSON:
+    found: JSON = {
+        "id": e.endpoint_id,
+        "url": e.url,
+        "events": list(e.events),
+        "status": e.status.value,
+        "disabled_reason": e.disabled_reason,
+        "created_at": rfc3339(e.created_at),
+    }
+    if secret is not None:
+        found["secret"] = secret
+    return found
+
+
+def attempt(a: Attempt) -> JSON:
+    return {
+        "event_id": a.event_id,
+        "event_type": a.event_type,
+        "attempt": a.attempt,
+        "attempted_at": rfc3339(a.attempted_at),
+        "http_status": a.http_status,
+        "error": a.error,
+        "duration_ms": a.duration_ms,
+        "status": a.status.value,
+    }
+
+
+def api_key(k: ApiKey) -> JSON:
+    return {
+        "id": k.key_id,
+        "client_id": k.client_id,
+        "role": k.role.value,
+        "user": k.user,
+        "created_at": rfc3339(k.created_at),
+        "revoked_at": rfc3339(k.revoked_at) if k.revoked_at is not None else None,
+    }

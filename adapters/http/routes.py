@@ -1,0 +1,85 @@
+"""The route table: one row per route, read by the app (to register handlers and check roles),
+the OpenAPI document and the role-matrix tests. A route names the permission it needs; `None`
+is a public route (health, readiness, metrics, the OpenAPI document)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from adapters.http import bodies, ops, transfers, webhooks
+from engine.access import Permission
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    permission: Permission | None
+    summary: str
+    # The success status and the response schema's name in the OpenAPI components.
+    status: int = 200
+    response: str | None = None
+    body: type | None = None
+    # Query parameters (name -> JSON schema type), for the document.
+    query: tuple[tuple[str, str], ...] = ()
+    idempotent_key: bool = False
+    simulated_only: bool = False
+
+
+PAGE = (("limit", "integer"), ("cursor", "string"))
+ROUTES: tuple[Route, ...] = (
+    Route("POST", "/v1/quotes", transfers.create_quote, Permission.INITIATE,
+          "Price a transfer", 201, "Quote", bodies.QuoteBody),
+    Route("POST", "/v1/transfers", transfers.create_transfer, Permission.INITIATE,
+          "Create a transfer", 201, "Transfer", bodies.TransferBody, idempotent_key=True),
+    Route("GET", "/v1/transfers", transfers.list_transfers, Permission.READ,
+          "List transfers, newest first", 200, "TransferPage",
+          query=(("status", "string"), ("created_after", "string"),
+                 ("created_before", "string"), ("client_id", "string"), *PAGE)),
+    Route("GET", "/v1/transfers/{id}", transfers.get_transfer, Permission.READ,
+          "A transfer", 200, "Transfer"),
+    Route("GET", "/v1/transfers/{id}/events", transfers.transfer_events, Permission.READ,
+          "A transfer's history", 200, "History"),
+    Route("POST", "/v1/transfers/{id}/cancel", transfers.cancel_transfer, Permission.INITIATE,
+          "Cancel a transfer before it goes on chain", 200, "Transfer", bodies.ReasonBody),
+    Route("POST", "/v1/transfers/{id}/approve", transfers.approve_transfer, Permission.APPROVE,
+          "Approve a transfer awaiting approval", 200, "Transfer", bodies.ReasonBody),
+    Route("POST", "/v1/transfers/{id}/reject", transfers.reject_transfer, Permission.APPROVE,
+          "Reject a transfer awaiting approval", 200, "Transfer", bodies.ReasonBody),
+    Route("GET", "/v1/balances", transfers.balances, Permission.READ,
+          "The client's balances", 200, "Balances", query=(("client_id", "string"),)),
+    Route("GET", "/v1/ledger/entries", transfers.ledger_entries, Permission.READ,
+          "Ledger lines", 200, "LedgerPage",
+          query=(("transfer_id", "string"), ("account", "string"), ("client_id", "string"),
+                 *PAGE)),
+    Route("POST", "/v1/webhook-endpoints", webhooks.create_endpoint, Permission.MANAGE,
+          "Register a webhook endpoint (its secret is shown once)", 201, "EndpointCreated",
+          bodies.EndpointBody),
+    Route("GET", "/v1/webhook-endpoints", webhooks.list_endpoints, Permission.READ,
+          "The client's webhook endpoints", 200, "Endpoints", query=(("client_id", "string"),)),
+    Route("GET", "/v1/webhook-endpoints/{id}", webhooks.get_endpoint, Permission.READ,
+          "A webhook endpoint", 200, "Endpoint"),
+    Route("DELETE", "/v1/webhook-endpoints/{id}", webhooks.delete_endpoint, Permission.MANAGE,
+          "Delete a webhook endpoint", 204),
+    Route("GET", "/v1/webhook-endpoints/{id}/deliveries", webhooks.deliveries, Permission.READ,
+          "An endpoint's delivery attempts, newest first", 200, "AttemptPage", query=PAGE),
+    Route("GET", "/v1/events", webhooks.events, Permission.READ,
+          "Client-visible events in commit order, for polling", 200, "Events",
+          query=(("after", "string"), ("limit", "integer"), ("client_id", "string"))),
+    Route("GET", "/v1/ops/transfers", ops.stuck_transfers, Permission.OPERATE,
+          "Transfers past their time-in-state threshold", 200, "TransferList",
+          query=(("status", "string"), ("stuck", "string"), ("limit", "integer"))),
+    Route("POST", "/v1/ops/transfers/{id}/retry", ops.retry_transfer, Permission.OPERATE,
+          "Re-drive a transfer's pending effects", 202, "Transfer"),
+    Route("POST", "/v1/sim/deposits", ops.sim_deposit, Permission.OPERATE,
+          "A deposit from the simulated bank", 202, "Deposit", bodies.DepositBody,
+          simulated_only=True),
+    Route("POST", "/v1/sim/advance", ops.sim_advance, Permission.OPERATE,
+          "Advance a virtual clock", 200, None, bodies.AdvanceBody, simulated_only=True),
+)  # fmt: skip

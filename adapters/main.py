@@ -1,0 +1,364 @@
+"""`stablerail serve`: the composition root of the running service.
+
+    store (aiosqlite, WAL, synchronous=FULL) -> actor system (recovery first) -> webhook
+    dispatcher -> aiohttp AppRunner on host:port
+
+all in one task group. The rails are the simulated world (`--rails sim`), kept in the data dir
+(sim.durable) so a restart finds the chain, the bank and the off-ramp where it left them; they
+run in real time, `--sim-speed` times faster. SIGTERM or SIGINT stops gracefully: readiness goes
+to 503, the listener closes, requests in flight finish, then the actors and supervisors stop and
+the store drains its writer and closes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import random
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import anyio
+from aiohttp import web
+from loguru import logger
+
+from actors.context import Context, Policy
+from actors.messages import Redrive
+from actors.system import System
+from actors.webhooks import WebhookDispatcher
+from adapters.clock import SystemClock, SystemIds
+from adapters.config import ServeConfig
+from adapters.http import render
+from adapters.http.app import build_app
+from adapters.http.context import HttpConfig
+from adapters.http.metrics import Metrics
+from adapters.http.transfers import create_answer
+from adapters.webhook_sender import HttpSender
+from engine import access, limits
+from engine import commands as c
+from engine.access import ApiKey, Role
+from engine.ledger import is_name
+from engine.nonces import NonceBook
+from engine.quotes import Quote
+from engine.records import IdempotencyRecord, IdempotencyStatus, Recorded
+from engine.results import Result
+from engine.service import (
+    Balance,
+    Created,
+    FeedEvent,
+    LedgerLine,
+    LedgerQuery,
+    TransferQuery,
+)
+from engine.transfer import TransferState, is_user
+from engine.webhooks import Attempt, Delivery, Endpoint, EndpointStatus
+from sim.durable import SavedWorld, WorldFile
+from sim.faults import FaultLog, FaultPlan
+from sim.world import SimRails, block_time_s, deposit_command, statement_import, statement_poll_s
+from store import service as tables
+from store.store import Store
+
+
+class StoreOutbox:
+    """The webhook dispatcher's view of the store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.backlog = 0
+
+    async def fan_out(self, now_us: int) -> int:
+        added = await tables.fan_out(self.store, now_us)
+        self.backlog = await tables.backlog(self.store.reader)
+        return added
+
+    async def due_deliveries(self, now_us: int, limit: int) -> list[Delivery]:
+        return await tables.due_deliveries(self.store.reader, now_us, limit)
+
+    async def body(self, delivery: Delivery) -> bytes:
+        transfer = None
+        if delivery.transfer_id is not None:
+            transfer = await tables.transfer_at(
+                self.store.reader, delivery.transfer_id, delivery.journal_seq
+            )
+        event = FeedEvent(
+            event_id=delivery.event_id,
+            event_type=delivery.event_type,
+            client_id="",
+            created_at=delivery.created_at,
+            journal_seq=delivery.journal_seq,
+            transfer=transfer,
+        )
+        return render.encode(render.feed_event(event))
+
+    async def record_attempt(
+        self, attempt: Attempt, next_attempt_at: int | None, disable: str | None
+    ) -> None:
+        await tables.record_attempt(self.store, attempt, next_attempt_at, disable)
+
+
+@dataclasses.dataclass
+class Node:
+    """The service port over one store, one actor system and the simulated world."""
+
+    store: Store
+    system: System
+    world: WorldFile
+    dispatcher: WebhookDispatcher
+    outbox: StoreOutbox
+    env: str = "test"
+    stopping: bool = False
+
+    @property
+    def ready(self) -> bool:
+        return self.system.ready and not self.stopping
+
+    async def api_key(self, key_id: str) -> ApiKey | None:
+        return await tables.api_key(self.store.reader, key_id)
+
+    async def issue_quote(
+        self, client_id: str, source: str, target: str, amount: int, bank: bool
+    ) -> Quote | Result:
+        return await self.system.issue_quote(client_id, source, target, amount, bank=bank)
+
+    async def create_transfer(self, command: c.CreateTransfer) -> Created:
+        result, holder, state = await self.system.create_and_answer(command)
+        return Created(result=result, holder=holder, state=state)
+
+    async def command(
+        self, transfer_id: str, command: c.TransferCommand, request_id: str | None
+    ) -> Result:
+        return await self.system.registry.ask(transfer_id, command, request_id=request_id)
+
+    async def idempotency_record(self, client_id: str, key: str) -> IdempotencyRecord | None:
+        return await self.store.idempotency_record(client_id, key)
+
+    async def complete_key(
+        self,
+        client_id: str,
+        key: str,
+        status: IdempotencyStatus,
+        response_status: int,
+        response_body: bytes,
+    ) -> object:
+        return await self.store.complete_key(client_id, key, status, response_status, response_body)
+
+    async def transfer(self, transfer_id: str) -> TransferState | None:
+        return await self.store.transfer(transfer_id)
+
+    async def transfers(self, query: TransferQuery) -> list[TransferState]:
+        return await tables.transfers(self.store.reader, query)
+
+    async def history(self, transfer_id: str) -> list[Recorded]:
+        return await tables.history(self.store.reader, transfer_id)
+
+    async def balances(self, client_id: str) -> list[Balance]:
+        return await tables.balances(self.store.reader, client_id)
+
+    async def ledger(self, query: LedgerQuery) -> list[LedgerLine]:
+        return await tables.ledger(self.store.reader, query)
+
+    async def create_endpoint(self, endpoint: Endpoint, secret: str) -> None:
+        await tables.insert_endpoint(self.store, endpoint, secret)
+
+    async def endpoints(self, client_id: str | None) -> list[Endpoint]:
+        return await tables.endpoints(self.store.reader, client_id)
+
+    async def endpoint(self, endpoint_id: str) -> Endpoint | None:
+        return await tables.endpoint(self.store.reader, endpoint_id)
+
+    async def delete_endpoint(self, endpoint_id: str) -> None:
+        await tables.close_endpoint(
+            self.store,
+            endpoint_id,
+            EndpointStatus.DELETED,
+            "deleted by the client",
+            self.store.clock.now_us(),
+        )
+
+    async def attempts(
+        self, endpoint_id: str, after: tuple[int, str, int] | None, limit: int
+    ) -> list[Attempt]:
+        return await tables.attempts(self.store.reader, endpoint_id, after, limit)
+
+    async def feed(
+        self, client_id: str | None, after_event_id: str | None, limit: int
+    ) -> list[FeedEvent] | None:
+        return await tables.feed(self.store.reader, client_id, after_event_id, limit)
+
+    async def stuck_transfers(self, status: str | None, limit: int) -> list[TransferState]:
+        return await tables.stuck_transfers(
+            self.store.reader, self.store.clock.now_us(), status, limit
+        )
+
+    async def redrive(self, transfer_id: str) -> bool:
+        return self.system.registry.tell(transfer_id, Redrive("operator"))
+
+    async def sim_deposit(self, client_id: str, currency: str, amount: int) -> Result:
+        if currency != "USD":
+            return Result.currency_pair_unsupported
+        bank = self.world.world.rails.bank
+        _, reference, booked = bank.book_deposit(client_id, amount)
+        self.world.save()  # The bank booked it before anyone hears of it.
+        return await self.system.credit_deposit(
+            deposit_command(booked, reference, client_id, amount)
+        )
+
+    def metrics_snapshot(self) -> dict[str, float]:
+        registry = self.system.registry
+        writer = self.store.writer
+        return {
+            "actors_live": len(registry.actors),
+            "mailbox_depth": sum(len(a.mailbox) for a in registry.actors.values()),
+            "actors_flagged": len(registry.flagged),
+            "actor_crashes_total": registry.crashes,
+            "journal_commits_total": writer.batches,
+            "journal_batched_requests_total": writer.batched_requests,
+            "journal_batch_size_mean": writer.batched_requests / max(1, writer.batches),
+            "webhook_backlog": self.outbox.backlog,
+            "webhooks_delivered_total": self.dispatcher.sent,
+            "webhook_failed_attempts_total": self.dispatcher.failed_attempts,
+        }
+
+
+async def _open_world(
+    config: ServeConfig, store: Store, clock: SystemClock, ids: SystemIds
+) -> WorldFile:
+    """The simulated world this data dir holds, or a new one (its treasury minted and booked)."""
+    data_dir = config.data_dir
+    saved = WorldFile.load(data_dir, clock, ids)
+    fresh = saved is None
+    if saved is None:
+        faults = FaultLog(FaultPlan.none(), random.Random(f"{config.sim_seed}:faults"))
+        rails = SimRails.build(config.sim_seed, faults, clock, ids)
+        saved = SavedWorld(rails, faults, clock.now_us())
+    world = WorldFile(data_dir, saved, clock, ids)
+    if fresh:
+        saved.rails.mint_treasury()
+        world.save()
+    funded = await store.reader.fetchone(
+        "SELECT count(*) FROM journal WHERE event_type = 'TreasuryFunded'"
+    )
+    if funded is not None and funded[0] == 0:
+        await saved.rails.book_treasury(store, ids, clock)
+    saved.rails.pace(config.sim_speed)
+    return world
+
+
+@contextlib.asynccontextmanager
+async def running(config: ServeConfig) -> AsyncIterator[tuple[Node, web.Application]]:
+    """The whole service but its listener: store open, world loaded, transfers recovered,
+    supervisors and the webhook dispatcher running; the app built. Leaving stops them all."""
+    clock = SystemClock()
+    ids = SystemIds(clock)
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    async with Store.open(config.data_dir, clock=clock, migrate=True) as store:
+        world = await _open_world(config, store, clock, ids)
+        rails = world.world.rails
+        saving = world.saving(rails)
+        speed = config.sim_speed
+        ctx = Context(
+            journal=store,
+            clock=clock,
+            ids=ids,
+            rails=saving.ports(),
+            nonces=NonceBook(),
+            policy=Policy(
+                chain_poll_s=block_time_s / speed,
+                supervisor_poll_s=min(limits.timer_poll_s, 1 / speed),
+            ),
+        )
+        system = System(ctx, answer=create_answer)
+        metrics = Metrics()
+        outbox = StoreOutbox(store)
+        async with HttpSender(allow_private=config.webhooks_allow_private) as sender:
+            dispatcher = WebhookDispatcher(outbox, sender, clock)
+            system.supervisors.listeners.append(metrics.transfer_changed)
+            system.supervisors.listeners.append(lambda _b, _a: dispatcher.nudge())
+            node = Node(store, system, world, dispatcher, outbox, env=config.env)
+            metrics.watch(node.metrics_snapshot)
+            app = build_app(
+                node,
+                clock=clock,
+                ids=ids,
+                config=HttpConfig(
+                    allow_private_webhooks=config.webhooks_allow_private, simulated=True
+                ),
+                metrics_=metrics,
+            )
+            async with anyio.create_task_group() as tasks:
+                rails.offramp.tasks = tasks
+                rails.offramp.webhook = saving.webhook(system.supervisors.settlements.on_webhook)
+                tasks.start_soon(rails.chain.run, block_time_s)
+                rails.offramp.resume()
+                await tasks.start(system.run)
+                tasks.start_soon(statement_import, system, rails.bank, statement_poll_s / speed)
+                tasks.start_soon(dispatcher.run)
+                metrics.up.set(1)
+                try:
+                    yield node, app
+                finally:
+                    node.stopping = True
+                    metrics.up.set(0)
+                    tasks.cancel_scope.cancel()
+        world.save()
+
+
+async def serve(config: ServeConfig) -> None:
+    async with running(config) as (node, app):
+        runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, config.host, config.port, shutdown_timeout=10)
+        await site.start()
+        logger.info(
+            "serving on http://{host}:{port} (data dir {data}, recovered {n} transfers)",
+            host=config.host,
+            port=config.port,
+            data=str(config.data_dir),
+            n=node.system.recovered,
+        )
+        await _until_signalled()
+        logger.info("stopping: closing the listener, finishing requests in flight")
+        node.stopping = True
+        await runner.cleanup()
+    logger.info("stopped")
+
+
+async def _until_signalled() -> None:
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for _ in signals:
+            return
+
+
+async def create_key(
+    data_dir: Path, *, client: str | None, role: Role, user: str, env: str = "test"
+) -> tuple[ApiKey, str]:
+    """The stored key and the key's text (shown once). ValueError on unusable arguments."""
+    if (client is None) != (role in access.STAFF_ROLES):
+        raise ValueError(
+            f"role {role.value} is a {'staff' if role in access.STAFF_ROLES else 'client'} role:"
+            + (" it takes no --client" if client is not None else " --client is required")
+        )
+    if client is not None and (not is_name(client) or len(client) > limits.client_id_length_max):
+        raise ValueError(f"--client {client!r}: letters, digits, '_', '.', '-' (1 to 64)")
+    if not is_user(user):
+        raise ValueError(f"--user {user!r} is not a usable user name")
+    clock = SystemClock()
+    secret = os.urandom(access.SECRET_BYTES)
+    key_id = SystemIds(clock).new("ak")
+    text = access.format_key(env, key_id, secret)
+    parsed = access.parse_key(text)
+    assert parsed is not None
+    key = ApiKey(
+        key_id=key_id,
+        client_id=client,
+        role=role,
+        user=user,
+        env=env,
+        secret_sha256=access.secret_digest(parsed.secret),
+        created_at=clock.now_us(),
+    )
+    async with Store.open(data_dir, clock=clock) as store:
+        await tables.insert_key(store, key)
+    return key, text
