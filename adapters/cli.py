@@ -8,9 +8,10 @@
                                                   the engine against the simulated world
     stablerail soak --first N --count N [--jobs N] many seeds in parallel, each failure reproducible
     stablerail bench store [--json] ...           durable appends vs raw sqlite3, same run
+    stablerail bench api [--json] ...             POST /v1/transfers over loopback vs echo
     stablerail keys create --data-dir DIR [--client ID] --role ROLE --user NAME [--json]
                                                   an API key, printed once (only its hash is kept)
-    stablerail serve --data-dir DIR [--host H] [--port P] [--rails sim] [--sim-speed X]
+    stablerail serve --data-dir DIR [--host H] [--port P] [--rails sim|sim-instant] [--sim-speed X]
                      [--config FILE]              the HTTP API, until SIGTERM
 
 Exit codes: 0 success; 1 verify found a problem; 2 the data dir or the arguments are unusable
@@ -30,7 +31,7 @@ import msgspec
 
 from actors.drills import CANARIES
 from adapters.clock import SystemClock
-from adapters.config import ConfigError
+from adapters.config import RAILS, ConfigError
 from engine.access import Role
 from sim.scripted import Step
 from store.errors import StoreOpenError
@@ -63,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--data-dir", type=Path)
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
-    serve.add_argument("--rails", choices=["sim"])
+    serve.add_argument("--rails", choices=RAILS)
     serve.add_argument("--sim-speed", type=float)
     serve.add_argument("--config", type=Path, help="a TOML file (see adapters/config.py)")
 
@@ -133,6 +134,14 @@ def _parser() -> argparse.ArgumentParser:
         default=100_000,
         help="transfers run through one engine before its resident memory is read (0: skip)",
     )
+    api = suites.add_parser(
+        "api", help="POST /v1/transfers over loopback vs a bare aiohttp JSON echo handler"
+    )
+    api.add_argument("--concurrency", type=_positive, default=32, help="connections")
+    api.add_argument("--clients", type=_positive, default=8, help="funded clients, one key each")
+    api.add_argument("--rounds", type=_positive, default=5)
+    api.add_argument("--seconds", type=float, default=3.0, help="measured seconds per round")
+    api.add_argument("--json", action="store_true")
     lifecycle.add_argument("--json", action="store_true")
     return parser
 
@@ -208,7 +217,16 @@ def _serve(args: argparse.Namespace) -> int:
         args.config,
     )
     logs.configure(settings.log_level)
-    anyio.run(serve, settings)
+    try:
+        anyio.run(serve, settings)
+    except BaseExceptionGroup as group:
+        # A refusal at start-up arrives through the task groups: report it as itself.
+        inner: BaseException = group
+        while isinstance(inner, BaseExceptionGroup) and len(inner.exceptions) == 1:
+            inner = inner.exceptions[0]
+        if isinstance(inner, (ConfigError, StoreOpenError)):
+            raise inner from None
+        raise
     return EXIT_OK
 
 
@@ -378,6 +396,8 @@ def _path(steps: Sequence[Step]) -> str:
 def _bench(args: argparse.Namespace) -> int:
     if args.suite == "lifecycle":
         return _bench_lifecycle(args)
+    if args.suite == "api":
+        return _bench_api(args)
     from sim.bench import bench_store
 
     report = asyncio.run(
@@ -409,6 +429,41 @@ def _bench(args: argparse.Namespace) -> int:
     )
     print(f"  ratio {report.ratio:.3f} vs raw, {report.ratio_same_writes:.3f} vs same writes")
     return EXIT_OK
+
+
+def _bench_api(args: argparse.Namespace) -> int:
+    from adapters.bench_api import bench_api
+
+    r = bench_api(
+        concurrency=args.concurrency,
+        clients=args.clients,
+        rounds=args.rounds,
+        round_s=args.seconds,
+        progress=not args.json,
+    )
+    if args.json:
+        print(msgspec.json.encode(r).decode())
+    else:
+        print(
+            f"bench api: POST /v1/transfers, {r.concurrency} connections, {r.clients} clients,"
+            f" {r.rounds} rounds of {r.round_s:g} s each, medians"
+        )
+        print(
+            f"  api    {r.creates_per_s:>8.0f} creates/s  p50 {r.p50_ms:6.1f} ms"
+            f"  p99 {r.p99_ms:6.1f} ms  (durable, 201)"
+        )
+        print(
+            f"  echo   {r.echo_per_s:>8.0f} req/s     p50 {r.echo_p50_ms:6.1f} ms"
+            f"  p99 {r.echo_p99_ms:6.1f} ms  (bare aiohttp JSON echo)"
+        )
+        print(f"  ratio  {r.vs_echo:.3f} of echo")
+        print(
+            f"  {r.created} transfers answered 201, {r.journaled} in the journal,"
+            f" {r.reconciled_at_stop} RECONCILED when the server stopped (exit {r.server_exit});"
+            f" other answers {r.errors or 'none'}"
+        )
+    ok = r.server_exit == 0 and r.created == r.journaled and not r.errors
+    return EXIT_OK if ok else EXIT_CHECK_FAILED
 
 
 def _bench_lifecycle(args: argparse.Namespace) -> int:

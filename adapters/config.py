@@ -7,7 +7,7 @@ then command-line flags, each overriding the one before.
     data_dir = "data"
 
     [rails]
-    kind = "sim"          # the only rails this build has
+    kind = "sim"          # the simulated world, kept in the data dir; or "sim-instant" (below)
     sim_speed = 1.0       # the simulated world runs this many times faster than real time
     sim_seed = 1
 
@@ -16,6 +16,10 @@ then command-line flags, each overriding the one before.
 
 Environment: STABLERAIL_HOST, STABLERAIL_PORT, STABLERAIL_DATA_DIR, STABLERAIL_SIM_SPEED,
 STABLERAIL_SIM_SEED, STABLERAIL_WEBHOOKS_ALLOW_PRIVATE (1/true/yes), STABLERAIL_LOG_LEVEL.
+
+`sim-instant` rails are for benchmarks (`stablerail bench api`): the simulated world answers at
+once, lives in memory only and its custody signs with a digest (sim.instant). Because a restart
+would meet a new world, they refuse a data dir that already holds a journal.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ class ServeConfig:
     log_level: str = "INFO"
 
 
+RAILS = ("sim", "sim-instant")
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
 
@@ -124,8 +129,8 @@ def load(
     if not 0.01 <= speed <= 1000:
         raise ConfigError(f"sim_speed must be 0.01 to 1000, not {speed}")
     rails = str(values.get("rails", "sim"))
-    if rails != "sim":
-        raise ConfigError(f"rails {rails!r}: this build serves only the simulated rails (sim)")
+    if rails not in RAILS:
+        raise ConfigError(f"rails {rails!r}: this build serves {' or '.join(RAILS)}")
     allow = values.get("webhooks_allow_private", False)
     if isinstance(allow, str):
         allow = _flag("webhooks_allow_private", allow)

@@ -5,9 +5,11 @@
 
 all in one task group. The rails are the simulated world (`--rails sim`), kept in the data dir
 (sim.durable) so a restart finds the chain, the bank and the off-ramp where it left them; they
-run in real time, `--sim-speed` times faster. SIGTERM or SIGINT stops gracefully: readiness goes
-to 503, the listener closes, requests in flight finish, then the actors and supervisors stop and
-the store drains its writer and closes.
+run in real time, `--sim-speed` times faster. `--rails sim-instant` (benchmarks) keeps the world
+in memory, answering at once, its custody signing with a digest (sim.instant).
+
+SIGTERM or SIGINT stops gracefully: readiness goes to 503, the listener closes, requests in
+flight finish, then the actors and supervisors stop and the store drains its writer and closes.
 """
 
 from __future__ import annotations
@@ -17,19 +19,19 @@ import dataclasses
 import os
 import random
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import anyio
 from aiohttp import web
 from loguru import logger
 
-from actors.context import Context, Policy
+from actors.context import Context, Policy, Rails
 from actors.messages import Redrive
 from actors.system import System
 from actors.webhooks import WebhookDispatcher
 from adapters.clock import SystemClock, SystemIds
-from adapters.config import ServeConfig
+from adapters.config import ConfigError, ServeConfig
 from adapters.http import render
 from adapters.http.app import build_app
 from adapters.http.context import HttpConfig
@@ -56,6 +58,7 @@ from engine.transfer import TransferState, is_user
 from engine.webhooks import Attempt, Delivery, Endpoint, EndpointStatus
 from sim.durable import SavedWorld, WorldFile
 from sim.faults import FaultLog, FaultPlan
+from sim.instant import DigestCustody, decode_digest
 from sim.world import SimRails, block_time_s, deposit_command, statement_import, statement_poll_s
 from store import service as tables
 from store.store import Store
@@ -104,7 +107,7 @@ class Node:
 
     store: Store
     system: System
-    world: WorldFile
+    world: Sim
     dispatcher: WebhookDispatcher
     outbox: StoreOutbox
     env: str = "test"
@@ -198,8 +201,7 @@ class Node:
     async def sim_deposit(self, client_id: str, currency: str, amount: int) -> Result:
         if currency != "USD":
             return Result.currency_pair_unsupported
-        bank = self.world.world.rails.bank
-        _, reference, booked = bank.book_deposit(client_id, amount)
+        _, reference, booked = self.world.rails.bank.book_deposit(client_id, amount)
         self.world.save()  # The bank booked it before anyone hears of it.
         return await self.system.credit_deposit(
             deposit_command(booked, reference, client_id, amount)
@@ -222,10 +224,21 @@ class Node:
         }
 
 
-async def _open_world(
-    config: ServeConfig, store: Store, clock: SystemClock, ids: SystemIds
-) -> WorldFile:
+@dataclasses.dataclass(frozen=True)
+class Sim:
+    """The simulated world as the engine reaches it: its rails, the ports the engine calls (every
+    answer given after the world is saved, when it is kept), and how to save it."""
+
+    rails: SimRails
+    ports: Rails
+    save: Callable[[], None]
+    webhook: Callable[[Callable[[bytes], Awaitable[object]]], Callable[[bytes], Awaitable[object]]]
+
+
+async def _open_world(config: ServeConfig, store: Store, clock: SystemClock, ids: SystemIds) -> Sim:
     """The simulated world this data dir holds, or a new one (its treasury minted and booked)."""
+    if config.rails == "sim-instant":
+        return await _instant_world(config, store, clock, ids)
     data_dir = config.data_dir
     saved = WorldFile.load(data_dir, clock, ids)
     fresh = saved is None
@@ -243,7 +256,27 @@ async def _open_world(
     if funded is not None and funded[0] == 0:
         await saved.rails.book_treasury(store, ids, clock)
     saved.rails.pace(config.sim_speed)
-    return world
+    saving = world.saving(saved.rails)
+    return Sim(saved.rails, saving.ports(), world.save, saving.webhook)
+
+
+async def _instant_world(
+    config: ServeConfig, store: Store, clock: SystemClock, ids: SystemIds
+) -> Sim:
+    rows = await store.reader.fetchone("SELECT count(*) FROM journal")
+    if rows is not None and rows[0] > 0:
+        raise ConfigError(
+            f"--rails sim-instant keeps its world in memory only: {config.data_dir} already"
+            " holds a journal, whose transfers that world would not know (use an empty data dir)"
+        )
+    faults = FaultLog(FaultPlan.none(), random.Random(f"{config.sim_seed}:faults"))
+    rails = SimRails.build(config.sim_seed, faults, clock, ids)
+    rails.answer_at_once()
+    rails.pace(config.sim_speed)
+    rails.chain.decode = decode_digest
+    await rails.fund_treasury(store, ids, clock)
+    ports = dataclasses.replace(rails.ports(), custody=DigestCustody(config.sim_seed))
+    return Sim(rails, ports, lambda: None, lambda deliver: deliver)
 
 
 @contextlib.asynccontextmanager
@@ -255,14 +288,13 @@ async def running(config: ServeConfig) -> AsyncIterator[tuple[Node, web.Applicat
     config.data_dir.mkdir(parents=True, exist_ok=True)
     async with Store.open(config.data_dir, clock=clock, migrate=True) as store:
         world = await _open_world(config, store, clock, ids)
-        rails = world.world.rails
-        saving = world.saving(rails)
+        rails = world.rails
         speed = config.sim_speed
         ctx = Context(
             journal=store,
             clock=clock,
             ids=ids,
-            rails=saving.ports(),
+            rails=world.ports,
             nonces=NonceBook(),
             policy=Policy(
                 chain_poll_s=block_time_s / speed,
@@ -289,7 +321,7 @@ async def running(config: ServeConfig) -> AsyncIterator[tuple[Node, web.Applicat
             )
             async with anyio.create_task_group() as tasks:
                 rails.offramp.tasks = tasks
-                rails.offramp.webhook = saving.webhook(system.supervisors.settlements.on_webhook)
+                rails.offramp.webhook = world.webhook(system.supervisors.settlements.on_webhook)
                 tasks.start_soon(rails.chain.run, block_time_s)
                 rails.offramp.resume()
                 await tasks.start(system.run)
