@@ -41,7 +41,6 @@ from adapters.webhook_sender import HttpSender
 from engine import access, limits
 from engine import commands as c
 from engine.access import ApiKey, Role
-from engine.ledger import is_name
 from engine.nonces import NonceBook
 from engine.quotes import Quote
 from engine.records import IdempotencyRecord, IdempotencyStatus, Recorded
@@ -54,7 +53,7 @@ from engine.service import (
     LedgerQuery,
     TransferQuery,
 )
-from engine.transfer import TransferState, is_user
+from engine.transfer import TransferState
 from engine.webhooks import Attempt, Delivery, Endpoint, EndpointStatus
 from sim.durable import SavedWorld, WorldFile
 from sim.faults import FaultLog, FaultPlan
@@ -119,6 +118,19 @@ class Node:
 
     async def api_key(self, key_id: str) -> ApiKey | None:
         return await tables.api_key(self.store.reader, key_id)
+
+    async def create_api_key(self, client_id: str, role: Role, user: str) -> tuple[ApiKey, str]:
+        clock = self.store.clock
+        assert isinstance(clock, SystemClock)
+        key, text = mint_key(clock, client=client_id, role=role, user=user, env=self.env)
+        await tables.insert_key(self.store, key)
+        return key, text
+
+    async def api_keys(self, client_id: str | None, before: str | None, limit: int) -> list[ApiKey]:
+        return await tables.api_keys(self.store.reader, client_id, before, limit)
+
+    async def revoke_api_key(self, key_id: str) -> None:
+        await tables.revoke_key(self.store, key_id, self.store.clock.now_us())
 
     async def issue_quote(
         self, client_id: str, source: str, target: str, amount: int, bank: bool
@@ -206,6 +218,32 @@ class Node:
         return await self.system.credit_deposit(
             deposit_command(booked, reference, client_id, amount)
         )
+
+    async def journal_page(
+        self,
+        *,
+        resource: str | None,
+        action: str | None,
+        from_at: int | None,
+        to_at: int | None,
+        before_seq: int | None,
+        limit: int,
+    ) -> list[Recorded]:
+        return await tables.journal_page(
+            self.store.reader,
+            resource=resource,
+            action=action,
+            from_at=from_at,
+            to_at=to_at,
+            before_seq=before_seq,
+            limit=limit,
+        )
+
+    async def trial_balance(self) -> list[tuple[str, str, int, int]]:
+        return await tables.trial_balance(self.store.reader)
+
+    async def status_counts(self) -> dict[str, int]:
+        return await tables.status_counts(self.store.reader)
 
     def metrics_snapshot(self) -> dict[str, float]:
         registry = self.system.registry
@@ -363,20 +401,10 @@ async def _until_signalled() -> None:
             return
 
 
-async def create_key(
-    data_dir: Path, *, client: str | None, role: Role, user: str, env: str = "test"
+def mint_key(
+    clock: SystemClock, *, client: str | None, role: Role, user: str, env: str
 ) -> tuple[ApiKey, str]:
-    """The stored key and the key's text (shown once). ValueError on unusable arguments."""
-    if (client is None) != (role in access.STAFF_ROLES):
-        raise ValueError(
-            f"role {role.value} is a {'staff' if role in access.STAFF_ROLES else 'client'} role:"
-            + (" it takes no --client" if client is not None else " --client is required")
-        )
-    if client is not None and (not is_name(client) or len(client) > limits.client_id_length_max):
-        raise ValueError(f"--client {client!r}: letters, digits, '_', '.', '-' (1 to 64)")
-    if not is_user(user):
-        raise ValueError(f"--user {user!r} is not a usable user name")
-    clock = SystemClock()
+    """A new key: the record to store (its secret's sha256 only) and the key's text."""
     secret = os.urandom(access.SECRET_BYTES)
     key_id = SystemIds(clock).new("ak")
     text = access.format_key(env, key_id, secret)
@@ -391,6 +419,18 @@ async def create_key(
         secret_sha256=access.secret_digest(parsed.secret),
         created_at=clock.now_us(),
     )
+    return key, text
+
+
+async def create_key(
+    data_dir: Path, *, client: str | None, role: Role, user: str, env: str = "test"
+) -> tuple[ApiKey, str]:
+    """The stored key and the key's text (shown once). ValueError on unusable arguments."""
+    why = access.key_refusal(client, role, user)
+    if why is not None:
+        raise ValueError(why)
+    clock = SystemClock()
+    key, text = mint_key(clock, client=client, role=role, user=user, env=env)
     async with Store.open(data_dir, clock=clock) as store:
         await tables.insert_key(store, key)
     return key, text

@@ -19,6 +19,9 @@ import re
 import msgspec
 
 from engine.ids import is_id
+from engine.ledger import is_name
+from engine.limits import client_id_length_max
+from engine.transfer import is_user
 
 
 class Role(enum.StrEnum):
@@ -46,14 +49,16 @@ class Permission(enum.StrEnum):
     OPERATE = "operate"
     # The audit log.
     AUDIT = "audit"
+    # Create, list, revoke and rotate client API keys (a client admin: its own client's).
+    KEYS = "keys"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.VIEWER: frozenset({Permission.READ}),
     Role.INITIATOR: frozenset({Permission.READ, Permission.INITIATE}),
     Role.APPROVER: frozenset({Permission.READ, Permission.APPROVE}),
-    Role.ADMIN: frozenset({Permission.READ, Permission.MANAGE}),
-    Role.OPERATOR: frozenset({Permission.READ, Permission.OPERATE}),
+    Role.ADMIN: frozenset({Permission.READ, Permission.MANAGE, Permission.KEYS}),
+    Role.OPERATOR: frozenset({Permission.READ, Permission.OPERATE, Permission.KEYS}),
     Role.AUDITOR: frozenset({Permission.READ, Permission.AUDIT}),
 }
 assert set(ROLE_PERMISSIONS) == set(Role)
@@ -141,3 +146,30 @@ def check(key: ApiKey | None, parsed: ParsedKey) -> Principal | None:
     if not secret_matches(key, parsed.secret):
         return None
     return Principal(key_id=key.key_id, client_id=key.client_id, role=key.role, user=key.user)
+
+
+def grant_refusal(grantor: Principal, client_id: str | None, role: Role) -> str | None:
+    """Why `grantor` may not create a key of `role` for `client_id` (None: it may). Over the API
+    only client keys are made, a client admin's for its own client only; staff keys come from
+    the command line on the machine itself, so no key can mint a key stronger than itself."""
+    if role in STAFF_ROLES:
+        return f"{role.value} is a staff role: staff keys are created with `stablerail keys create`"
+    if client_id is None:
+        return "client_id is required"
+    if not grantor.sees(client_id):
+        return f"a {grantor.role.value} key creates keys for its own client only"
+    return None
+
+
+def key_refusal(client_id: str | None, role: Role, user: str) -> str | None:
+    """Why a key with these fields cannot exist (None: it can)."""
+    staff = role in STAFF_ROLES
+    if (client_id is None) != staff:
+        kind = "staff" if staff else "client"
+        needs = " it takes no client" if client_id is not None else " a client is required"
+        return f"role {role.value} is a {kind} role:{needs}"
+    if client_id is not None and (not is_name(client_id) or len(client_id) > client_id_length_max):
+        return f"client {client_id!r}: letters, digits, '_', '.', '-' (1 to 64)"
+    if not is_user(user):
+        return f"user {user!r} is not a usable user name"
+    return None

@@ -14,7 +14,7 @@ from typing import Protocol
 import msgspec
 
 from engine import commands as c
-from engine.access import ApiKey
+from engine.access import ApiKey, Role
 from engine.quotes import Quote
 from engine.records import IdempotencyRecord, IdempotencyStatus, Recorded
 from engine.results import Result
@@ -84,6 +84,18 @@ class Service(Protocol):
     # --- keys and readiness ---------------------------------------------------------------------
     def api_key(self, key_id: str) -> Awaitable[ApiKey | None]: ...
 
+    def create_api_key(
+        self, client_id: str, role: Role, user: str
+    ) -> Awaitable[tuple[ApiKey, str]]:
+        """A new client key: the stored record and the key's text (shown once)."""
+        ...
+
+    def api_keys(
+        self, client_id: str | None, before: str | None, limit: int
+    ) -> Awaitable[list[ApiKey]]: ...
+
+    def revoke_api_key(self, key_id: str) -> Awaitable[None]: ...
+
     @property
     def ready(self) -> bool: ...
 
@@ -152,5 +164,24 @@ class Service(Protocol):
         ...
 
     def sim_deposit(self, client_id: str, currency: str, amount: int) -> Awaitable[Result]: ...
+
+    def journal_page(
+        self,
+        *,
+        resource: str | None,
+        action: str | None,
+        from_at: int | None,
+        to_at: int | None,
+        before_seq: int | None,
+        limit: int,
+    ) -> Awaitable[list[Recorded]]:
+        """Journal rows newest first (the audit trail until the audit log has its own table)."""
+        ...
+
+    def trial_balance(self) -> Awaitable[list[tuple[str, str, int, int]]]:
+        """(account, currency, debits, credits) of every ledger account, one snapshot."""
+        ...
+
+    def status_counts(self) -> Awaitable[dict[str, int]]: ...
 
     def metrics_snapshot(self) -> dict[str, float]: ...

@@ -27,7 +27,7 @@ from engine.webhooks import (
     EndpointStatus,
     subscribed,
 )
-from store import queries, states
+from store import journal, queries, states
 from store.executor import Executor, Row
 from store.store import Store
 
@@ -89,6 +89,25 @@ async def revoke_key(store: Store, key_id: str, now_us: int) -> bool:
         return True
 
     return bool(await store.writer.exclusive(work))
+
+
+async def api_keys(
+    ex: Executor, client_id: str | None, before: str | None, limit: int
+) -> list[ApiKey]:
+    """Keys newest first (ids are time-sortable), one client's or, for None, every key."""
+    where, args = ["1 = 1"], []
+    if client_id is not None:
+        where.append("client_id = ?")
+        args.append(client_id)
+    if before is not None:
+        where.append("key_id < ?")
+        args.append(before)
+    rows = await ex.fetchall(
+        f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE {' AND '.join(where)}"
+        " ORDER BY key_id DESC LIMIT ?",
+        (*args, limit),
+    )
+    return [_key(row) for row in rows]
 
 
 async def api_key(ex: Executor, key_id: str) -> ApiKey | None:
@@ -170,7 +189,53 @@ async def history(ex: Executor, transfer_id: str) -> list[Recorded]:
     return await queries.load_stream(ex, transfer_id)
 
 
+async def journal_page(
+    ex: Executor,
+    *,
+    resource: str | None,
+    action: str | None,
+    from_at: int | None,
+    to_at: int | None,
+    before_seq: int | None,
+    limit: int,
+) -> list[Recorded]:
+    """Journal rows newest first, filtered by stream (resource), event type (action) and the
+    time they were recorded (from inclusive, to exclusive)."""
+    where: list[str] = []
+    params: list[Any] = []
+    for clause, value in (
+        ("stream_id = ?", resource),
+        ("event_type = ?", action),
+        ("recorded_at >= ?", rfc3339_us(from_at) if from_at is not None else None),
+        ("recorded_at < ?", rfc3339_us(to_at) if to_at is not None else None),
+        ("seq < ?", before_seq),
+    ):
+        if value is not None:
+            where.append(clause)
+            params.append(value)
+    clause = f" WHERE {' AND '.join(where)}" if where else ""
+    rows = await ex.fetchall(
+        f"SELECT {journal.SELECT_COLUMNS} FROM journal{clause} ORDER BY seq DESC LIMIT ?",
+        (*params, limit),
+    )
+    return [queries.recorded(row) for row in rows]
+
+
 # --- money ----------------------------------------------------------------------------------------
+
+
+async def trial_balance(ex: Executor) -> list[tuple[str, str, int, int]]:
+    """(account, currency, debits, credits) for every account, in one read snapshot."""
+    rows = await ex.fetchall(
+        "SELECT account_id, currency, debits, credits FROM account_balances"
+        " ORDER BY currency, account_id"
+    )
+    return [(a, c, d, k) for a, c, d, k in rows]
+
+
+async def status_counts(ex: Executor) -> dict[str, int]:
+    rows = await ex.fetchall("SELECT status, count(*) FROM transactions GROUP BY status")
+    return {status: count for status, count in rows}
 
 
 async def balances(ex: Executor, client_id: str) -> list[Balance]:

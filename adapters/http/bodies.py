@@ -69,6 +69,22 @@ class EndpointBody(_Body, frozen=True, kw_only=True):
     events: list[str]
 
 
+class ApiKeyBody(_Body, frozen=True, kw_only=True):
+    role: str
+    user: str
+    # An operator names the client; a client admin's keys are its own client's.
+    client_id: str | None = None
+
+
+class ResolveBody(_Body, frozen=True, kw_only=True):
+    resolution: str
+    notes: str = ""
+
+
+class ControlBody(_Body, frozen=True, kw_only=True):
+    reason: str
+
+
 class DepositBody(_Body, frozen=True, kw_only=True):
     client_id: str
     currency: str

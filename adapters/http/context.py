@@ -17,6 +17,7 @@ from engine import access, limits
 from engine.access import Permission, Principal
 from engine.ports import Clock, Ids
 from engine.service import Service
+from engine.timefmt import parse_rfc3339
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -103,3 +104,14 @@ def decode_cursor(text: str, kind: type[Any]) -> Any:
         return msgspec.json.decode(base64.urlsafe_b64decode(padded.encode()), type=kind)
     except (binascii.Error, ValueError, msgspec.DecodeError):
         raise Problem.http("cursor_invalid") from None
+
+
+def instant_param(request: web.Request, name: str) -> int | None:
+    """An RFC 3339 query parameter, in microseconds."""
+    text = request.query.get(name)
+    if text is None:
+        return None
+    found = parse_rfc3339(text)
+    if found is None:
+        raise Problem.http("parameter_invalid", f"{name} must be an RFC 3339 timestamp")
+    return found

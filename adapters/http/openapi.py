@@ -93,6 +93,15 @@ ENDPOINT: JSON = {
     "created_at": _TIME,
 }
 
+API_KEY: JSON = {
+    "id": _STRING,
+    "client_id": _NSTRING,
+    "role": {"enum": ["viewer", "initiator", "approver", "admin", "operator", "auditor"]},
+    "user": _STRING,
+    "created_at": _TIME,
+    "revoked_at": {"type": ["string", "null"], "format": "date-time"},
+}
+
 SCHEMAS: JSON = {
     "Problem": _obj(
         {
@@ -178,6 +187,85 @@ SCHEMAS: JSON = {
     ),
     "Events": _obj({"data": {"type": "array", "items": _ref("Event")}}),
     "Deposit": _obj({"client_id": _STRING, "currency": _STRING, "amount": _MONEY}),
+    "ApiKey": _obj(API_KEY),
+    "ApiKeyCreated": _obj({**API_KEY, "key": {"type": "string", "pattern": "^sk_"}}),
+    "ApiKeyPage": _page("ApiKey"),
+    "Discrepancy": _obj(
+        {
+            "id": _STRING,
+            "type": _STRING,
+            "status": {"enum": ["open", "resolved"]},
+            "transfer_id": _NSTRING,
+            "expected": {"type": ["object", "null"]},
+            "observed": {"type": ["object", "null"]},
+            "resolution": _NSTRING,
+            "notes": _NSTRING,
+            "created_at": _TIME,
+            "resolved_at": {"type": ["string", "null"], "format": "date-time"},
+        }
+    ),
+    "DiscrepancyPage": _page("Discrepancy"),
+    "Control": _obj(
+        {
+            "scope": {"enum": ["client", "corridor", "system"]},
+            "id": _NSTRING,
+            "state": {"enum": ["frozen", "active", "halted"]},
+            "reason": _STRING,
+            "by": _STRING,
+            "at": _TIME,
+        }
+    ),
+    "AuditEntry": _obj(
+        {
+            "id": _STRING,
+            "seq": {"type": "integer"},
+            "timestamp": _TIME,
+            "actor_type": _STRING,
+            "actor_id": _STRING,
+            "action_type": _STRING,
+            "resource_type": _STRING,
+            "resource_id": _STRING,
+            "request_id": _NSTRING,
+            "diff_summary": _NSTRING,
+            "metadata": {"type": "object"},
+        }
+    ),
+    "AuditPage": _page("AuditEntry"),
+    "TrialBalance": _obj(
+        {
+            "as_of": _TIME,
+            "accounts": {
+                "type": "array",
+                "items": _obj(
+                    {"account": _STRING, "currency": _STRING, "debits": _MONEY, "credits": _MONEY}
+                ),
+            },
+            "totals": {
+                "type": "array",
+                "items": _obj(
+                    {
+                        "currency": _STRING,
+                        "debits": _MONEY,
+                        "credits": _MONEY,
+                        "balanced": {"type": "boolean"},
+                    }
+                ),
+            },
+            "balanced": {"type": "boolean"},
+        }
+    ),
+    "ReconciliationSummary": _obj(
+        {
+            "as_of": _TIME,
+            "transfers_by_status": {
+                "type": "object",
+                "additionalProperties": {"type": "integer"},
+            },
+            "reconciled": {"type": "integer"},
+            "awaiting_reconciliation": {"type": "integer"},
+            "open_discrepancies": {"type": "integer"},
+        }
+    ),
 }
 
 
@@ -196,8 +284,10 @@ def _errors(route: Route) -> dict[int, str]:
     if route.body is not None:
         found[413] = "Body over 64 KiB"
         found[415] = "Body is not application/json"
-    if route.method == "POST":
+    if route.method in ("POST", "DELETE"):
         found[409] = "Conflict with the object's state, or the same request still in flight"
+    if route.handler.__name__ == "control":
+        found[501] = "Freezes and halts are not built in this version (nothing was changed)"
     return found
 
 
@@ -211,7 +301,7 @@ def document() -> JSON:
     paths: JSON = {}
     for route in ROUTES:
         operation: JSON = {
-            "operationId": f"{route.method.lower()}_{route.handler.__name__}",
+            "operationId": _operation_id(route),
             "summary": route.summary,
             "parameters": [],
             "responses": {},
@@ -274,6 +364,15 @@ def document() -> JSON:
             "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
         },
     }
+
+
+def _operation_id(route: Route) -> str:
+    """The handler's name, unless it serves several routes: then the path names it."""
+    shared = sum(1 for r in ROUTES if r.handler is route.handler) > 1
+    if not shared:
+        return f"{route.method.lower()}_{route.handler.__name__}"
+    words = [w for w in route.path.split("/")[2:] if w != "{id}"]
+    return f"{route.method.lower()}_" + "_".join(w.replace("-", "_") for w in words)
 
 
 def _problem(meaning: str) -> JSON:

@@ -5,7 +5,17 @@ from __future__ import annotations
 from aiohttp import web
 
 from adapters.http import bodies, render
-from adapters.http.context import CONFIG, authorize, json, page_limit, service
+from adapters.http.context import (
+    CLOCK,
+    CONFIG,
+    authorize,
+    decode_cursor,
+    encode_cursor,
+    instant_param,
+    json,
+    page_limit,
+    service,
+)
 from adapters.http.problems import Problem
 from engine import money
 from engine.access import Permission
@@ -72,3 +82,114 @@ async def sim_advance(request: web.Request) -> web.Response:
         raise Problem.http("rails_not_simulated")
     bodies.decode(await request.read(), bodies.AdvanceBody)
     raise Problem.http("clock_not_virtual")
+
+
+# --- discrepancies, controls, audit, the trial balance and reconciliation ------------------------
+# These have their final shapes. Discrepancies and the controls (freezes and halts) are built by
+# the reconciliation and control-plane issues: until then the discrepancy queue is empty (nothing
+# raises one yet) and the controls answer 501 `control_not_available` after checking their input,
+# rather than claim a freeze that nothing would enforce. The audit trail reads the journal.
+
+DISCREPANCY_STATUSES = ("open", "resolved")
+DISCREPANCY_TYPES = ("missing", "amount_mismatch", "duplicate", "unexpected", "stale")
+RESOLUTIONS = ("matched", "written_off", "refunded", "false_positive")
+
+
+async def discrepancies(request: web.Request) -> web.Response:
+    await authorize(request, Permission.OPERATE)
+    _choice(request, "status", DISCREPANCY_STATUSES)
+    _choice(request, "type", DISCREPANCY_TYPES)
+    page_limit(request)
+    return json({"data": [], "next_cursor": None, "has_more": False})
+
+
+async def resolve_discrepancy(request: web.Request) -> web.Response:
+    await authorize(request, Permission.OPERATE)
+    body = bodies.decode(await request.read(), bodies.ResolveBody)
+    if body.resolution not in RESOLUTIONS:
+        raise Problem.http("field_invalid", f"resolution is one of {', '.join(RESOLUTIONS)}")
+    raise Problem.http("not_found", f"no discrepancy {request.match_info['id']}")
+
+
+async def control(request: web.Request) -> web.Response:
+    """Freeze or unfreeze a client, halt or resume a corridor or the whole system."""
+    await authorize(request, Permission.OPERATE)
+    body = bodies.decode(await request.read(), bodies.ControlBody)
+    if not body.reason.strip():
+        raise Problem.http("field_invalid", "reason must say why")
+    raise Problem.http(
+        "control_not_available",
+        "freezes and halts arrive with the control plane; nothing was changed",
+    )
+
+
+def _choice(request: web.Request, name: str, allowed: tuple[str, ...]) -> str | None:
+    value = request.query.get(name)
+    if value is not None and value not in allowed:
+        raise Problem.http("parameter_invalid", f"{name} is one of {', '.join(allowed)}")
+    return value
+
+
+AUDIT_SCAN_MAX = 2_000  # journal rows one page may read while filtering by actor
+
+
+async def audit(request: web.Request) -> web.Response:
+    """Who did what to which resource, newest first: every journal row, with its actor, the
+    request that caused it and when. Filters: actor, resource (an id), action (an event type),
+    from and to (RFC 3339, from inclusive, to exclusive)."""
+    await authorize(request, Permission.AUDIT)
+    limit = page_limit(request)
+    actor = request.query.get("actor")
+    resource = request.query.get("resource")
+    action = request.query.get("action")
+    from_at, to_at = instant_param(request, "from"), instant_param(request, "to")
+    cursor = request.query.get("cursor")
+    before: int | None = decode_cursor(cursor, tuple[int])[0] if cursor else None
+    svc = service(request)
+    found: list[render.JSON] = []
+    scanned = 0
+    more = False
+    while True:
+        rows = await svc.journal_page(
+            resource=resource,
+            action=action,
+            from_at=from_at,
+            to_at=to_at,
+            before_seq=before,
+            limit=limit,
+        )
+        for i, row in enumerate(rows):
+            before = row.seq
+            scanned += 1
+            entry = render.audit_entry(row)
+            if actor is None or entry["actor_id"] == actor:
+                found.append(entry)
+            if len(found) == limit:
+                more = i < len(rows) - 1 or len(rows) == limit
+                break
+        else:
+            if len(rows) == limit and scanned < AUDIT_SCAN_MAX:
+                continue
+            # Past the scan budget, the cursor carries on from the last row read.
+            more = len(rows) == limit
+        break
+    return json(
+        {
+            "data": found,
+            "next_cursor": encode_cursor((before,)) if more and before is not None else None,
+            "has_more": more,
+        }
+    )
+
+
+async def trial_balance(request: web.Request) -> web.Response:
+    """Every ledger account's debits and credits, and per currency whether they balance."""
+    await authorize(request, Permission.OPERATE)
+    rows = await service(request).trial_balance()
+    return json(render.trial_balance(rows, request.app[CLOCK].now_us()))
+
+
+async def reconciliation_summary(request: web.Request) -> web.Response:
+    await authorize(request, Permission.OPERATE)
+    counts = await service(request).status_counts()
+    return json(render.reconciliation_summary(counts, request.app[CLOCK].now_us()))

@@ -33,9 +33,11 @@ HTTP_CODES: dict[str, tuple[int, str]] = {
     "cursor_invalid": (400, "The cursor is not one this API issued"),
     "idempotency_key_missing": (400, "Idempotency-Key header is required"),
     "idempotency_key_invalid": (400, "Idempotency-Key must be 1 to 255 printable characters"),
+    "key_revoked": (409, "The API key is revoked"),
     "webhook_url_refused": (422, "The webhook URL is not allowed"),
     "clock_not_virtual": (409, "The clock is real time; only a virtual clock can be advanced"),
     "rails_not_simulated": (404, "This server does not run simulated rails"),
+    "control_not_available": (501, "Freezes and halts are not built in this version"),
     "service_unavailable": (503, "The service is not ready or is shutting down"),
     "internal_error": (500, "Internal error"),
 }

@@ -17,7 +17,8 @@ from engine.access import ApiKey
 from engine.quotes import Quote
 from engine.records import Recorded
 from engine.service import Balance, FeedEvent, LedgerLine
-from engine.timefmt import rfc3339
+from engine.states import TRANSITIONS, Status
+from engine.timefmt import parse_rfc3339, rfc3339
 from engine.transfer import TransferState, approval_state, evolve
 from engine.webhooks import Attempt, Endpoint
 
@@ -218,12 +219,99 @@ def attempt(a: Attempt) -> JSON:
     }
 
 
-def api_key(k: ApiKey) -> JSON:
-    return {
+def api_key(k: ApiKey, text: str | None = None) -> JSON:
+    found: JSON = {
         "id": k.key_id,
         "client_id": k.client_id,
         "role": k.role.value,
         "user": k.user,
         "created_at": rfc3339(k.created_at),
         "revoked_at": rfc3339(k.revoked_at) if k.revoked_at is not None else None,
+    }
+    if text is not None:
+        found["key"] = text
+    return found
+
+
+# --- operations -----------------------------------------------------------------------------------
+
+_RESOURCES = {
+    "tr": "transfer",
+    "dp": "deposit",
+    "al": "alert",
+    "qt": "quote",
+    "tf": "treasury_funding",
+    "ex": "evidence",
+}
+_OTHER_ACTORS: dict[str, tuple[str, str]] = {
+    "DepositCredited": ("bank", "bank-webhook"),
+    "TreasuryFunded": ("system", "treasury"),
+    "AlertRaised": ("system", "supervisors"),
+    "QuoteIssued": ("provider", "quotes"),
+}
+# The status an event type always leads to, where there is exactly one.
+_LEADS_TO: dict[str, str] = {}
+for (_, _event_type), _to in TRANSITIONS.items():
+    _LEADS_TO[_event_type] = _to.value if _LEADS_TO.get(_event_type, _to.value) == _to.value else ""
+
+
+def audit_entry(rec: Recorded) -> JSON:
+    """A journal row as an audit record (Series 3's fields)."""
+    event = rec.event
+    if ev.is_transfer_event(event):
+        actor = _actor(event)
+    else:
+        kind, name = _OTHER_ACTORS.get(rec.event_type, ("system", "engine"))
+        actor = {"type": kind, "id": name}
+    to = _LEADS_TO.get(rec.event_type)
+    return {
+        "id": f"{rec.stream_id}:{rec.version}",
+        "seq": rec.seq,
+        "timestamp": rfc3339(parse_rfc3339(rec.recorded_at) or 0),
+        "actor_type": actor["type"],
+        "actor_id": actor["id"],
+        "action_type": rec.event_type,
+        "resource_type": _RESOURCES.get(rec.stream_id.split("_", 1)[0], "stream"),
+        "resource_id": rec.stream_id,
+        "request_id": rec.request_id,
+        "diff_summary": f"status -> {to}" if to else None,
+        "metadata": {"version": rec.version},
+    }
+
+
+def _units(minor: int, currency: str) -> str:
+    return money.format_amount(minor, asset) if (asset := money.asset(currency)) else str(minor)
+
+
+def trial_balance(rows: list[tuple[str, str, int, int]], now: int) -> JSON:
+    accounts = []
+    totals: dict[str, tuple[int, int]] = {}
+    for account, currency, debits, credits in rows:
+        accounts.append(
+            {"account": account, "currency": currency, "debits": _units(debits, currency),
+             "credits": _units(credits, currency)}
+        )  # fmt: skip
+        d, k = totals.get(currency, (0, 0))
+        totals[currency] = (d + debits, k + credits)
+    by_currency = [
+        {"currency": currency, "debits": _units(d, currency), "credits": _units(k, currency),
+         "balanced": d == k}
+        for currency, (d, k) in sorted(totals.items())
+    ]  # fmt: skip
+    return {
+        "as_of": rfc3339(now),
+        "accounts": accounts,
+        "totals": by_currency,
+        "balanced": all(t["balanced"] for t in by_currency),
+    }
+
+
+def reconciliation_summary(counts: dict[str, int], now: int) -> JSON:
+    awaiting = sum(counts.get(s.value, 0) for s in (Status.CONFIRMED, Status.FIAT_SETTLED))
+    return {
+        "as_of": rfc3339(now),
+        "transfers_by_status": {s.value: counts.get(s.value, 0) for s in Status},
+        "reconciled": counts.get(Status.RECONCILED.value, 0),
+        "awaiting_reconciliation": awaiting,
+        "open_discrepancies": 0,
     }

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from adapters.http import bodies, ops, transfers, webhooks
+from adapters.http import bodies, keys, ops, transfers, webhooks
 from engine.access import Permission
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -77,6 +77,39 @@ ROUTES: tuple[Route, ...] = (
           query=(("status", "string"), ("stuck", "string"), ("limit", "integer"))),
     Route("POST", "/v1/ops/transfers/{id}/retry", ops.retry_transfer, Permission.OPERATE,
           "Re-drive a transfer's pending effects", 202, "Transfer"),
+    Route("GET", "/v1/ops/discrepancies", ops.discrepancies, Permission.OPERATE,
+          "Reconciliation discrepancies", 200, "DiscrepancyPage",
+          query=(("status", "string"), ("type", "string"), *PAGE)),
+    Route("POST", "/v1/ops/discrepancies/{id}/resolve", ops.resolve_discrepancy,
+          Permission.OPERATE, "Resolve a discrepancy", 200, "Discrepancy", bodies.ResolveBody),
+    *(
+        Route("POST", path, ops.control, Permission.OPERATE, summary, 200, "Control",
+              bodies.ControlBody)
+        for path, summary in (
+            ("/v1/ops/clients/{id}/freeze", "Freeze a client"),
+            ("/v1/ops/clients/{id}/unfreeze", "Unfreeze a client"),
+            ("/v1/ops/corridors/{id}/halt", "Halt a corridor"),
+            ("/v1/ops/corridors/{id}/resume", "Resume a corridor"),
+            ("/v1/ops/halt", "Halt the whole system"),
+            ("/v1/ops/resume", "Resume the whole system"),
+        )
+    ),
+    Route("GET", "/v1/ops/audit", ops.audit, Permission.AUDIT,
+          "The audit trail, newest first", 200, "AuditPage",
+          query=(("actor", "string"), ("resource", "string"), ("action", "string"),
+                 ("from", "string"), ("to", "string"), *PAGE)),
+    Route("GET", "/v1/ops/ledger/trial-balance", ops.trial_balance, Permission.OPERATE,
+          "Every ledger account's debits and credits", 200, "TrialBalance"),
+    Route("GET", "/v1/ops/reconciliation/summary", ops.reconciliation_summary,
+          Permission.OPERATE, "Reconciliation at a glance", 200, "ReconciliationSummary"),
+    Route("POST", "/v1/api-keys", keys.create_key, Permission.KEYS,
+          "Create a client API key (shown once)", 201, "ApiKeyCreated", bodies.ApiKeyBody),
+    Route("GET", "/v1/api-keys", keys.list_keys, Permission.KEYS,
+          "API keys, newest first", 200, "ApiKeyPage", query=(("client_id", "string"), *PAGE)),
+    Route("DELETE", "/v1/api-keys/{id}", keys.revoke_key, Permission.KEYS,
+          "Revoke an API key (from its next request)", 200, "ApiKey"),
+    Route("POST", "/v1/api-keys/{id}/rotate", keys.rotate_key, Permission.KEYS,
+          "Replace an API key: a new key, the old one revoked", 201, "ApiKeyCreated"),
     Route("POST", "/v1/sim/deposits", ops.sim_deposit, Permission.OPERATE,
           "A deposit from the simulated bank", 202, "Deposit", bodies.DepositBody,
           simulated_only=True),

@@ -12,6 +12,7 @@ from adapters.http.context import (
     client_scope,
     decode_cursor,
     encode_cursor,
+    instant_param,
     json,
     page_limit,
     raw_json,
@@ -28,7 +29,6 @@ from engine.records import IdempotencyRecord, IdempotencyStatus
 from engine.results import Result
 from engine.service import LedgerQuery, TransferQuery
 from engine.states import Status
-from engine.timefmt import parse_rfc3339
 from engine.transfer import TransferState, check_idempotency_key, decide
 
 REFUSED = frozenset({Status.FAILED, Status.CANCELLED, Status.EXPIRED})
@@ -154,16 +154,6 @@ async def get_transfer(request: web.Request) -> web.Response:
     return json(render.transfer(await _visible(request, principal)))
 
 
-def _instant(request: web.Request, name: str) -> int | None:
-    text = request.query.get(name)
-    if text is None:
-        return None
-    found = parse_rfc3339(text)
-    if found is None:
-        raise Problem.http("parameter_invalid", f"{name} must be an RFC 3339 timestamp")
-    return found
-
-
 async def list_transfers(request: web.Request) -> web.Response:
     principal = await authorize(request, Permission.READ)
     status = request.query.get("status")
@@ -175,8 +165,8 @@ async def list_transfers(request: web.Request) -> web.Response:
     query = TransferQuery(
         client_id=client_scope(request, principal),
         status=status,
-        created_after=_instant(request, "created_after"),
-        created_before=_instant(request, "created_before"),
+        created_after=instant_param(request, "created_after"),
+        created_before=instant_param(request, "created_before"),
         before=before,
         limit=limit + 1,
     )

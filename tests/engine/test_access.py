@@ -76,8 +76,10 @@ def test_the_role_table_is_api_md() -> None:
         Role.VIEWER: {Permission.READ},
         Role.INITIATOR: {Permission.READ, Permission.INITIATE},
         Role.APPROVER: {Permission.READ, Permission.APPROVE},
-        Role.ADMIN: {Permission.READ, Permission.MANAGE},
-        Role.OPERATOR: {Permission.READ, Permission.OPERATE},
+        # admin: "keys, webhook endpoints, the client's own limits".
+        Role.ADMIN: {Permission.READ, Permission.MANAGE, Permission.KEYS},
+        # operator: the ops endpoints, all clients (their keys too).
+        Role.OPERATOR: {Permission.READ, Permission.OPERATE, Permission.KEYS},
         Role.AUDITOR: {Permission.READ, Permission.AUDIT},
     }
     for role in Role:
@@ -97,3 +99,44 @@ def test_a_client_principal_sees_only_its_own_client() -> None:
     staff, parsed = stored(client_id=None, role=Role.OPERATOR)
     operator = access.check(staff, parsed)
     assert operator is not None and operator.sees("acme") and operator.sees("globex")
+
+
+def principal(client_id: str | None, role: Role) -> access.Principal:
+    return access.Principal(key_id="ak_x", client_id=client_id, role=role, user="u")
+
+
+@pytest.mark.parametrize(
+    ("grantor", "client_id", "role", "refused"),
+    [
+        (principal("acme", Role.ADMIN), "acme", Role.INITIATOR, False),
+        (principal("acme", Role.ADMIN), "acme", Role.ADMIN, False),
+        (principal("acme", Role.ADMIN), "globex", Role.VIEWER, True),
+        (principal("acme", Role.ADMIN), None, Role.OPERATOR, True),
+        (principal(None, Role.OPERATOR), "globex", Role.APPROVER, False),
+        (principal(None, Role.OPERATOR), None, Role.OPERATOR, True),
+        (principal(None, Role.OPERATOR), None, Role.VIEWER, True),
+        (principal(None, Role.OPERATOR), None, Role.AUDITOR, True),
+    ],
+)
+def test_no_key_grants_a_staff_key_or_another_clients_key(
+    grantor: access.Principal, client_id: str | None, role: Role, refused: bool
+) -> None:
+    assert (access.grant_refusal(grantor, client_id, role) is not None) is refused
+
+
+@pytest.mark.parametrize(
+    ("client_id", "role", "user", "refused"),
+    [
+        ("acme", Role.VIEWER, "vera", False),
+        (None, Role.AUDITOR, "audrey", False),
+        ("acme", Role.OPERATOR, "o", True),
+        (None, Role.VIEWER, "v", True),
+        ("bad client!", Role.VIEWER, "v", True),
+        ("acme", Role.VIEWER, "", True),
+        ("x" * 65, Role.VIEWER, "v", True),
+    ],
+)
+def test_key_fields_are_checked(
+    client_id: str | None, role: Role, user: str, refused: bool
+) -> None:
+    assert (access.key_refusal(client_id, role, user) is not None) is refused

@@ -4,7 +4,6 @@ aiohttp test server on 127.0.0.1, with keys for two clients in every role and a 
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -12,10 +11,11 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from adapters.clock import SystemClock
 from adapters.config import ServeConfig
-from adapters.main import Node, running
+from adapters.main import Node, mint_key, running
 from engine import access
-from engine.access import ApiKey, Role
+from engine.access import Role
 from store import service as tables
 
 CLIENTS = ("acme", "globex")
@@ -45,20 +45,9 @@ class Api:
         return {"Authorization": f"Bearer {self.keys[(client, role)]}"}
 
     async def add_key(self, client: str | None, role: Role, user: str) -> str:
-        key_id = self.node.system.ctx.ids.new("ak")
-        secret = os.urandom(access.SECRET_BYTES)
-        text = access.format_key("test", key_id, secret)
-        parsed = access.parse_key(text)
-        assert parsed is not None
-        key = ApiKey(
-            key_id=key_id,
-            client_id=client,
-            role=role,
-            user=user,
-            env="test",
-            secret_sha256=access.secret_digest(parsed.secret),
-            created_at=self.node.system.ctx.clock.now_us(),
-        )
+        clock = self.node.store.clock
+        assert isinstance(clock, SystemClock)
+        key, text = mint_key(clock, client=client, role=role, user=user, env="test")
         await tables.insert_key(self.node.store, key)
         return text
 

@@ -80,7 +80,23 @@ async def objects(api: Api) -> dict[str, str]:
         {"url": "http://127.0.0.1:9/hook", "events": ["*"]},
     )
     assert status == 201, endpoint
-    return {"transfers": transfer["id"], "webhook-endpoints": endpoint["id"]}
+    status, key = await call(
+        api,
+        route("POST", "/v1/api-keys"),
+        "/v1/api-keys",
+        api.auth("acme", Role.ADMIN),
+        {"role": "viewer", "user": "vera"},
+    )
+    assert status == 201, key
+    return {
+        "transfers": transfer["id"],
+        "webhook-endpoints": endpoint["id"],
+        "api-keys": key["id"],
+        # Staff-only paths: a client, a corridor, a discrepancy that does not exist.
+        "clients": "acme",
+        "corridors": "USD-USDC",
+        "discrepancies": "dc_01JD3Z8Q9S7V6W5X4Y3Z2A1B0C",
+    }
 
 
 def concrete(r: Route, ids: dict[str, str]) -> str:
