@@ -5,6 +5,8 @@ without changing anything. Every response is checked against the OpenAPI documen
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from engine.access import Role
@@ -14,7 +16,7 @@ from tests.adapters.http.test_api import call, create, route
 pytestmark = pytest.mark.anyio
 
 
-async def new_key(api: Api, grantor: tuple[str, Role], body: dict[str, str]) -> tuple[int, dict]:
+async def new_key(api: Api, grantor: tuple[str, Role], body: dict[str, str]) -> tuple[int, Any]:
     return await call(api, route("POST", "/v1/api-keys"), "/v1/api-keys", api.auth(*grantor), body)
 
 
