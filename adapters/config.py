@@ -14,8 +14,12 @@ then command-line flags, each overriding the one before.
     [webhooks]
     allow_private_urls = false   # true: endpoints on loopback/private addresses (development)
 
+    [inbound.secrets]            # POST /v1/inbound/{provider}: each provider's signing secret;
+    "bitso-sim" = "whsec_..."    # a provider without one is not accepted
+
 Environment: STABLERAIL_HOST, STABLERAIL_PORT, STABLERAIL_DATA_DIR, STABLERAIL_SIM_SPEED,
-STABLERAIL_SIM_SEED, STABLERAIL_WEBHOOKS_ALLOW_PRIVATE (1/true/yes), STABLERAIL_LOG_LEVEL.
+STABLERAIL_SIM_SEED, STABLERAIL_WEBHOOKS_ALLOW_PRIVATE (1/true/yes), STABLERAIL_LOG_LEVEL,
+STABLERAIL_INBOUND_SECRETS ("provider=whsec_...,provider=whsec_...").
 
 `sim-instant` rails are for benchmarks (`stablerail bench api`): the simulated world answers at
 once, lives in memory only and its custody signs with a digest (sim.instant). Because a restart
@@ -30,6 +34,8 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from engine.webhooks import valid_secret
 
 
 class ConfigError(ValueError):
@@ -47,6 +53,8 @@ class ServeConfig:
     env: str = "test"
     webhooks_allow_private: bool = False
     log_level: str = "INFO"
+    # (provider, whsec_ secret) for signed inbound webhooks.
+    inbound_secrets: tuple[tuple[str, str], ...] = ()
 
 
 RAILS = ("sim", "sim-instant")
@@ -80,6 +88,11 @@ def _from_file(path: Path) -> dict[str, Any]:
     rails = raw.get("rails", {})
     webhooks = raw.get("webhooks", {})
     found: dict[str, Any] = {}
+    secrets = raw.get("inbound", {}).get("secrets")
+    if secrets is not None:
+        if not isinstance(secrets, dict) or not all(isinstance(v, str) for v in secrets.values()):
+            raise ConfigError(f"{path}: [inbound.secrets] maps a provider to a whsec_ secret")
+        found["inbound_secrets"] = tuple(sorted(secrets.items()))
     for key, section, name in (
         ("host", server, "host"),
         ("port", server, "port"),
@@ -106,6 +119,12 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
     ):
         if var in env:
             found[key] = env[var]
+    if "STABLERAIL_INBOUND_SECRETS" in env:
+        pairs = []
+        for item in filter(None, env["STABLERAIL_INBOUND_SECRETS"].split(",")):
+            provider, _, secret = item.partition("=")
+            pairs.append((provider.strip(), secret.strip()))
+        found["inbound_secrets"] = tuple(sorted(pairs))
     if "STABLERAIL_WEBHOOKS_ALLOW_PRIVATE" in env:
         found["webhooks_allow_private"] = _flag(
             "STABLERAIL_WEBHOOKS_ALLOW_PRIVATE", env["STABLERAIL_WEBHOOKS_ALLOW_PRIVATE"]
@@ -134,7 +153,15 @@ def load(
     allow = values.get("webhooks_allow_private", False)
     if isinstance(allow, str):
         allow = _flag("webhooks_allow_private", allow)
+    secrets = tuple(values.get("inbound_secrets", ()))
+    for provider, secret in secrets:
+        if not provider or not valid_secret(secret):
+            raise ConfigError(
+                f"inbound secret for {provider or '(no provider)'}: a whsec_ secret of at least"
+                " 16 bytes, base64"
+            )
     return ServeConfig(
+        inbound_secrets=secrets,
         data_dir=Path(values.get("data_dir", "data")),
         host=str(values.get("host", "127.0.0.1")),
         port=port,

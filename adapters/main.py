@@ -23,24 +23,27 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import anyio
+import msgspec
 from aiohttp import web
 from loguru import logger
 
 from actors.context import Context, Policy, Rails
+from actors.evidence import record_evidence
 from actors.messages import Redrive
 from actors.system import System
 from actors.webhooks import WebhookDispatcher
 from adapters.clock import SystemClock, SystemIds
 from adapters.config import ConfigError, ServeConfig
-from adapters.http import render
+from adapters.http import bodies, render
 from adapters.http.app import build_app
 from adapters.http.context import HttpConfig
 from adapters.http.metrics import Metrics
 from adapters.http.transfers import create_answer
 from adapters.webhook_sender import HttpSender
-from engine import access, limits
+from engine import access, limits, matching
 from engine import commands as c
 from engine.access import ApiKey, Role
+from engine.funding import decide_deposit, deposit_id_for
 from engine.nonces import NonceBook
 from engine.quotes import Quote
 from engine.records import IdempotencyRecord, IdempotencyStatus, Recorded
@@ -53,11 +56,13 @@ from engine.service import (
     LedgerQuery,
     TransferQuery,
 )
+from engine.timefmt import parse_rfc3339
 from engine.transfer import TransferState
 from engine.webhooks import Attempt, Delivery, Endpoint, EndpointStatus
 from sim.durable import SavedWorld, WorldFile
 from sim.faults import FaultLog, FaultPlan
 from sim.instant import DigestCustody, decode_digest
+from sim.providers import BANK, OFFRAMP
 from sim.world import SimRails, block_time_s, deposit_command, statement_import, statement_poll_s
 from store import service as tables
 from store.store import Store
@@ -245,6 +250,48 @@ class Node:
     async def status_counts(self) -> dict[str, int]:
         return await tables.status_counts(self.store.reader)
 
+    async def inbound(self, provider: str, raw: bytes) -> Result:
+        if provider == OFFRAMP:
+            understood = await self.system.supervisors.settlements.on_webhook(raw)
+            return Result.ok if understood else Result.command_malformed
+        if provider == BANK:
+            return await self._bank_credit(raw)
+        return Result.command_malformed
+
+    async def _bank_credit(self, raw: bytes) -> Result:
+        """The bank's credit notice: its raw payload kept as evidence, then the deposit credited
+        (once per bank reference, however often the bank says it)."""
+        try:
+            notice = msgspec.json.decode(raw, type=bodies.BankCreditNotice)
+        except msgspec.DecodeError:
+            return Result.command_malformed
+        booked = parse_rfc3339(notice.booked_at)
+        if booked is None:
+            return Result.command_malformed
+        command = c.CreditDeposit(
+            deposit_id=deposit_id_for(BANK, notice.reference, booked),
+            client_id=notice.client_id,
+            currency=notice.currency,
+            amount=notice.amount,
+            bank=BANK,
+            bank_reference=notice.reference,
+        )
+        checked = decide_deposit(command, self.store.clock.now_us())
+        if isinstance(checked, Result):
+            return checked
+        await record_evidence(
+            self.system.ctx,
+            provider=BANK,
+            event_type=matching.DEPOSIT_CREDIT,
+            external_ref=notice.reference,
+            occurred_at=booked,
+            transfer_id=None,
+            normalized={"client_id": notice.client_id, "amount": notice.amount,
+                        "currency": notice.currency},
+            raw=raw,
+        )  # fmt: skip
+        return await self.system.credit_deposit(command)
+
     def metrics_snapshot(self) -> dict[str, float]:
         registry = self.system.registry
         writer = self.store.writer
@@ -353,7 +400,9 @@ async def running(config: ServeConfig) -> AsyncIterator[tuple[Node, web.Applicat
                 clock=clock,
                 ids=ids,
                 config=HttpConfig(
-                    allow_private_webhooks=config.webhooks_allow_private, simulated=True
+                    allow_private_webhooks=config.webhooks_allow_private,
+                    simulated=True,
+                    inbound_secrets=dict(config.inbound_secrets),
                 ),
                 metrics_=metrics,
             )

@@ -18,6 +18,8 @@ CHAIN_CONFIRMED = "tx_confirmed"
 PAYOUT_PAID = "payout_paid"
 PAYOUT_RETURNED = "payout_returned"
 BANK_CREDIT = "bank_credit"
+# A client's deposit as the bank notified it (evidence for the deposit, not for a transfer).
+DEPOSIT_CREDIT = "deposit_credit"
 
 
 def chain_provider(chain: str) -> str:

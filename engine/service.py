@@ -165,6 +165,11 @@ class Service(Protocol):
 
     def sim_deposit(self, client_id: str, currency: str, amount: int) -> Awaitable[Result]: ...
 
+    def inbound(self, provider: str, raw: bytes) -> Awaitable[Result]:
+        """A provider's genuine webhook: `ok` once its evidence (raw payload kept) and what it
+        tells are journaled, `command_malformed` if it is not one the provider sends."""
+        ...
+
     def journal_page(
         self,
         *,

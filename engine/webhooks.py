@@ -116,6 +116,34 @@ def headers(secret: str, message_id: str, timestamp_s: int, body: bytes) -> dict
     }
 
 
+# How far a signed message's timestamp may be from now (Standard Webhooks' replay window).
+TIMESTAMP_TOLERANCE_S = 300
+
+
+def valid_secret(secret: str) -> bool:
+    if not secret.startswith(SECRET_PREFIX):
+        return False
+    try:
+        return len(base64.b64decode(secret[len(SECRET_PREFIX) :], validate=True)) >= 16
+    except ValueError:
+        return False
+
+
+def verify(
+    secret: str, message_id: str, timestamp: str, signatures: str, body: bytes, now_s: int
+) -> bool:
+    """Whether a message signed the Standard Webhooks way is genuine and fresh: one of the
+    space-separated `v1,` signatures matches (compared in constant time) and the timestamp is
+    within the tolerance of now (an old message replayed is refused)."""
+    if not message_id or not timestamp.isdigit() or len(timestamp) > 12:
+        return False
+    sent = int(timestamp)
+    if abs(now_s - sent) > TIMESTAMP_TOLERANCE_S:
+        return False
+    expected = signature(secret, message_id, sent, body).encode()
+    return any(hmac.compare_digest(expected, given.encode()) for given in signatures.split(" "))
+
+
 def subscribed(events: tuple[str, ...], event_type: str) -> bool:
     return ALL_EVENTS in events or event_type in events
 

@@ -85,6 +85,20 @@ class ControlBody(_Body, frozen=True, kw_only=True):
     reason: str
 
 
+class InboundBody(msgspec.Struct, frozen=True, kw_only=True):
+    """For the document only: each provider's payload is its own (decoded by the engine)."""
+
+
+class BankCreditNotice(_Body, frozen=True, kw_only=True):
+    """The bank's credit notification: a deposit into a client's virtual account."""
+
+    reference: str
+    client_id: str
+    currency: str
+    amount: str
+    booked_at: str
+
+
 class DepositBody(_Body, frozen=True, kw_only=True):
     client_id: str
     currency: str

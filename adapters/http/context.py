@@ -26,6 +26,8 @@ class HttpConfig:
     allow_private_webhooks: bool = False
     # Whether the server runs simulated rails (the /v1/sim routes exist only then).
     simulated: bool = False
+    # provider -> whsec_ secret its inbound webhooks are signed with.
+    inbound_secrets: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 SERVICE = web.AppKey("service", Service)

@@ -4,6 +4,7 @@ JSON schemas (msgspec) and the response schemas below, with every error status a
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgspec
@@ -187,6 +188,7 @@ SCHEMAS: JSON = {
     ),
     "Events": _obj({"data": {"type": "array", "items": _ref("Event")}}),
     "Deposit": _obj({"client_id": _STRING, "currency": _STRING, "amount": _MONEY}),
+    "Received": _obj({"received": {"const": True}, "provider": _STRING}),
     "ApiKey": _obj(API_KEY),
     "ApiKeyCreated": _obj({**API_KEY, "key": {"type": "string", "pattern": "^sk_"}}),
     "ApiKeyPage": _page("ApiKey"),
@@ -281,6 +283,8 @@ def _errors(route: Route) -> dict[int, str]:
     if route.permission is not None:
         found[401] = "Missing, invalid or revoked API key"
         found[403] = "The key's role lacks this permission"
+    if route.signed:
+        found[401] = "Bad or stale webhook signature"
     if route.body is not None:
         found[413] = "Body over 64 KiB"
         found[415] = "Body is not application/json"
@@ -306,9 +310,9 @@ def document() -> JSON:
             "parameters": [],
             "responses": {},
         }
-        if "{id}" in route.path:
+        for name in re.findall(r"{(\w+)}", route.path):
             operation["parameters"].append(
-                {"name": "id", "in": "path", "required": True, "schema": _STRING}
+                {"name": name, "in": "path", "required": True, "schema": _STRING}
             )
         for name, kind in route.query:
             operation["parameters"].append(
@@ -331,6 +335,11 @@ def document() -> JSON:
                 "required": route.method == "POST" and route.body.__name__ != "ReasonBody",
                 "content": {"application/json": {"schema": _ref(route.body.__name__)}},
             }
+        if route.signed:
+            for header in ("webhook-id", "webhook-timestamp", "webhook-signature"):
+                operation["parameters"].append(
+                    {"name": header, "in": "header", "required": True, "schema": _STRING}
+                )
         if route.permission is not None:
             operation["security"] = [{"apiKey": []}]
             operation["x-permission"] = route.permission.value

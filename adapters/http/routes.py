@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from adapters.http import bodies, keys, ops, transfers, webhooks
+from adapters.http import bodies, inbound, keys, ops, transfers, webhooks
 from engine.access import Permission
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -30,6 +30,8 @@ class Route:
     query: tuple[tuple[str, str], ...] = ()
     idempotent_key: bool = False
     simulated_only: bool = False
+    # Authenticated by a webhook signature instead of an API key.
+    signed: bool = False
 
 
 PAGE = (("limit", "integer"), ("cursor", "string"))
@@ -110,6 +112,9 @@ ROUTES: tuple[Route, ...] = (
           "Revoke an API key (from its next request)", 200, "ApiKey"),
     Route("POST", "/v1/api-keys/{id}/rotate", keys.rotate_key, Permission.KEYS,
           "Replace an API key: a new key, the old one revoked", 201, "ApiKeyCreated"),
+    Route("POST", "/v1/inbound/{provider}", inbound.inbound, None,
+          "A provider's or the bank's webhook (Standard Webhooks signature)", 202, "Received",
+          bodies.InboundBody, signed=True),
     Route("POST", "/v1/sim/deposits", ops.sim_deposit, Permission.OPERATE,
           "A deposit from the simulated bank", 202, "Deposit", bodies.DepositBody,
           simulated_only=True),

@@ -3,6 +3,7 @@ aiohttp test server on 127.0.0.1, with keys for two clients in every role and a 
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,6 +20,11 @@ from engine.access import Role
 from store import service as tables
 
 CLIENTS = ("acme", "globex")
+# Signing secrets of the providers whose webhooks the service accepts.
+INBOUND_SECRETS = {
+    "bank-sim": "whsec_" + base64.b64encode(b"bank-sim inbound secret 24").decode(),
+    "bitso-sim": "whsec_" + base64.b64encode(b"offramp inbound secret 24").decode(),
+}
 WALLET = "0x90F8bf6A479f320ead074411a4B0e7944Ea8c9C1"
 CLABE = "002010077777777771"
 
@@ -67,7 +73,12 @@ class Api:
 
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[Api]:
-    config = ServeConfig(data_dir=tmp_path / "data", sim_speed=50, webhooks_allow_private=True)
+    config = ServeConfig(
+        data_dir=tmp_path / "data",
+        sim_speed=50,
+        webhooks_allow_private=True,
+        inbound_secrets=tuple(INBOUND_SECRETS.items()),
+    )
     async with running(config) as (node, app), TestClient(TestServer(app)) as http:
         found = Api(node, http, {})
         for client in CLIENTS:

@@ -111,7 +111,10 @@ def concrete(r: Route, ids: dict[str, str]) -> str:
 async def test_role_matrix_every_route_every_role(api: Api) -> None:
     ids = await objects(api)
     checked = 0
+    signed = [r for r in ROUTES if r.signed]  # no key: test_inbound checks their signatures
     for r in ROUTES:
+        if r.signed:
+            continue
         for (client, role), _ in sorted(api.keys.items()):
             if client == "globex":
                 continue
@@ -130,7 +133,7 @@ async def test_role_matrix_every_route_every_role(api: Api) -> None:
             checked += 1
         status, body = await call(api, r, concrete(r, ids), {}, {})
         assert status == 401, (r.path, status)
-    assert checked == len(ROUTES) * (len(Role))
+    assert checked == (len(ROUTES) - len(signed)) * len(Role)
 
 
 async def test_tenant_matrix_another_clients_object_is_404(api: Api) -> None:
