@@ -44,6 +44,10 @@ class TransferActor:
         # pending_effects of the new state is everything the world owes it, and an effect queued
         # for an older state (a quote for a transfer cancelled meanwhile) must not run.
         self.todo: deque[fx.Effect] = deque()
+        # The X-Request-Id of the API request whose effects are running: the events they lead
+        # to (the quote, the funds lock, the broadcast...) are journaled under it too. A message
+        # from a supervisor starts a chain of its own, with none.
+        self.cause: str | None = None
 
     async def run(self) -> None:
         """Serve messages and run effects until idle or terminal with nothing queued, then
@@ -68,6 +72,8 @@ class TransferActor:
         return self.state is not None and self.state.status in TERMINAL
 
     async def handle(self, message: Message) -> None:
+        if not isinstance(message, Envelope):
+            self.cause = None  # a supervisor's nudge: what it starts, no request caused
         match message:
             case Envelope(command=command, reply=reply, request_id=request_id):
                 if self.ctx.drills.planted("reply_before_commit") and reply is not None:
@@ -75,6 +81,8 @@ class TransferActor:
                 result, follow = await self.apply(command, request_id)
                 if reply is not None and not reply.done():
                     reply.set_result(result)
+                if result is Result.ok and follow:
+                    self.cause = request_id
                 self.plan(result, follow)
             case Redrive():
                 if self.state is not None:
@@ -154,7 +162,7 @@ class TransferActor:
         command = await effects.run(self, effect)
         if command is None:
             return
-        result, follow = await self.apply(command)
+        result, follow = await self.apply(command, self.cause)
         if result is not Result.ok:
             follow = await self.refused(command, result)
             result = Result.ok

@@ -61,9 +61,10 @@ class WebhookDispatcher:
         body = await self.outbox.body(delivery)
         now = self.clock.now_us()
         timestamp_s = now // 1_000_000
-        sent = await self.sender.send(
-            delivery.url, headers(delivery.secret, delivery.event_id, timestamp_s, body), body
-        )
+        signed = headers(delivery.secret, delivery.event_id, timestamp_s, body)
+        if delivery.request_id is not None:
+            signed["X-Request-Id"] = delivery.request_id
+        sent = await self.sender.send(delivery.url, signed, body)
         number = delivery.attempts + 1
         disable = None
         next_at = None

@@ -96,6 +96,7 @@ class StoreOutbox:
             created_at=delivery.created_at,
             journal_seq=delivery.journal_seq,
             transfer=transfer,
+            request_id=delivery.request_id,
         )
         return render.encode(render.feed_event(event))
 

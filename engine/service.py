@@ -49,6 +49,8 @@ class FeedEvent(msgspec.Struct, frozen=True, kw_only=True):
     created_at: int
     journal_seq: int
     transfer: TransferState | None
+    # The X-Request-Id of the API request that caused the event, if one did.
+    request_id: str | None = None
 
 
 class TransferQuery(msgspec.Struct, frozen=True, kw_only=True):

@@ -80,6 +80,8 @@ class Delivery(msgspec.Struct, frozen=True, kw_only=True):
     attempts: int
     url: str
     secret: str
+    # The API request that caused the event, if one did (its X-Request-Id).
+    request_id: str | None = None
 
 
 class Attempt(msgspec.Struct, frozen=True, kw_only=True):

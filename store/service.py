@@ -297,16 +297,17 @@ async def feed(
         if row is None or (client_id is not None and row[1] != client_id):
             return None
         after = (row[0], after_event_id)
-    scope = "client_id = ? AND " if client_id is not None else ""
+    scope = "o.client_id = ? AND " if client_id is not None else ""
     params: tuple[Any, ...] = (client_id,) if client_id is not None else ()
     rows = await ex.fetchall(
-        "SELECT event_id, event_type, client_id, created_at, journal_seq, transaction_id"
-        f" FROM outbox WHERE {scope}(journal_seq, event_id) > (?, ?)"
-        " ORDER BY journal_seq, event_id LIMIT ?",
+        "SELECT o.event_id, o.event_type, o.client_id, o.created_at, o.journal_seq,"
+        " o.transaction_id, j.request_id FROM outbox o JOIN journal j ON j.seq = o.journal_seq"
+        f" WHERE {scope}(o.journal_seq, o.event_id) > (?, ?)"
+        " ORDER BY o.journal_seq, o.event_id LIMIT ?",
         (*params, *after, limit),
     )
     found = []
-    for event_id, event_type, owner, created_at, seq, tid in rows:
+    for event_id, event_type, owner, created_at, seq, tid, rid in rows:
         transfer = await transfer_at(ex, tid, seq) if tid is not None else None
         found.append(
             FeedEvent(
@@ -316,6 +317,7 @@ async def feed(
                 created_at=_us_required(created_at),
                 journal_seq=seq,
                 transfer=transfer,
+                request_id=rid,
             )
         )
     return found
@@ -448,8 +450,9 @@ async def fan_out(store: Store, now_us: int) -> int:
 async def due_deliveries(ex: Executor, now_us: int, limit: int) -> list[Delivery]:
     rows = await ex.fetchall(
         "SELECT d.endpoint_id, d.event_id, o.event_type, o.transaction_id, o.journal_seq,"
-        " o.created_at, d.attempts, e.url, e.secret FROM webhook_deliveries d"
+        " o.created_at, d.attempts, e.url, e.secret, j.request_id FROM webhook_deliveries d"
         " JOIN outbox o ON o.event_id = d.event_id"
+        " JOIN journal j ON j.seq = o.journal_seq"
         " JOIN webhook_endpoints e ON e.endpoint_id = d.endpoint_id"
         " WHERE d.status = 'pending' AND d.next_attempt_at <= ? AND e.status = 'enabled'"
         " ORDER BY d.next_attempt_at, o.journal_seq LIMIT ?",
@@ -466,9 +469,11 @@ async def due_deliveries(ex: Executor, now_us: int, limit: int) -> list[Delivery
             attempts=attempts,
             url=url,
             secret=secret,
+            request_id=rid,
         )
-        for endpoint_id, event_id, event_type, tid, seq, created_at, attempts, url, secret in rows
-    ]
+        for (endpoint_id, event_id, event_type, tid, seq, created_at, attempts, url, secret,
+             rid) in rows
+    ]  # fmt: skip
 
 
 async def backlog(ex: Executor) -> int:

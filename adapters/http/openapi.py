@@ -183,6 +183,7 @@ SCHEMAS: JSON = {
             "id": _STRING,
             "type": _STRING,
             "created_at": _TIME,
+            "request_id": _NSTRING,
             "data": _obj({"transfer": {"oneOf": [{"type": "null"}, _ref("Transfer")]}}),
         }
     ),

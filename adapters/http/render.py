@@ -167,6 +167,7 @@ def feed_event(event: FeedEvent) -> JSON:
         "id": event.event_id,
         "type": event.event_type,
         "created_at": rfc3339(event.created_at),
+        "request_id": event.request_id,
         "data": {"transfer": transfer(event.transfer) if event.transfer is not None else None},
     }
 

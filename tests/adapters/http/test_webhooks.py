@@ -86,7 +86,11 @@ async def test_delivery_is_signed_retried_with_its_id_logged_and_410_disables(
     r = await api.http.post(
         "/v1/transfers",
         json=wallet_body("5.00"),
-        headers={**api.auth("acme", Role.INITIATOR), "Idempotency-Key": str(uuid.uuid4())},
+        headers={
+            **api.auth("acme", Role.INITIATOR),
+            "Idempotency-Key": str(uuid.uuid4()),
+            "X-Request-Id": "req-webhook-test-1",
+        },
     )
     assert r.status == 201, await r.text()
     transfer = await r.json()
@@ -103,6 +107,9 @@ async def test_delivery_is_signed_retried_with_its_id_logged_and_410_disables(
     assert event["type"] == "transfer.funds_locked"
     assert event["data"]["transfer"]["id"] == transfer["id"]
     assert event["data"]["transfer"]["status"] == "FUNDS_LOCKED"
+    # The request that caused it is named in the event and on every delivery of it.
+    assert event["request_id"] == "req-webhook-test-1"
+    assert {h.get("x-request-id") for h, _ in flaky.got[:2]} == {"req-webhook-test-1"}
 
     log = await (
         await api.http.get(
