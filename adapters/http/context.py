@@ -15,6 +15,7 @@ from adapters.http.problems import Problem
 from adapters.http.render import encode
 from engine import access, limits
 from engine.access import Permission, Principal
+from engine.ledger import is_name
 from engine.ports import Clock, Ids
 from engine.service import Service
 from engine.timefmt import parse_rfc3339
@@ -80,11 +81,14 @@ async def authorize(request: web.Request, permission: Permission) -> Principal:
 
 
 def client_scope(request: web.Request, principal: Principal) -> str | None:
-    """The client a read is about: the key's own; a staff key may name one (`client_id`)."""
+    """The client a read is about: the key's own; a staff key may name one (`client_id`). A
+    client key's `client_id` is checked like any parameter and changes nothing: it sees its own."""
+    named = request.query.get("client_id")
+    if named is not None and (not is_name(named) or len(named) > limits.client_id_length_max):
+        raise Problem.http("parameter_invalid", "client_id: letters, digits, '_', '.', '-'")
     if principal.client_id is not None:
         return principal.client_id
-    named = request.query.get("client_id")
-    return named or None
+    return named
 
 
 def page_limit(request: web.Request) -> int:

@@ -10,6 +10,10 @@ from typing import Any
 import msgspec
 
 from adapters.http.routes import ROUTES, Route
+from engine import limits, money
+from engine.access import Role
+from engine.states import Status
+from engine.webhooks import EVENT_TYPES
 
 VERSION = "1.0.0"
 JSON = dict[str, Any]
@@ -272,6 +276,80 @@ SCHEMAS: JSON = {
 }
 
 
+# What the API checks, stated in the document so clients (and schemathesis) generate what it
+# accepts: applied to every request-body property and parameter of that name.
+_ULID = "[0-9A-HJKMNP-TV-Z]{26}"
+_AMOUNT = {"type": "string", "pattern": r"^[0-9]{1,12}(\.[0-9]{1,6})?$"}
+_CURRENCY = {"enum": sorted(money.ASSETS)}
+_NAME = {"type": "string", "pattern": r"^[A-Za-z0-9_.-]{1,64}$"}
+_TEXT = {"type": "string", "minLength": 1, "maxLength": 500, "pattern": r"^\S(.*\S)?$"}
+FIELDS: JSON = {
+    "amount": _AMOUNT,
+    "source_amount": _AMOUNT,
+    "source_currency": _CURRENCY,
+    "target_currency": _CURRENCY,
+    "currency": _CURRENCY,
+    "client_id": _NAME,
+    "user": {**_TEXT, "maxLength": limits.user_name_length_max},
+    "reason": _TEXT,
+    "role": {"enum": [r.value for r in Role]},
+    "destination_kind": {"enum": ["wallet", "bank"]},
+    "chain": {"enum": ["ethereum"]},
+    "address": {"type": "string", "pattern": "^0x[0-9a-fA-F]{40}$"},
+    "clabe": {"type": "string", "pattern": "^[0-9]{18}$"},
+    "country": {"enum": ["MX"]},
+    "name": {**_TEXT, "maxLength": 140},
+    "reference": {"type": ["string", "null"], "maxLength": limits.reference_length_max},
+    "quote_id": {"type": ["string", "null"], "pattern": f"^qt_{_ULID}$"},
+    "url": {"type": "string", "format": "uri", "pattern": "^https?://"},
+    "events": {
+        "type": "array",
+        "minItems": 1,
+        "items": {"enum": ["*", *sorted(EVENT_TYPES)]},
+    },
+    "resolution": {"enum": ["matched", "written_off", "refunded", "false_positive"]},
+    "seconds": {"type": "integer", "minimum": 1},
+}
+PARAMETERS: JSON = {
+    "limit": {"type": "integer", "minimum": 1, "maximum": limits.page_limit_max},
+    "client_id": _NAME,
+    "status": {"enum": [s.value for s in Status]},
+    "created_after": _TIME,
+    "created_before": _TIME,
+    "from": _TIME,
+    "to": _TIME,
+    "after": {"type": "string", "pattern": f"^ev_{_ULID}$"},
+    "stuck": {"enum": ["true"]},
+}
+_ID_PREFIX = {
+    "transfers": "tr",
+    "webhook-endpoints": "we",
+    "api-keys": "ak",
+    "discrepancies": "dc",
+}
+
+
+def _constrain(schemas: JSON) -> None:
+    for schema in schemas.values():
+        for name, prop in schema.get("properties", {}).items():
+            if name in FIELDS and "$ref" not in prop and "anyOf" not in prop:
+                prop.clear()
+                prop.update(FIELDS[name])
+            elif name in FIELDS and "anyOf" in prop:  # optional: the constraint, or null
+                prop.pop("anyOf")
+                prop.update({"anyOf": [FIELDS[name], {"type": "null"}]})
+
+
+def _path_schema(route: Route, name: str) -> JSON:
+    if name == "id":
+        kind = route.path.split("/")[-2 if route.path.endswith("{id}") else -3]
+        prefix = _ID_PREFIX.get(kind)
+        if prefix is not None:
+            return {"type": "string", "pattern": f"^{prefix}_{_ULID}$"}
+        return _NAME
+    return _NAME
+
+
 def _errors(route: Route) -> dict[int, str]:
     """The error statuses a route can answer, with what they mean."""
     found = {
@@ -301,7 +379,8 @@ def document() -> JSON:
     _, components = msgspec.json.schema_components(
         body_types, ref_template="#/components/schemas/{name}"
     )
-    schemas = dict(components)
+    schemas = msgspec.json.decode(msgspec.json.encode(components))
+    _constrain(schemas)
     schemas.update(SCHEMAS)
     paths: JSON = {}
     for route in ROUTES:
@@ -313,11 +392,12 @@ def document() -> JSON:
         }
         for name in re.findall(r"{(\w+)}", route.path):
             operation["parameters"].append(
-                {"name": name, "in": "path", "required": True, "schema": _STRING}
+                {"name": name, "in": "path", "required": True, "schema": _path_schema(route, name)}
             )
         for name, kind in route.query:
+            schema = PARAMETERS.get(name, {"type": kind})
             operation["parameters"].append(
-                {"name": name, "in": "query", "required": False, "schema": {"type": kind}}
+                {"name": name, "in": "query", "required": False, "schema": schema}
             )
         operation["parameters"].append(
             {"name": "X-Request-Id", "in": "header", "required": False, "schema": _STRING}
