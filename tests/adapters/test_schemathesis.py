@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -68,7 +69,7 @@ def new_key(data_dir: Path, role: str, client: str | None) -> str:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> tuple[Serve, dict[str, str]]:
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Serve, dict[str, str]]]:
     root = tmp_path_factory.mktemp("schemathesis")
     data_dir = root / "data"
     assert cli("migrate", "--data-dir", str(data_dir)).returncode == 0
