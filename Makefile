@@ -50,6 +50,7 @@ test: lint
 bench: $(STAMP)
 	$(BIN)/stablerail bench store
 	$(BIN)/stablerail bench lifecycle
+	$(BIN)/stablerail bench api
 
 # Longer randomized runs than make test: hypothesis with 2,000 examples per property, then
 # 2,000 swarm seeds of the simulated world (seeds 1000.., beyond the 200 make test runs).

@@ -31,7 +31,6 @@ import json
 import os
 import signal
 import socket
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -252,14 +251,12 @@ def bench_api(
     warmup_s: float = 0.5,
     progress: bool = False,
 ) -> ApiReport:
-    from adapters.clock import SystemClock
-    from adapters.main import create_key
-    from store.store import migrate_data_dir
+    from adapters.main import create_key, migrate, transfer_counts
 
     with tempfile.TemporaryDirectory(prefix="stablerail-bench-api-") as tmp:
         root = Path(tmp)
         data = root / "data"
-        asyncio.run(migrate_data_dir(data, SystemClock()))
+        asyncio.run(migrate(data))
         operator = asyncio.run(create_key(data, client=None, role=Role.OPERATOR, user="bench"))[1]
         names = [f"bench{i}" for i in range(clients)]
         keys = [
@@ -300,7 +297,7 @@ def bench_api(
                 server_exit = server.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 server_exit = -1
-        journaled, reconciled = _count(data)
+        journaled, reconciled = asyncio.run(transfer_counts(data))
     errors: dict[str, int] = {}
     for r in api_rounds:
         for code, count in r.errors.items():
@@ -327,17 +324,6 @@ def bench_api(
         api_rounds=[round(r.per_s, 1) for r in api_rounds],
         echo_rounds=[round(r.per_s, 1) for r in echo_rounds],
     )
-
-
-def _count(data: Path) -> tuple[int, int]:
-    from store.schema import db_path
-
-    with contextlib.closing(sqlite3.connect(db_path(data))) as db:
-        total = db.execute("SELECT count(*) FROM transactions").fetchone()[0]
-        done = db.execute(
-            "SELECT count(*) FROM transactions WHERE status = 'RECONCILED'"
-        ).fetchone()
-    return int(total), int(done[0])
 
 
 def main(argv: list[str] | None = None) -> int:

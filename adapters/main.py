@@ -65,7 +65,7 @@ from sim.instant import DigestCustody, decode_digest
 from sim.providers import BANK, OFFRAMP
 from sim.world import SimRails, block_time_s, deposit_command, statement_import, statement_poll_s
 from store import service as tables
-from store.store import Store
+from store.store import Store, migrate_data_dir
 
 
 class StoreOutbox:
@@ -449,6 +449,17 @@ async def _until_signalled() -> None:
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async for _ in signals:
             return
+
+
+async def migrate(data_dir: Path) -> None:
+    await migrate_data_dir(data_dir, SystemClock())
+
+
+async def transfer_counts(data_dir: Path) -> tuple[int, int]:
+    """How many transfers a (stopped) data dir holds, and how many of them are RECONCILED."""
+    async with Store.open(data_dir, clock=SystemClock()) as store:
+        counts = await tables.status_counts(store.reader)
+    return sum(counts.values()), counts.get("RECONCILED", 0)
 
 
 def mint_key(

@@ -40,6 +40,23 @@ def _us_required(text: str) -> int:
     return queries.parse_rfc3339_us(text)
 
 
+def _where(*conditions: tuple[str, Any]) -> tuple[str, list[Any]]:
+    """A WHERE clause of the conditions whose value is not None, and their parameters (a tuple
+    value fills as many placeholders as it has items)."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    for clause, value in conditions:
+        if value is None:
+            continue
+        clauses.append(clause)
+        params += list(value) if isinstance(value, tuple) else [value]
+    return (f" WHERE {' AND '.join(clauses)}" if clauses else ""), params
+
+
+def _us_text(us: int | None) -> str | None:
+    return rfc3339_us(us) if us is not None else None
+
+
 # --- API keys -------------------------------------------------------------------------------------
 
 _KEY_COLUMNS = "key_id, client_id, role, user_name, env, secret_sha256, created_at, revoked_at"
@@ -95,17 +112,10 @@ async def api_keys(
     ex: Executor, client_id: str | None, before: str | None, limit: int
 ) -> list[ApiKey]:
     """Keys newest first (ids are time-sortable), one client's or, for None, every key."""
-    where, args = ["1 = 1"], []
-    if client_id is not None:
-        where.append("client_id = ?")
-        args.append(client_id)
-    if before is not None:
-        where.append("key_id < ?")
-        args.append(before)
+    clause, params = _where(("client_id = ?", client_id), ("key_id < ?", before))
     rows = await ex.fetchall(
-        f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE {' AND '.join(where)}"
-        " ORDER BY key_id DESC LIMIT ?",
-        (*args, limit),
+        f"SELECT {_KEY_COLUMNS} FROM api_keys{clause} ORDER BY key_id DESC LIMIT ?",
+        (*params, limit),
     )
     return [_key(row) for row in rows]
 
@@ -120,24 +130,17 @@ async def api_key(ex: Executor, key_id: str) -> ApiKey | None:
 
 async def transfers(ex: Executor, query: TransferQuery) -> list[TransferState]:
     """Newest first, after the cursor; each folded from its journal stream."""
-    where: list[str] = []
-    params: list[Any] = []
-    if query.client_id is not None:
-        where.append("client_id = ?")
-        params.append(query.client_id)
-    if query.status is not None:
-        where.append("status = ?")
-        params.append(query.status)
-    if query.created_after is not None:
-        where.append("created_at > ?")
-        params.append(rfc3339_us(query.created_after))
-    if query.created_before is not None:
-        where.append("created_at < ?")
-        params.append(rfc3339_us(query.created_before))
-    if query.before is not None:
-        where.append("(created_at, transaction_id) < (?, ?)")
-        params += [rfc3339_us(query.before[0]), query.before[1]]
-    clause = f" WHERE {' AND '.join(where)}" if where else ""
+    before = query.before
+    clause, params = _where(
+        ("client_id = ?", query.client_id),
+        ("status = ?", query.status),
+        ("created_at > ?", _us_text(query.created_after)),
+        ("created_at < ?", _us_text(query.created_before)),
+        (
+            "(created_at, transaction_id) < (?, ?)",
+            (rfc3339_us(before[0]), before[1]) if before is not None else None,
+        ),
+    )
     rows = await ex.fetchall(
         f"SELECT transaction_id FROM transactions{clause}"
         " ORDER BY created_at DESC, transaction_id DESC LIMIT ?",
@@ -201,19 +204,13 @@ async def journal_page(
 ) -> list[Recorded]:
     """Journal rows newest first, filtered by stream (resource), event type (action) and the
     time they were recorded (from inclusive, to exclusive)."""
-    where: list[str] = []
-    params: list[Any] = []
-    for clause, value in (
+    clause, params = _where(
         ("stream_id = ?", resource),
         ("event_type = ?", action),
-        ("recorded_at >= ?", rfc3339_us(from_at) if from_at is not None else None),
-        ("recorded_at < ?", rfc3339_us(to_at) if to_at is not None else None),
+        ("recorded_at >= ?", _us_text(from_at)),
+        ("recorded_at < ?", _us_text(to_at)),
         ("seq < ?", before_seq),
-    ):
-        if value is not None:
-            where.append(clause)
-            params.append(value)
-    clause = f" WHERE {' AND '.join(where)}" if where else ""
+    )
     rows = await ex.fetchall(
         f"SELECT {journal.SELECT_COLUMNS} FROM journal{clause} ORDER BY seq DESC LIMIT ?",
         (*params, limit),
@@ -244,22 +241,17 @@ async def balances(ex: Executor, client_id: str) -> list[Balance]:
 
 
 async def ledger(ex: Executor, query: LedgerQuery) -> list[LedgerLine]:
-    where: list[str] = []
-    params: list[Any] = []
-    if query.client_id is not None:
+    client = query.client_id
+    clause, params = _where(
         # A client sees the lines on its own accounts.
-        where.append("account_id IN (?, ?)")
-        params += [f"client:{query.client_id}:available", f"client:{query.client_id}:held"]
-    if query.transfer_id is not None:
-        where.append("transaction_id = ?")
-        params.append(query.transfer_id)
-    if query.account is not None:
-        where.append("account_id = ?")
-        params.append(query.account)
-    if query.after is not None:
-        where.append("(journal_seq, leg) > (?, ?)")
-        params += list(query.after)
-    clause = f" WHERE {' AND '.join(where)}" if where else ""
+        (
+            "account_id IN (?, ?)",
+            (f"client:{client}:available", f"client:{client}:held") if client else None,
+        ),
+        ("transaction_id = ?", query.transfer_id),
+        ("account_id = ?", query.account),
+        ("(journal_seq, leg) > (?, ?)", tuple(query.after) if query.after else None),
+    )
     rows = await ex.fetchall(
         "SELECT journal_seq, leg, transaction_id, account_id, currency, debit_amount,"
         f" credit_amount, entry_type, effective_at FROM ledger_entries{clause}"

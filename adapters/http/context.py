@@ -5,7 +5,8 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import msgspec
 from aiohttp import web
@@ -19,6 +20,8 @@ from engine.ledger import is_name
 from engine.ports import Clock, Ids
 from engine.service import Service
 from engine.timefmt import parse_rfc3339
+
+T = TypeVar("T")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -98,6 +101,25 @@ def page_limit(request: web.Request) -> int:
     if not text.isdigit() or not 1 <= int(text) <= limits.page_limit_max:
         raise Problem.http("parameter_invalid", f"limit must be 1 to {limits.page_limit_max}")
     return int(text)
+
+
+def page_of(
+    found: Sequence[T],
+    limit: int,
+    render: Callable[[T], Any],
+    cursor: Callable[[T], tuple[Any, ...]],
+) -> web.Response:
+    """A keyset page from `limit + 1` rows: the first `limit`, and a cursor after the last of
+    them when the extra row shows there is more."""
+    page = found[:limit]
+    more = len(found) > limit
+    return json(
+        {
+            "data": [render(item) for item in page],
+            "next_cursor": encode_cursor(cursor(page[-1])) if more else None,
+            "has_more": more,
+        }
+    )
 
 
 def encode_cursor(value: tuple[Any, ...]) -> str:

@@ -12,9 +12,9 @@ from adapters.http.context import (
     authorize,
     client_scope,
     decode_cursor,
-    encode_cursor,
     json,
     page_limit,
+    page_of,
     service,
 )
 from adapters.http.problems import Problem
@@ -60,15 +60,7 @@ async def list_keys(request: web.Request) -> web.Response:
     cursor = request.query.get("cursor")
     before = decode_cursor(cursor, tuple[str])[0] if cursor else None
     found = await service(request).api_keys(client_scope(request, principal), before, limit + 1)
-    page = found[:limit]
-    more = len(found) > limit
-    return json(
-        {
-            "data": [render.api_key(k) for k in page],
-            "next_cursor": encode_cursor((page[-1].key_id,)) if more else None,
-            "has_more": more,
-        }
-    )
+    return page_of(found, limit, render.api_key, lambda k: (k.key_id,))
 
 
 async def revoke_key(request: web.Request) -> web.Response:

@@ -11,10 +11,10 @@ from adapters.http.context import (
     authorize,
     client_scope,
     decode_cursor,
-    encode_cursor,
     instant_param,
     json,
     page_limit,
+    page_of,
     raw_json,
     request_id,
     service,
@@ -171,16 +171,7 @@ async def list_transfers(request: web.Request) -> web.Response:
         limit=limit + 1,
     )
     found = await service(request).transfers(query)
-    page = found[:limit]
-    more = len(found) > limit
-    next_cursor = encode_cursor((page[-1].created_at, page[-1].transfer_id)) if more else None
-    return json(
-        {
-            "data": [render.transfer(s) for s in page],
-            "next_cursor": next_cursor,
-            "has_more": more,
-        }
-    )
+    return page_of(found, limit, render.transfer, lambda s: (s.created_at, s.transfer_id))
 
 
 async def transfer_events(request: web.Request) -> web.Response:
@@ -259,13 +250,4 @@ async def ledger_entries(request: web.Request) -> web.Response:
         limit=limit + 1,
     )
     found = await service(request).ledger(query)
-    page = found[:limit]
-    more = len(found) > limit
-    next_cursor = encode_cursor((page[-1].journal_seq, page[-1].leg)) if more else None
-    return json(
-        {
-            "data": [render.ledger_line(line) for line in page],
-            "next_cursor": next_cursor,
-            "has_more": more,
-        }
-    )
+    return page_of(found, limit, render.ledger_line, lambda line: (line.journal_seq, line.leg))

@@ -14,9 +14,9 @@ from adapters.http.context import (
     authorize,
     client_scope,
     decode_cursor,
-    encode_cursor,
     json,
     page_limit,
+    page_of,
     service,
 )
 from adapters.http.problems import Problem
@@ -94,19 +94,7 @@ async def deliveries(request: web.Request) -> web.Response:
     cursor = request.query.get("cursor")
     before = decode_cursor(cursor, tuple[int, str, int]) if cursor else None
     found = await service(request).attempts(endpoint.endpoint_id, before, limit + 1)
-    page = found[:limit]
-    more = len(found) > limit
-    last = page[-1] if page else None
-    next_cursor = (
-        encode_cursor((last.attempted_at, last.event_id, last.attempt)) if more and last else None
-    )
-    return json(
-        {
-            "data": [render.attempt(a) for a in page],
-            "next_cursor": next_cursor,
-            "has_more": more,
-        }
-    )
+    return page_of(found, limit, render.attempt, lambda a: (a.attempted_at, a.event_id, a.attempt))
 
 
 async def events(request: web.Request) -> web.Response:
