@@ -16,7 +16,7 @@ from engine import commands as c
 from engine import effects as fx
 from engine import limits
 from engine.rails import PayoutRequest, QuoteRequest, RailError, SignRequest
-from engine.results import Result
+from engine.results import Result, as_failure
 from engine.states import Route
 from engine.transfer import TransferState
 
@@ -90,7 +90,10 @@ def _gave_up(state: TransferState, effect: fx.Effect, error: RailError) -> c.Tra
     hold, if any, is released); after that, money is in flight and nothing is given up: the stuck
     timer re-drives the effect later and alerts an operator."""
     if isinstance(effect, fx.RequestQuote | fx.SignTransaction) and effect_may_fail(state):
-        return c.FailTransfer(code=error.result.code, message=error.message)
+        # A code the transfer cannot end with would leave it waiting in its state for ever.
+        code = as_failure(error.result)
+        message = error.message if code is error.result else f"{error.result.code}: {error.message}"
+        return c.FailTransfer(code=code.code, message=message)
     return None
 
 

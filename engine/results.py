@@ -155,6 +155,17 @@ FAILURE_CODES = frozenset(
 )
 
 
+def as_failure(result: Result) -> Result:
+    """The failure code a transfer ends with when a rail refuses it for `result`: the result
+    itself if it is one, a corridor no provider serves as `corridor_unsupported`, and anything
+    else a provider says as `provider_unavailable` (the message keeps the original)."""
+    if result in FAILURE_CODES:
+        return result
+    if result in (Result.currency_pair_unsupported, Result.currency_unknown):
+        return Result.corridor_unsupported
+    return Result.provider_unavailable
+
+
 def first(*results: Result) -> Result:
     """The result with the highest precedence among several failed checks (ok if none failed)."""
     failed = [r for r in results if r is not Result.ok]

@@ -230,3 +230,9 @@ def test_sigkill_mid_traffic_loses_no_answered_transfer(tmp_path: Path) -> None:
         assert serve.stop(signal.SIGTERM) == 0, serve.log.read_text()[-3000:]
     checked = cli("verify", "--data-dir", str(data_dir))
     assert checked.returncode == 0, checked.stdout + checked.stderr
+    # No key's secret is in the server's log or anywhere in the data dir's files.
+    for key in (alice, oscar):
+        secret = key.rsplit("_", 1)[1].encode()
+        assert secret not in serve.log.read_bytes()
+        for file in data_dir.iterdir():
+            assert secret not in file.read_bytes(), file

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from engine.results import FAILURE_CODES, TRANSIENT, Result, first
+from engine.results import FAILURE_CODES, TRANSIENT, Result, as_failure, first
 
 
 def test_names_are_snake_case_and_unique() -> None:
@@ -54,3 +54,14 @@ def test_failure_codes_are_outcomes_not_request_shapes() -> None:
     assert Result.insufficient_funds in FAILURE_CODES
     assert Result.amount_malformed not in FAILURE_CODES
     assert Result.ok not in FAILURE_CODES
+
+
+def test_every_rail_refusal_maps_to_a_code_a_transfer_can_fail_with() -> None:
+    for result in Result:
+        if result is Result.ok:
+            continue
+        assert as_failure(result) in FAILURE_CODES, result
+    assert as_failure(Result.insufficient_funds) is Result.insufficient_funds
+    assert as_failure(Result.currency_pair_unsupported) is Result.corridor_unsupported
+    assert as_failure(Result.currency_unknown) is Result.corridor_unsupported
+    assert as_failure(Result.command_malformed) is Result.provider_unavailable

@@ -17,7 +17,7 @@ from adapters.http.openapi import document
 from adapters.http.routes import ROUTES, Route
 from engine import access
 from engine.access import Role
-from tests.adapters.http.conftest import Api, wallet_body
+from tests.adapters.http.conftest import CLABE, Api, wallet_body
 
 pytestmark = pytest.mark.anyio
 
@@ -256,6 +256,57 @@ async def test_a_refused_create_is_stored_as_422_with_its_transfer(api: Api) -> 
     assert transfer["failure"]["code"] == "insufficient_funds"
     again_status, again = await create(api, client="globex", amount="50.00", key=key)
     assert (again_status, again) == (status := 422, problem), again
+
+
+async def test_a_corridor_no_provider_serves_fails_at_once_with_a_code_it_can_end_with(
+    api: Api,
+) -> None:
+    """EURC to a Mexican bank account passes validation, but no quote provider serves the pair:
+    found by schemathesis, the transfer used to wait in CREATED for ever (the provider's
+    `currency_pair_unsupported` is not a code a transfer can fail with)."""
+    body = {
+        "source_currency": "EURC",
+        "target_currency": "MXN",
+        "amount": "10.00",
+        "destination": {"kind": "bank", "country": "MX", "clabe": CLABE, "name": "Ana"},
+    }
+    status, problem = await call(
+        api,
+        route("POST", "/v1/transfers"),
+        "/v1/transfers",
+        {**api.auth("acme", Role.INITIATOR), "Idempotency-Key": str(uuid.uuid4())},
+        body,
+    )
+    assert (status, problem["code"]) == (422, "corridor_unsupported"), problem
+    state = await api.node.transfer(problem["transfer_id"])
+    assert state is not None and state.status.value == "FAILED"
+    assert "currency_pair_unsupported" in (state.failure_message or "")
+
+
+async def test_pages_stay_stable_while_transfers_are_created(api: Api) -> None:
+    await api.fund("acme")
+    before = []
+    for _ in range(7):
+        status, body = await create(api, amount="1.00")
+        assert status == 201
+        before.append(body["id"])
+    lister = route("GET", "/v1/transfers")
+    viewer = api.auth("acme", Role.VIEWER)
+    seen: list[str] = []
+    path = "/v1/transfers?limit=3"
+    while True:
+        status, page = await call(api, lister, path, viewer)
+        assert status == 200
+        seen += [t["id"] for t in page["data"]]
+        # New transfers between pages land before the first page, never inside the walk.
+        status, _ = await create(api, amount="1.00")
+        assert status == 201
+        if not page["has_more"]:
+            break
+        path = f"/v1/transfers?limit=3&cursor={page['next_cursor']}"
+    assert seen == list(reversed(before))
+    status, body = await call(api, lister, "/v1/transfers?cursor=bm90LWEtY3Vyc29y", viewer)
+    assert (status, body["code"]) == (400, "cursor_invalid")
 
 
 async def test_service_endpoints(api: Api) -> None:
