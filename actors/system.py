@@ -115,8 +115,9 @@ class System:
     async def create_and_answer(
         self, command: CreateTransfer
     ) -> tuple[Result, str | None, TransferState | None]:
-        """As create_transfer, plus, when this request created the transfer, the state its
-        answer was rendered from."""
+        """As create_transfer, plus, when this request created the transfer and stored its
+        answer, the state that answer was rendered from (so `answer(state)` is the stored
+        answer, byte for byte)."""
         result = await self.registry.ask(
             command.transfer_id, command, request_id=command.request_id
         )
@@ -172,7 +173,9 @@ class System:
         assert state is not None, transfer_id
         status, body = self.answer(state)
         outcome = IdempotencyStatus.COMPLETED if status < 400 else IdempotencyStatus.FAILED
-        await self.ctx.journal.complete_key(client_id, key, outcome, status, body)
+        stored = await self.ctx.journal.complete_key(client_id, key, outcome, status, body)
+        if not isinstance(stored, Committed):
+            return None  # answered already (by recovery): the stored answer is the one to give
         return state
 
     async def issue_quote(

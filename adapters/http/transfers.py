@@ -139,6 +139,10 @@ async def create_transfer(request: web.Request) -> web.Response:
     created = await svc.create_transfer(command)
     if created.result is not Result.ok:
         raise Problem.of(created.result)
+    if created.holder == command.transfer_id and created.state is not None:
+        # This request created the transfer and stored the answer rendered from this state.
+        answer_status, answer_body = create_answer(created.state)
+        return raw_json(answer_body, answer_status)
     record = await svc.idempotency_record(principal.client_id, key)
     if record is None:
         raise Problem.of(Result.outcome_unknown, "retry with the same Idempotency-Key")
