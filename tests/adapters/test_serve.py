@@ -20,6 +20,12 @@ from typing import Any
 
 TERMINAL = {"RECONCILED", "FAILED", "CANCELLED", "EXPIRED"}
 WALLET = "0x90F8bf6A479f320ead074411a4B0e7944Ea8c9C1"
+ONE_DOLLAR = {
+    "source_currency": "USD",
+    "target_currency": "USDC",
+    "amount": "1.00",
+    "destination": {"kind": "wallet", "chain": "ethereum", "address": WALLET},
+}
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -173,12 +179,7 @@ def test_sigkill_mid_traffic_loses_no_answered_transfer(tmp_path: Path) -> None:
                     "POST",
                     "/v1/transfers",
                     alice,
-                    {
-                        "source_currency": "USD",
-                        "target_currency": "USDC",
-                        "amount": "1.00",
-                        "destination": {"kind": "wallet", "chain": "ethereum", "address": WALLET},
-                    },
+                    ONE_DOLLAR,
                     Idempotency_Key=key,
                 )
             except OSError:
@@ -217,12 +218,7 @@ def test_sigkill_mid_traffic_loses_no_answered_transfer(tmp_path: Path) -> None:
                 "POST",
                 "/v1/transfers",
                 alice,
-                {
-                    "source_currency": "USD",
-                    "target_currency": "USDC",
-                    "amount": "1.00",
-                    "destination": {"kind": "wallet", "chain": "ethereum", "address": WALLET},
-                },
+                ONE_DOLLAR,
                 Idempotency_Key=key,
             )
             assert status == 201 and body["id"] == tid
