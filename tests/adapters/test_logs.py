@@ -4,6 +4,7 @@ id above all), and never show a key's or a webhook secret's secret part, whereve
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Iterator
 
@@ -21,6 +22,7 @@ def default_sink() -> Iterator[None]:
     yield
     logger.remove()
     logger.add(sys.stderr)
+    logging.basicConfig(handlers=[], force=True)
 
 
 def test_a_line_is_json_with_its_context_and_no_secret(capsys: pytest.CaptureFixture[str]) -> None:
@@ -41,6 +43,23 @@ def test_a_line_is_json_with_its_context_and_no_secret(capsys: pytest.CaptureFix
     )
     assert first["header"].endswith("_[redacted]")
     assert "ab" * 32 not in second["exception"] and "ValueError" in second["exception"]
+
+
+def test_standard_library_records_become_json_lines_too(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    logs.configure("INFO")
+    try:
+        raise ValueError(f"bad header from {KEY}")
+    except ValueError:
+        logging.getLogger("aiohttp.server").exception("Error handling request")
+    (line,) = [json.loads(text) for text in capsys.readouterr().err.splitlines()]
+    assert (line["level"], line["logger"], line["message"]) == (
+        "ERROR",
+        "aiohttp.server",
+        "Error handling request",
+    )
+    assert "ValueError" in line["exception"] and "ab" * 32 not in line["exception"]
 
 
 def test_redact_keeps_what_identifies_and_drops_the_secret() -> None:
