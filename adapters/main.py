@@ -264,7 +264,9 @@ class Node:
 
     async def _bank_credit(self, raw: bytes) -> Result:
         """The bank's credit notice: its raw payload kept as evidence, then the deposit credited
-        (once per bank reference, however often the bank says it)."""
+        once per bank reference, as the bank first told it: a redelivery (or a later notice
+        under the same reference with other fields) credits nothing new, and one that follows a
+        crash between the evidence and the credit completes the credit."""
         try:
             notice = msgspec.json.decode(raw, type=bodies.BankCreditNotice)
         except msgspec.DecodeError:
@@ -272,29 +274,36 @@ class Node:
         booked = parse_rfc3339(notice.booked_at)
         if booked is None:
             return Result.command_malformed
-        command = c.CreditDeposit(
-            deposit_id=deposit_id_for(BANK, notice.reference, booked),
-            client_id=notice.client_id,
-            currency=notice.currency,
-            amount=notice.amount,
-            bank=BANK,
-            bank_reference=notice.reference,
+        told = {"client_id": notice.client_id, "amount": notice.amount, "currency": notice.currency}
+        checked = decide_deposit(
+            self._deposit(notice.reference, booked, told), self.store.clock.now_us()
         )
-        checked = decide_deposit(command, self.store.clock.now_us())
         if isinstance(checked, Result):
             return checked
-        await record_evidence(
+        evidence_id = await record_evidence(
             self.system.ctx,
             provider=BANK,
             event_type=matching.DEPOSIT_CREDIT,
             external_ref=notice.reference,
             occurred_at=booked,
             transfer_id=None,
-            normalized={"client_id": notice.client_id, "amount": notice.amount,
-                        "currency": notice.currency},
+            normalized=told,
             raw=raw,
-        )  # fmt: skip
-        return await self.system.credit_deposit(command)
+        )
+        first = await tables.evidence_facts(self.store.reader, evidence_id)
+        assert first is not None, evidence_id
+        return await self.system.credit_deposit(self._deposit(notice.reference, *first))
+
+    @staticmethod
+    def _deposit(reference: str, booked: int, told: dict[str, str]) -> c.CreditDeposit:
+        return c.CreditDeposit(
+            deposit_id=deposit_id_for(BANK, reference, booked),
+            client_id=told["client_id"],
+            currency=told["currency"],
+            amount=told["amount"],
+            bank=BANK,
+            bank_reference=reference,
+        )
 
     def metrics_snapshot(self) -> dict[str, float]:
         registry = self.system.registry

@@ -218,6 +218,17 @@ async def journal_page(
     return [queries.recorded(row) for row in rows]
 
 
+async def evidence_facts(ex: Executor, evidence_id: str) -> tuple[int, dict[str, str]] | None:
+    """When a stored piece of evidence says its fact happened, and its normalized fields."""
+    row = await ex.fetchone(
+        "SELECT occurred_at, normalized_data FROM external_events WHERE event_id = ?",
+        (evidence_id,),
+    )
+    if row is None:
+        return None
+    return _us_required(row[0]), msgspec.json.decode(row[1], type=dict[str, str])
+
+
 # --- money ----------------------------------------------------------------------------------------
 
 

@@ -72,6 +72,18 @@ async def test_a_bank_credit_is_credited_once_and_its_raw_payload_kept(api: Api)
     assert row is not None and row[1] == 1 and bytes(row[0]) == body
 
 
+async def test_a_later_notice_under_the_same_reference_credits_nothing_new(api: Api) -> None:
+    first = notice("SPEI-0009", amount="100.00")
+    status, _ = await post(api, "bank-sim", first, signed("bank-sim", first))
+    assert status == 202
+    other = json.dumps(
+        {**json.loads(notice("SPEI-0009", amount="900.00")), "booked_at": "2026-11-30T09:00:00Z"}
+    ).encode()
+    status, _ = await post(api, "bank-sim", other, signed("bank-sim", other))
+    assert status == 202
+    assert await usd_available(api) == "100.00"
+
+
 @pytest.mark.parametrize(
     ("case", "expected"),
     [
