@@ -46,6 +46,7 @@ from engine import commands as c
 from engine.access import ApiKey, Role
 from engine.funding import decide_deposit, deposit_id_for
 from engine.nonces import NonceBook
+from engine.ports import Clock, Ids
 from engine.quotes import Quote
 from engine.records import IdempotencyRecord, IdempotencyStatus, Recorded
 from engine.results import Result
@@ -80,7 +81,8 @@ class StoreOutbox:
 
     async def fan_out(self, now_us: int) -> int:
         added = await tables.fan_out(self.store, now_us)
-        self.backlog = await tables.backlog(self.store.reader)
+        if added or self.backlog:  # only a fan-out adds to it
+            self.backlog = await tables.backlog(self.store.reader)
         return added
 
     async def due_deliveries(self, now_us: int, limit: int) -> list[Delivery]:
@@ -129,9 +131,10 @@ class Node:
         return await tables.api_key(self.store.reader, key_id)
 
     async def create_api_key(self, client_id: str, role: Role, user: str) -> tuple[ApiKey, str]:
-        clock = self.store.clock
-        assert isinstance(clock, SystemClock)
-        key, text = mint_key(clock, client=client_id, role=role, user=user, env=self.env)
+        ctx = self.system.ctx
+        key, text = mint_key(
+            ctx.clock, ctx.ids, client=client_id, role=role, user=user, env=self.env
+        )
         await tables.insert_key(self.store, key)
         return key, text
 
@@ -485,11 +488,11 @@ async def transfer_counts(data_dir: Path) -> tuple[int, int]:
 
 
 def mint_key(
-    clock: SystemClock, *, client: str | None, role: Role, user: str, env: str
+    clock: Clock, ids: Ids, *, client: str | None, role: Role, user: str, env: str
 ) -> tuple[ApiKey, str]:
     """A new key: the record to store (its secret's sha256 only) and the key's text."""
     secret = os.urandom(access.SECRET_BYTES)
-    key_id = SystemIds(clock).new("ak")
+    key_id = ids.new("ak")
     text = access.format_key(env, key_id, secret)
     parsed = access.parse_key(text)
     assert parsed is not None
@@ -513,7 +516,7 @@ async def create_key(
     if why is not None:
         raise ValueError(why)
     clock = SystemClock()
-    key, text = mint_key(clock, client=client, role=role, user=user, env=env)
+    key, text = mint_key(clock, SystemIds(clock), client=client, role=role, user=user, env=env)
     async with Store.open(data_dir, clock=clock) as store:
         await tables.insert_key(store, key)
     return key, text

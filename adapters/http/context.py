@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import msgspec
@@ -16,6 +16,7 @@ from adapters.http.problems import Problem
 from adapters.http.render import encode
 from engine import access, limits
 from engine.access import Permission, Principal
+from engine.ids import is_id
 from engine.ledger import is_name
 from engine.ports import Clock, Ids
 from engine.service import Service
@@ -101,6 +102,24 @@ def page_limit(request: web.Request) -> int:
     if not text.isdigit() or not 1 <= int(text) <= limits.page_limit_max:
         raise Problem.http("parameter_invalid", f"limit must be 1 to {limits.page_limit_max}")
     return int(text)
+
+
+async def visible(
+    request: web.Request,
+    principal: Principal,
+    what: str,
+    prefix: str,
+    load: Callable[[str], Awaitable[T | None]],
+    owner: Callable[[T], str | None],
+) -> T:
+    """The object the path's `{id}` names, if this principal may see it. Another client's object
+    is the same 404 as a missing one (and so is an object with no client, for a client key)."""
+    object_id = request.match_info["id"]
+    found = await load(object_id) if is_id(object_id, prefix) else None
+    client_id = owner(found) if found is not None else None
+    if found is None or client_id is None or not principal.sees(client_id):
+        raise Problem.http("not_found", f"no {what} {object_id}")
+    return found
 
 
 def page_of(

@@ -16,19 +16,18 @@ from adapters.http.context import (
     page_limit,
     page_of,
     service,
+    visible,
 )
 from adapters.http.problems import Problem
 from engine import access
 from engine.access import ApiKey, Permission, Principal, Role
-from engine.ids import is_id
 
 
 async def _visible(request: web.Request, principal: Principal) -> ApiKey:
-    key_id = request.match_info["id"]
-    found = await service(request).api_key(key_id) if is_id(key_id, "ak") else None
-    if found is None or found.client_id is None or not principal.sees(found.client_id):
-        raise Problem.http("not_found", f"no API key {key_id}")
-    return found
+    # Staff keys (no client) are not managed over the API.
+    return await visible(
+        request, principal, "API key", "ak", service(request).api_key, lambda k: k.client_id
+    )
 
 
 async def _issue(request: web.Request, client_id: str, role: Role, user: str) -> web.Response:

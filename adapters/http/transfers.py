@@ -18,13 +18,13 @@ from adapters.http.context import (
     raw_json,
     request_id,
     service,
+    visible,
 )
 from adapters.http.problems import Problem
 from engine import commands as c
 from engine import money
 from engine.access import Permission, Principal
 from engine.hashing import request_hash
-from engine.ids import is_id
 from engine.records import IdempotencyRecord, IdempotencyStatus
 from engine.results import Result
 from engine.service import LedgerQuery, TransferQuery
@@ -49,11 +49,9 @@ def create_answer(state: TransferState) -> tuple[int, bytes]:
 
 
 async def _visible(request: web.Request, principal: Principal) -> TransferState:
-    transfer_id = request.match_info["id"]
-    state = await service(request).transfer(transfer_id) if is_id(transfer_id, "tr") else None
-    if state is None or not principal.sees(state.client_id):
-        raise Problem.http("not_found", f"no transfer {transfer_id}")
-    return state
+    return await visible(
+        request, principal, "transfer", "tr", service(request).transfer, lambda s: s.client_id
+    )
 
 
 # --- quotes ---------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from adapters.http.context import (
     page_limit,
     page_of,
     service,
+    visible,
 )
 from adapters.http.problems import Problem
 from adapters.http.urls import refusal
@@ -34,11 +35,10 @@ from engine.webhooks import (
 
 
 async def _visible(request: web.Request, principal: Principal) -> Endpoint:
-    endpoint_id = request.match_info["id"]
-    found = await service(request).endpoint(endpoint_id) if is_id(endpoint_id, "we") else None
-    if found is None or not principal.sees(found.client_id):
-        raise Problem.http("not_found", f"no webhook endpoint {endpoint_id}")
-    return found
+    return await visible(
+        request, principal, "webhook endpoint", "we", service(request).endpoint,
+        lambda e: e.client_id,
+    )  # fmt: skip
 
 
 async def create_endpoint(request: web.Request) -> web.Response:

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from adapters.clock import SystemClock
 from adapters.config import ServeConfig
 from adapters.main import Node, mint_key, running
 from engine import access
@@ -51,9 +50,8 @@ class Api:
         return {"Authorization": f"Bearer {self.keys[(client, role)]}"}
 
     async def add_key(self, client: str | None, role: Role, user: str) -> str:
-        clock = self.node.store.clock
-        assert isinstance(clock, SystemClock)
-        key, text = mint_key(clock, client=client, role=role, user=user, env="test")
+        ctx = self.node.system.ctx
+        key, text = mint_key(ctx.clock, ctx.ids, client=client, role=role, user=user, env="test")
         await tables.insert_key(self.node.store, key)
         return text
 
