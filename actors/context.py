@@ -32,6 +32,9 @@ class Policy:
     # reconciliation supervisors look for work that fell due.
     chain_poll_s: float = limits.chain_poll_s
     supervisor_poll_s: float = limits.timer_poll_s
+    # The policy rule set document (TOML or JSON) to bring into force at start; None: the
+    # journal's latest, or engine.policy's shipped default on a new data dir.
+    rules_document: bytes | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -21,10 +21,11 @@ from actors.context import Context
 from actors.reconciler import Reconciler
 from actors.registry import Registry
 from actors.retry import call_rail
+from actors.rules import RuleBook
 from actors.settlements import SettlementTracker
 from actors.timers import TimerSupervisor
 from actors.watch import StateWatch
-from engine import limits
+from engine import limits, policy
 from engine.commands import CreateTransfer, CreditDeposit
 from engine.destinations import CHAINS
 from engine.events import DepositCredited, QuoteIssued
@@ -34,7 +35,14 @@ from engine.rails import QuoteRequest, RailError
 from engine.records import Committed, IdempotencyStatus, Rejected
 from engine.results import Result
 from engine.states import TERMINAL, Status
-from engine.transfer import TransferState, decided, payout_chain
+from engine.transfer import (
+    TransferState,
+    check_create,
+    decided,
+    normalized_destination,
+    payout_chain,
+    policy_facts,
+)
 
 # How a service answers a create, from the transfer's state once its synchronous steps are
 # decided: (HTTP status, body). Stored under the idempotency key and replayed to retries.
@@ -80,6 +88,7 @@ class System:
         self.supervisors = Supervisors(ctx, self.registry)
         self.recovered = 0
         self.answer = answer
+        self.rules = RuleBook(ctx.journal, ctx.clock)
         self.ready = False
         self._tasks: TaskGroup | None = None
 
@@ -92,6 +101,7 @@ class System:
             self.ctx.nonces.open((chain, address), start, mine)
 
     async def run(self, *, task_status: TaskStatus[System] = anyio.TASK_STATUS_IGNORED) -> None:
+        await self.rules.open(self.ctx.policy.rules_document, by="system")
         await self.open_wallets()
         async with anyio.create_task_group() as tasks:
             self.registry.bind(tasks, self.supervisors)
@@ -117,7 +127,13 @@ class System:
     ) -> tuple[Result, str | None, TransferState | None]:
         """As create_transfer, plus, when this request created the transfer and stored its
         answer, the state that answer was rendered from (so `answer(state)` is the stored
-        answer, byte for byte)."""
+        answer, byte for byte). Policy decides every create here, whoever sends it."""
+        if check_create(command) is Result.ok:
+            decision = policy.evaluate(
+                self.rules.current, await self.facts(command), self.ctx.rails.quotes.corridors()
+            )
+            available = await self.ctx.journal.available(command.client_id, command.source_currency)
+            command = msgspec.structs.replace(command, policy=decision, available=available)
         result = await self.registry.ask(
             command.transfer_id, command, request_id=command.request_id
         )
@@ -131,6 +147,16 @@ class System:
             if record.status is IdempotencyStatus.IN_PROGRESS:
                 state = await self._answer(record.client_id, record.key, command.transfer_id)
         return result, holder, state
+
+    async def facts(self, command: CreateTransfer) -> policy.Facts:
+        """What policy needs to know about a well-formed create (check_create passed)."""
+        first_seen = None
+        if self.rules.current.reads_first_seen:
+            beneficiary = policy.beneficiary_key(normalized_destination(command.destination))
+            first_seen = await self.ctx.journal.beneficiary_first_seen(
+                command.client_id, beneficiary
+            )
+        return policy_facts(command, self.ctx.clock.now_us(), first_seen)
 
     async def answer_keys(self) -> int:
         """A create commits its transfer and claims its key in one commit; the key's answer is

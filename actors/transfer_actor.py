@@ -48,6 +48,8 @@ class TransferActor:
         # to (the quote, the funds lock, the broadcast...) are journaled under it too. A message
         # from a supervisor starts a chain of its own, with none.
         self.cause: str | None = None
+        # Why the store refused the last append (a rolling limit names itself here).
+        self.refusal: str | None = None
 
     async def run(self) -> None:
         """Serve messages and run effects until idle or terminal with nothing queued, then
@@ -133,7 +135,8 @@ class TransferActor:
                     # Someone else moved the stream (an operator, a second process during a
                     # failover): reload and decide again against what is durable.
                     self.state = await self.ctx.journal.transfer(self.transfer_id)
-                case Rejected(result=result):
+                case Rejected(result=result, detail=detail):
+                    self.refusal = detail
                     return result, ()
         return Result.version_conflict, ()
 
@@ -175,6 +178,10 @@ class TransferActor:
                 _, follow = await self.apply(
                     c.FailTransfer(code=result.code, message="available balance too low")
                 )
+                return follow
+            case c.LockFunds(), Result.limit_exceeded:
+                message = self.refusal or "a rolling limit of the client's policy is reached"
+                _, follow = await self.apply(c.FailTransfer(code=result.code, message=message))
                 return follow
             case ((c.LockFunds() | c.QuoteTransfer()), Result.quote_expired):
                 await self.requote()

@@ -12,7 +12,9 @@
     stablerail keys create --data-dir DIR [--client ID] --role ROLE --user NAME [--json]
                                                   an API key, printed once (only its hash is kept)
     stablerail serve --data-dir DIR [--host H] [--port P] [--rails sim|sim-instant] [--sim-speed X]
-                     [--config FILE]              the HTTP API, until SIGTERM
+                     [--policy FILE] [--config FILE]  the HTTP API, until SIGTERM
+    stablerail policy default                     print the shipped policy rule set (TOML)
+    stablerail policy check FILE                  check a rule set document (exit 1: its problems)
 
 Exit codes: 0 success; 1 verify found a problem; 2 the data dir or the arguments are unusable
 (with a one-line reason on stderr, never a traceback).
@@ -66,8 +68,16 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int)
     serve.add_argument("--rails", choices=RAILS)
     serve.add_argument("--sim-speed", type=float)
+    serve.add_argument(
+        "--policy", dest="policy_file", help="a policy rule set (TOML or JSON) to bring into force"
+    )
     serve.add_argument("--config", type=Path, help="a TOML file (see adapters/config.py)")
 
+    rules = commands.add_parser("policy", help="policy rule sets")
+    rule_commands = rules.add_subparsers(dest="policy_command", required=True, metavar="ACTION")
+    rule_commands.add_parser("default", help="print the shipped rule set (TOML)")
+    check = rule_commands.add_parser("check", help="check a rule set document (TOML or JSON)")
+    check.add_argument("file", type=Path)
     verify = commands.add_parser("verify", help="check a data dir end to end")
     verify.add_argument("--data-dir", type=Path, required=True)
     verify.add_argument("--json", action="store_true", help="print one JSON object")
@@ -166,10 +176,36 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _keys_create(args)
             case "serve":
                 return _serve(args)
+            case "policy":
+                return _policy(args)
     except (StoreOpenError, ConfigError) as e:
         print(f"stablerail: {e}", file=sys.stderr)
         return EXIT_UNUSABLE
     raise AssertionError(args.command)
+
+
+def _policy(args: argparse.Namespace) -> int:
+    from engine import policy
+
+    if args.policy_command == "default":
+        sys.stdout.write(policy.DEFAULT_DOCUMENT.decode())
+        return EXIT_OK
+    try:
+        document = args.file.read_bytes()
+    except OSError as e:
+        print(f"stablerail: cannot read {args.file}: {e.strerror}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    parsed = policy.parse_document(document)
+    compiled = parsed if isinstance(parsed, list) else policy.compile_rules(parsed, 1)
+    if isinstance(compiled, list):
+        for problem in compiled:
+            print(f"{args.file}: {problem}")
+        return EXIT_CHECK_FAILED
+    print(
+        f"{args.file}: {len(compiled.rules)} rules, {len(compiled.limits)} limits,"
+        f" digest {compiled.digest}"
+    )
+    return EXIT_OK
 
 
 def _keys_create(args: argparse.Namespace) -> int:
@@ -213,6 +249,7 @@ def _serve(args: argparse.Namespace) -> int:
             "port": args.port,
             "rails": args.rails,
             "sim_speed": args.sim_speed,
+            "policy_file": args.policy_file,
         },
         args.config,
     )

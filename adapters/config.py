@@ -17,9 +17,13 @@ then command-line flags, each overriding the one before.
     [inbound.secrets]            # POST /v1/inbound/{provider}: each provider's signing secret;
     "bitso-sim" = "whsec_..."    # a provider without one is not accepted
 
+    [policy]
+    file = "rules.toml"   # the policy rule set to bring into force at start (engine.policy);
+                          # absent: the data dir's latest, or the shipped default
+
 Environment: STABLERAIL_HOST, STABLERAIL_PORT, STABLERAIL_DATA_DIR, STABLERAIL_SIM_SPEED,
 STABLERAIL_SIM_SEED, STABLERAIL_WEBHOOKS_ALLOW_PRIVATE (1/true/yes), STABLERAIL_LOG_LEVEL,
-STABLERAIL_INBOUND_SECRETS ("provider=whsec_...,provider=whsec_...").
+STABLERAIL_INBOUND_SECRETS ("provider=whsec_...,provider=whsec_..."), STABLERAIL_POLICY_FILE.
 
 `sim-instant` rails are for benchmarks (`stablerail bench api`): the simulated world answers at
 once, lives in memory only and its custody signs with a digest (sim.instant). Because a restart
@@ -35,6 +39,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from engine import policy
 from engine.webhooks import valid_secret
 
 
@@ -55,6 +60,8 @@ class ServeConfig:
     log_level: str = "INFO"
     # (provider, whsec_ secret) for signed inbound webhooks.
     inbound_secrets: tuple[tuple[str, str], ...] = ()
+    # The policy rule set document (read and checked at load), or None.
+    policy_document: bytes | None = None
 
 
 RAILS = ("sim", "sim-instant")
@@ -88,6 +95,8 @@ def _from_file(path: Path) -> dict[str, Any]:
     rails = raw.get("rails", {})
     webhooks = raw.get("webhooks", {})
     found: dict[str, Any] = {}
+    if "file" in raw.get("policy", {}):
+        found["policy_file"] = raw["policy"]["file"]
     secrets = raw.get("inbound", {}).get("secrets")
     if secrets is not None:
         if not isinstance(secrets, dict) or not all(isinstance(v, str) for v in secrets.values()):
@@ -116,6 +125,7 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
         ("sim_speed", "STABLERAIL_SIM_SPEED"),
         ("sim_seed", "STABLERAIL_SIM_SEED"),
         ("log_level", "STABLERAIL_LOG_LEVEL"),
+        ("policy_file", "STABLERAIL_POLICY_FILE"),
     ):
         if var in env:
             found[key] = env[var]
@@ -160,7 +170,9 @@ def load(
                 f"inbound secret for {provider or '(no provider)'}: a whsec_ secret of at least"
                 " 16 bytes, base64"
             )
+    policy_file = values.get("policy_file")
     return ServeConfig(
+        policy_document=_policy(Path(policy_file)) if policy_file else None,
         inbound_secrets=secrets,
         data_dir=Path(values.get("data_dir", "data")),
         host=str(values.get("host", "127.0.0.1")),
@@ -172,3 +184,16 @@ def load(
         webhooks_allow_private=bool(allow),
         log_level=str(values.get("log_level", "INFO")).upper(),
     )
+
+
+def _policy(path: Path) -> bytes:
+    """The rule set document at `path`, checked whole (a bad one stops the start, naming why)."""
+    try:
+        document = path.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"cannot read the policy file {path}: {e.strerror}") from None
+    parsed = policy.parse_document(document)
+    problems = parsed if isinstance(parsed, list) else policy.compile_rules(parsed, 1)
+    if isinstance(problems, list):
+        raise ConfigError(f"policy file {path}: " + "; ".join(problems))
+    return document

@@ -41,11 +41,13 @@ from adapters.http.context import HttpConfig
 from adapters.http.metrics import Metrics
 from adapters.http.transfers import create_answer
 from adapters.webhook_sender import HttpSender
-from engine import access, limits, matching
+from engine import access, limits, matching, policy
 from engine import commands as c
 from engine.access import ApiKey, Role
+from engine.events import RuleSetLoaded
 from engine.funding import decide_deposit, deposit_id_for
 from engine.nonces import NonceBook
+from engine.policy import Explained, RuleSet
 from engine.ports import Clock, Ids
 from engine.quotes import Quote
 from engine.records import IdempotencyRecord, IdempotencyStatus, Recorded
@@ -257,6 +259,21 @@ class Node:
     async def status_counts(self) -> dict[str, int]:
         return await tables.status_counts(self.store.reader)
 
+    # --- policy -----------------------------------------------------------------------------------
+    def rules_in_force(self) -> RuleSetLoaded:
+        return self.system.rules.history[-1]
+
+    def rules_version(self, version: int) -> RuleSetLoaded | None:
+        return self.system.rules.version(version)
+
+    async def load_rules(self, document: bytes, by: str, reason: str) -> RuleSet | list[str]:
+        return await self.system.rules.load(document, by, reason)
+
+    async def explain_policy(self, command: c.CreateTransfer) -> Explained:
+        facts = await self.system.facts(command)
+        served = self.system.ctx.rails.quotes.corridors()
+        return policy.explain(self.system.rules.current, facts, served)
+
     async def inbound(self, provider: str, raw: bytes) -> Result:
         if provider == OFFRAMP:
             understood = await self.system.supervisors.settlements.on_webhook(raw)
@@ -400,6 +417,7 @@ async def running(config: ServeConfig) -> AsyncIterator[tuple[Node, web.Applicat
             policy=Policy(
                 chain_poll_s=block_time_s / speed,
                 supervisor_poll_s=min(limits.timer_poll_s, 1 / speed),
+                rules_document=config.policy_document,
             ),
         )
         system = System(ctx, answer=create_answer)

@@ -51,6 +51,8 @@ class Permission(enum.StrEnum):
     AUDIT = "audit"
     # Create, list, revoke and rotate client API keys (a client admin: its own client's).
     KEYS = "keys"
+    # Read the policy rule set (any version) and dry-run it.
+    POLICY = "policy"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -58,8 +60,10 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.INITIATOR: frozenset({Permission.READ, Permission.INITIATE}),
     Role.APPROVER: frozenset({Permission.READ, Permission.APPROVE}),
     Role.ADMIN: frozenset({Permission.READ, Permission.MANAGE, Permission.KEYS}),
-    Role.OPERATOR: frozenset({Permission.READ, Permission.OPERATE, Permission.KEYS}),
-    Role.AUDITOR: frozenset({Permission.READ, Permission.AUDIT}),
+    Role.OPERATOR: frozenset(
+        {Permission.READ, Permission.OPERATE, Permission.KEYS, Permission.POLICY}
+    ),
+    Role.AUDITOR: frozenset({Permission.READ, Permission.AUDIT, Permission.POLICY}),
 }
 assert set(ROLE_PERMISSIONS) == set(Role)
 

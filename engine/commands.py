@@ -13,6 +13,7 @@ import msgspec
 
 from engine.chain import SignedTx
 from engine.destinations import Destination
+from engine.policy import PolicyDecision
 from engine.quotes import Quote
 
 
@@ -32,8 +33,13 @@ class CreateTransfer(_Command, tag="CreateTransfer", frozen=True, kw_only=True):
     destination: Destination
     reference: str | None = None
     metadata: dict[str, str] = {}
-    # Decided by the control plane (policy) before the command reaches the engine.
-    approvals_required: int = 0
+    # Decided by the control plane (engine.policy.evaluate) before the command reaches the
+    # transfer; a create without one is refused (policy_missing): nothing bypasses policy.
+    policy: PolicyDecision | None = None
+    # The client's available balance in the source currency when the create arrived (read by the
+    # runtime; None: not read). A transfer it cannot cover is refused at once, before policy and
+    # before any approver spends time on it; the funds lock stays the check that decides.
+    available: int | None = None
     quote_id: str | None = None
     request_id: str | None = None
 

@@ -15,6 +15,7 @@ import msgspec
 from engine.chain import SignedTx
 from engine.destinations import Destination
 from engine.ledger import Entries
+from engine.policy import LimitCheck, PolicyDecision
 from engine.quotes import Quote
 from engine.states import Route
 
@@ -42,6 +43,8 @@ class TransferCreated(_Event, tag="TransferCreated", frozen=True, kw_only=True):
     approvals_required: int = 0
     requested_quote_id: str | None = None
     request_id: str | None = None
+    # The policy decision: which rule of which rule set version decided (None before policy).
+    policy: PolicyDecision | None = None
 
 
 class ApprovalGranted(_Event, tag="ApprovalGranted", frozen=True, kw_only=True):
@@ -59,6 +62,11 @@ class QuoteCaptured(_Event, tag="QuoteCaptured", frozen=True, kw_only=True):
 
 class FundsLocked(_Event, tag="FundsLocked", frozen=True, kw_only=True):
     entries: Entries
+    # The rolling limits this hold had to fit (the store checks them in the hold's commit), with
+    # the USD-equivalent amount and the beneficiary they count.
+    limits: tuple[LimitCheck, ...] = ()
+    usd_amount: int = 0
+    beneficiary: str = ""
 
 
 class OnChainSubmitted(_Event, tag="OnChainSubmitted", frozen=True, kw_only=True):
@@ -212,8 +220,30 @@ class EvidenceRecorded(_Event, tag="EvidenceRecorded", frozen=True, kw_only=True
     raw_sha256: str
 
 
+# --- The policy stream ("policy"): every rule set in force, whole, in order ---------------------
+
+
+class RuleSetLoaded(_Event, tag="RuleSetLoaded", frozen=True, kw_only=True):
+    """A rule set came into force. `document` is its canonical JSON (engine.policy.canonical),
+    so the journal alone says which rules decided any transfer; `version` is the stream version."""
+
+    version: int
+    digest: str
+    document: str
+    by: str
+    reason: str = ""
+
+
+POLICY_STREAM = "policy"
+
 Event = (
-    TransferEvent | DepositCredited | TreasuryFunded | AlertRaised | QuoteIssued | EvidenceRecorded
+    TransferEvent
+    | DepositCredited
+    | TreasuryFunded
+    | AlertRaised
+    | QuoteIssued
+    | EvidenceRecorded
+    | RuleSetLoaded
 )
 
 _TAGS: dict[type, str] = {t: t.__struct_config__.tag for t in Event.__args__}

@@ -29,8 +29,16 @@ stream_id_length_max = 64
 # Idempotency keys are kept at least this long (API.md: "kept at least 24 h"; Series 4: 24-48 h).
 idempotency_key_ttl_us = 48 * 3600 * 1_000_000
 
-# Approvals wait this long in CREATED before the transfer expires.
+# Approvals wait this long in CREATED before the transfer expires. A policy rule requires at most
+# this many distinct approvers.
 approval_ttl_us = 24 * 3600 * 1_000_000
+approvals_required_max = 5
+
+# Policy: a rule set holds at most this many rules and rolling limits; a rolling window spans at
+# most this many hours.
+policy_rules_max = 200
+policy_limits_max = 50
+policy_window_hours_max = 31 * 24
 
 # Chain. A confirmation needs this many blocks on top of the one holding the transaction.
 confirmations_required = 12

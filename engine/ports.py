@@ -14,7 +14,7 @@ from typing import Protocol
 from engine.chain import SignedTx
 from engine.events import Event, EvidenceRecorded
 from engine.quotes import Quote
-from engine.records import ClaimKey, IdempotencyRecord, IdempotencyStatus, Outcome
+from engine.records import ClaimKey, IdempotencyRecord, IdempotencyStatus, Outcome, Recorded
 from engine.timers import DueTimer
 from engine.transfer import TransferState
 
@@ -80,5 +80,17 @@ class Journal(Protocol):
     def quote(self, quote_id: str) -> Awaitable[tuple[str | None, Quote] | None]: ...
 
     def signed_transactions(self) -> Awaitable[list[SignedTx]]: ...
+
+    def stream(self, stream_id: str) -> Awaitable[list[Recorded]]:
+        """Every record of a stream, in version order."""
+        ...
+
+    def available(self, client_id: str, currency: str) -> Awaitable[int]:
+        """The client's available balance in `currency` (advisory: the lock decides)."""
+        ...
+
+    def beneficiary_first_seen(self, client_id: str, beneficiary: str) -> Awaitable[int | None]:
+        """When the client first sent a transfer to this beneficiary key (None: never)."""
+        ...
 
     def expire_idempotency_keys(self, now_us: int) -> Awaitable[int]: ...

@@ -124,6 +124,11 @@ class BankCredit(msgspec.Struct, frozen=True, kw_only=True):
 class QuoteSource(Protocol):
     def quote(self, request: QuoteRequest) -> Awaitable[Quote]: ...
 
+    def corridors(self) -> frozenset[str]:
+        """The corridors ("USD-MXN", engine.policy.corridor_id) some provider prices: what
+        execution can do, which policy checks every new transfer against."""
+        ...
+
 
 class Custody(Protocol):
     def address(self, chain: str) -> str: ...

@@ -38,6 +38,9 @@ class Result(enum.IntEnum):
     metadata_invalid = enum.auto()
     rate_malformed = enum.auto()
     failure_code_invalid = enum.auto()
+    # A create reached the transfer without a policy decision (a bug upstream: nothing may
+    # bypass policy).
+    policy_missing = enum.auto()
 
     # Identity, idempotency and optimistic concurrency.
     transfer_not_found = enum.auto()

@@ -15,6 +15,8 @@ import msgspec
 
 from engine import commands as c
 from engine.access import ApiKey, Role
+from engine.events import RuleSetLoaded
+from engine.policy import Explained, RuleSet
 from engine.quotes import Quote
 from engine.records import IdempotencyRecord, IdempotencyStatus, Recorded
 from engine.results import Result
@@ -192,3 +194,16 @@ class Service(Protocol):
     def status_counts(self) -> Awaitable[dict[str, int]]: ...
 
     def metrics_snapshot(self) -> dict[str, float]: ...
+
+    # --- policy ---------------------------------------------------------------------------------
+    def rules_in_force(self) -> RuleSetLoaded: ...
+
+    def rules_version(self, version: int) -> RuleSetLoaded | None: ...
+
+    def load_rules(self, document: bytes, by: str, reason: str) -> Awaitable[RuleSet | list[str]]:
+        """Bring a rule set document into force (journaled); its problems if it cannot be."""
+        ...
+
+    def explain_policy(self, command: c.CreateTransfer) -> Awaitable[Explained]:
+        """Which rule a well-formed create would match now (a dry run: nothing stored)."""
+        ...

@@ -103,6 +103,8 @@ ROUTE_PATHS: dict[Route, tuple[Status, ...]] = {
 HOLDING = frozenset({S.FUNDS_LOCKED, S.SENT_ON_CHAIN})
 # Where a client may still cancel: nothing has left the platform.
 CANCELLABLE = frozenset({S.CREATED, S.QUOTED, S.FUNDS_LOCKED})
+# Funds held or paid out (not released): what a rolling policy limit counts.
+SPENDING = HOLDING | frozenset({S.CONFIRMED, S.FIAT_SETTLED, S.RECONCILED})
 
 
 def next_status(route: Route, status: Status | None, event_type: str) -> Status | None:

@@ -15,11 +15,12 @@ import re
 
 import msgspec
 
-from engine import chain, destinations, invariants, ledger, limits, money, quotes
+from engine import chain, destinations, invariants, ledger, limits, money, policy, quotes
 from engine import commands as c
 from engine import effects as fx
 from engine import events as ev
 from engine.ids import is_id
+from engine.policy import PolicyDecision
 from engine.results import FAILURE_CODES, Result
 from engine.states import CANCELLABLE, HOLDING, TERMINAL, Route, Status, next_status
 
@@ -30,7 +31,6 @@ _REQUEST_HASH = re.compile(r"[0-9a-f]{64}")
 _METADATA_KEY = re.compile(r"[A-Za-z0-9_.-]{1,40}")
 _TRADE_ID_LENGTH_MAX = 128
 _REASON_LENGTH_MAX = 500
-approvals_required_max = 5
 
 
 class TransferState(msgspec.Struct, frozen=True, kw_only=True):
@@ -49,6 +49,8 @@ class TransferState(msgspec.Struct, frozen=True, kw_only=True):
     reference: str | None
     metadata: dict[str, str]
     approvals_required: int
+    # The policy decision the transfer was created under (None: created before policy existed).
+    policy: PolicyDecision | None = None
     approved_by: tuple[str, ...] = ()
     rejected_by: str | None = None
     requested_quote_id: str | None = None
@@ -163,6 +165,7 @@ def evolve(state: TransferState | None, event: ev.TransferEvent) -> TransferStat
             reference=event.reference,
             metadata=event.metadata,
             approvals_required=event.approvals_required,
+            policy=event.policy,
             requested_quote_id=event.requested_quote_id,
             created_at=event.at,
             updated_at=event.at,
@@ -412,65 +415,121 @@ def check_corridor(
     return Result.ok
 
 
-def _create(cmd: c.CreateTransfer, now: int) -> Decision:
+def check_create(cmd: c.CreateTransfer) -> Result:
+    """The create's validation ladder, short of policy: what the API checks before anything is
+    stored (a malformed request leaves no trace), and `decide` again before the transfer exists."""
     if not is_id(cmd.transfer_id, "tr"):
-        return _reject(Result.command_malformed)
+        return Result.command_malformed
     if _REQUEST_HASH.fullmatch(cmd.request_hash) is None:
-        return _reject(Result.command_malformed)
+        return Result.command_malformed
     if cmd.quote_id is not None and not is_id(cmd.quote_id, "qt"):
-        return _reject(Result.command_malformed)
-    if not 0 <= cmd.approvals_required <= approvals_required_max:
-        return _reject(Result.command_malformed)
+        return Result.command_malformed
     if not ledger.is_name(cmd.client_id):
-        return _reject(Result.client_id_invalid)
+        return Result.client_id_invalid
     if not is_user(cmd.initiator):
-        return _reject(Result.user_invalid)
+        return Result.user_invalid
     if (key_result := check_idempotency_key(cmd.idempotency_key)) is not Result.ok:
-        return _reject(key_result)
+        return key_result
     source = money.asset(cmd.source_currency)
     target = money.asset(cmd.target_currency)
     if source is None or target is None:
-        return _reject(Result.currency_unknown)
+        return Result.currency_unknown
     amount = money.parse_amount(cmd.amount, source)
     if isinstance(amount, Result):
-        return _reject(amount)
+        return amount
     if amount == 0:
-        return _reject(Result.amount_must_be_positive)
+        return Result.amount_must_be_positive
     if (dest_result := destinations.check_destination(cmd.destination)) is not Result.ok:
-        return _reject(dest_result)
+        return dest_result
     if (corridor := check_corridor(source, target, cmd.destination)) is not Result.ok:
-        return _reject(corridor)
+        return corridor
     if not _text_ok(cmd.reference, limits.reference_length_max):
-        return _reject(Result.reference_invalid)
+        return Result.reference_invalid
     if (meta_result := check_metadata(cmd.metadata)) is not Result.ok:
-        return _reject(meta_result)
-    # After this point the transfer is created.
-    destination = cmd.destination
+        return meta_result
+    return Result.ok
+
+
+def normalized_destination(destination: destinations.Destination) -> destinations.Destination:
     if isinstance(destination, destinations.WalletDestination):
-        destination = destinations.WalletDestination(
+        return destinations.WalletDestination(
             chain=destination.chain, address=destinations.normalize_address(destination.address)
         )
-    return _accept(
-        None,
-        ev.TransferCreated(
-            at=now,
-            transfer_id=cmd.transfer_id,
-            client_id=cmd.client_id,
-            initiator=cmd.initiator,
-            idempotency_key=cmd.idempotency_key,
-            request_hash=cmd.request_hash,
-            source_currency=source.code,
-            target_currency=target.code,
-            amount=amount,
-            destination=destination,
-            route=destinations.route_of(destination),
-            reference=cmd.reference,
-            metadata=dict(cmd.metadata),
-            approvals_required=cmd.approvals_required,
-            requested_quote_id=cmd.quote_id,
-            request_id=cmd.request_id,
-        ),
+    return destination
+
+
+def policy_facts(cmd: c.CreateTransfer, at: int, first_seen: int | None) -> policy.Facts:
+    """What policy judges of a well-formed create (check_create passed)."""
+    source = money.asset(cmd.source_currency)
+    assert source is not None
+    amount = money.parse_amount(cmd.amount, source)
+    assert isinstance(amount, int)
+    return policy.Facts(
+        client_id=cmd.client_id,
+        initiator=cmd.initiator,
+        source_currency=cmd.source_currency,
+        target_currency=cmd.target_currency,
+        destination=normalized_destination(cmd.destination),
+        amount=amount,
+        at=at,
+        beneficiary_first_seen=first_seen,
     )
+
+
+def _create(cmd: c.CreateTransfer, now: int) -> Decision:
+    if (checked := check_create(cmd)) is not Result.ok:
+        return _reject(checked)
+    decision = cmd.policy
+    if decision is None:
+        return _reject(Result.policy_missing)
+    if policy.decision_problem(decision) is not None:
+        return _reject(Result.command_malformed)
+    # After this point the transfer is created (and, if policy blocks it, failed at once).
+    source = money.asset(cmd.source_currency)
+    assert source is not None
+    amount = money.parse_amount(cmd.amount, source)
+    assert isinstance(amount, int)
+    destination = normalized_destination(cmd.destination)
+    created = ev.TransferCreated(
+        at=now,
+        transfer_id=cmd.transfer_id,
+        client_id=cmd.client_id,
+        initiator=cmd.initiator,
+        idempotency_key=cmd.idempotency_key,
+        request_hash=cmd.request_hash,
+        source_currency=source.code,
+        target_currency=cmd.target_currency,
+        amount=amount,
+        destination=destination,
+        route=destinations.route_of(destination),
+        reference=cmd.reference,
+        metadata=dict(cmd.metadata),
+        approvals_required=decision.approvals_required,
+        requested_quote_id=cmd.quote_id,
+        request_id=cmd.request_id,
+        policy=decision,
+    )
+    # Refusals at creation, in order: a corridor nothing can execute; funds the client does not
+    # have (no approver is asked about a transfer that cannot be funded); then policy's rules.
+    rule = f"policy rule {decision.rule_id} (rule set version {decision.version})"
+    if decision.rule_id == policy.NO_PROVIDER:
+        corridor = policy.corridor_id(source.code, cmd.target_currency)
+        message = f"no provider serves the corridor {corridor}; {rule}"
+        refusal = ev.TransferFailed(at=now, code=Result.corridor_unsupported.code, message=message)
+    elif cmd.available is not None and amount > cmd.available:
+        balance = money.format_amount(max(cmd.available, 0), source)
+        refusal = ev.TransferFailed(
+            at=now,
+            code=Result.insufficient_funds.code,
+            message=f"available balance {balance} {source.code} at creation",
+        )
+    elif decision.action is policy.Action.BLOCK:
+        assert decision.code is not None
+        refusal = ev.TransferFailed(at=now, code=decision.code, message=rule)
+    else:
+        return _accept(None, created)
+    # Refused at creation: kept, FAILED, for audit; nobody is asked to approve it.
+    return _accept(None, msgspec.structs.replace(created, approvals_required=0), refusal)
 
 
 def _quote(state: TransferState, cmd: c.QuoteTransfer, now: int) -> Decision:
@@ -518,7 +577,19 @@ def _lock(state: TransferState, now: int) -> Decision:
     if state.quote.expires_at <= now:
         return _reject(Result.quote_expired)
     entries = ledger.hold(state.client_id, state.source_currency, state.amount)
-    return _accept(state, ev.FundsLocked(at=now, entries=entries))
+    decision = state.policy
+    if decision is None:
+        return _accept(state, ev.FundsLocked(at=now, entries=entries))
+    return _accept(
+        state,
+        ev.FundsLocked(
+            at=now,
+            entries=entries,
+            limits=decision.limits,
+            usd_amount=decision.usd_amount,
+            beneficiary=decision.beneficiary,
+        ),
+    )
 
 
 def _submit(state: TransferState, cmd: c.SubmitOnChain, now: int) -> Decision:

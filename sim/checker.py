@@ -25,6 +25,7 @@ from engine.records import (
     IdempotencyRecord,
     IdempotencyStatus,
     Outcome,
+    Recorded,
 )
 from engine.states import TERMINAL
 from engine.timers import DueTimer
@@ -104,6 +105,15 @@ class Checker:
 
     async def expire_idempotency_keys(self, now_us: int) -> int:
         return await self.store.expire_idempotency_keys(now_us)
+
+    async def stream(self, stream_id: str) -> list[Recorded]:
+        return await self.store.stream(stream_id)
+
+    async def available(self, client_id: str, currency: str) -> int:
+        return await self.store.available(client_id, currency)
+
+    async def beneficiary_first_seen(self, client_id: str, beneficiary: str) -> int | None:
+        return await self.store.beneficiary_first_seen(client_id, beneficiary)
 
     async def complete_key(
         self,

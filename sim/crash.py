@@ -37,7 +37,7 @@ from pathlib import Path
 import anyio
 import msgspec
 
-from actors.context import Context
+from actors.context import Context, Policy
 from actors.drills import FAILPOINTS, Drills
 from actors.system import System
 from engine import commands as c
@@ -69,6 +69,24 @@ from store.store import Store
 ACKS_FILE = "acks"
 CLIENTS = ("client-1", "client-2", "client-3")
 APPROVER = "user-approver"
+# Every fourth transfer is initiated by a maker whose transfers policy sends to a checker.
+MAKERS = tuple(f"maker-{client}" for client in CLIENTS)
+RULES = f"""
+[usd_rates]
+EUR = "1.08"
+EURC = "1.08"
+MXN = "0.058"
+
+[[rules]]
+id = "makers-need-a-checker"
+action = "approve"
+approvers = 1
+when = {{ initiators = [{", ".join(f'"{m}"' for m in MAKERS)}] }}
+
+[[rules]]
+id = "allow"
+action = "allow"
+""".encode()
 approve_after_us = 20 * 60 * 1_000_000  # past CREATED's 15-minute time-in-state threshold
 approver_poll_s = 60
 # A client re-sends a create answered "busy" or "in progress" at most this often, 5 s apart.
@@ -125,7 +143,7 @@ def _transfer_command(seed: int, number: int, transfer_id: str) -> c.CreateTrans
     return c.CreateTransfer(
         transfer_id=transfer_id,
         client_id=client,
-        initiator=f"user-{client}",
+        initiator=f"maker-{client}" if number % 4 == 0 else f"user-{client}",
         idempotency_key=f"order-{number}",
         request_hash=request_hash("POST /v1/transfers", {"n": number, "amount": amount}),
         source_currency="USD",
@@ -133,7 +151,6 @@ def _transfer_command(seed: int, number: int, transfer_id: str) -> c.CreateTrans
         amount=amount,
         destination=destination,
         reference=f"invoice {number}",
-        approvals_required=1 if number % 4 == 0 else 0,
     )
 
 
@@ -213,6 +230,7 @@ async def _incarnation(args: argparse.Namespace, clock: VirtualClock) -> ChildRe
             ids=ids,
             rails=saving.ports(),
             nonces=NonceBook(),
+            policy=Policy(rules_document=RULES),
             drills=drills,
         )
         system = System(ctx)

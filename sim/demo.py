@@ -18,7 +18,7 @@ from engine import money
 from engine.destinations import BankDestination, Destination, WalletDestination
 from engine.hashing import request_hash
 from engine.records import Committed
-from engine.transfer import TransferState
+from engine.transfer import TransferState, approval_state
 from sim.clock import ManualClock, SeededIds
 from sim.scripted import ScriptedWorld, Step, deposit
 from store.executor import ExecutorKind
@@ -60,8 +60,9 @@ async def run_demo(data_dir: Path, *, seed: int = 7, fresh: bool = False) -> Dem
             ("wallet payout USD->USDC", "USD", "USDC", "1500.00", _wallet(), False),
             ("off-ramp USD->MXN (SPEI)", "USD", "MXN", "12000.00", _bank(), False),
             ("cancelled after the funds lock", "USD", "USDC", "700.00", _wallet(), True),
-            ("refused: insufficient funds", "USD", "USDC", "50000.00", _wallet(), False),
-        ]
+            ("approved; insufficient funds", "USD", "USDC", "50000.00", _wallet(), False),
+            ("policy: over 250,000.00", "USD", "USDC", "300000.00", _wallet(), False),
+        ]  # fmt: skip
         transfers = []
         for number, (label, source, target, amount, destination, cancel) in enumerate(plan, 1):
             transfer_id = ids.new("tr")
@@ -86,6 +87,10 @@ async def run_demo(data_dir: Path, *, seed: int = 7, fresh: bool = False) -> Dem
                 steps += more
             else:
                 state, steps = await world.run(None, create)
+            if state is not None and approval_state(state) == "pending":
+                # Above 10,000.00 the default policy wants a second person.
+                state, more = await world.run(state, c.ApproveTransfer(by="demo-checker"))
+                steps += more
             assert state is not None
             transfers.append(
                 DemoTransfer(

@@ -25,6 +25,7 @@ from engine import limits, quotes
 from engine.chain import SignedTx
 from engine.destinations import BankDestination
 from engine.funding import deposit_id_for
+from engine.policy import corridor_id
 from engine.ports import Ids
 from engine.quotes import Quote
 from engine.rails import (
@@ -76,6 +77,9 @@ class SimQuotes:
         self.drift = {pair: 0 for pair in CORRIDORS}
         # A quote takes between these many seconds to come back.
         self.latency_s = (0.05, 0.3)
+
+    def corridors(self) -> frozenset[str]:
+        return frozenset(corridor_id(source, target) for source, target in CORRIDORS)
 
     async def quote(self, request: QuoteRequest) -> Quote:
         await asyncio.sleep(self.rng.uniform(*self.latency_s) / self.speed)

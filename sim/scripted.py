@@ -17,12 +17,12 @@ import msgspec
 from engine import commands as c
 from engine import effects as fx
 from engine import events as ev
-from engine import limits, money, quotes
+from engine import limits, money, policy, quotes
 from engine.chain import SignedTx
 from engine.funding import decide_deposit
 from engine.records import Committed, Outcome, Rejected
 from engine.results import Result
-from engine.transfer import TransferState, decide, evolve_all
+from engine.transfer import TransferState, check_create, decide, evolve_all, policy_facts
 from sim.clock import ManualClock, SeededIds
 
 QUOTE_TTL_US = 30 * 1_000_000
@@ -55,6 +55,8 @@ class ScriptedWorld:
         self.clock = clock
         self.ids = ids
         self._nonce = 0
+        self.rules = policy.default_rules(1)
+        self.corridors = frozenset(policy.corridor_id(s, t) for s, t in PRICES)
 
     def quote(self, source: str, target: str, amount: int) -> quotes.Quote:
         provider, rate, fee_bps = PRICES[(source, target)]
@@ -130,6 +132,10 @@ class ScriptedWorld:
     ) -> tuple[TransferState | None, list[Step]]:
         """Apply `command`, then keep answering effects until none is left (or a command fails)."""
         steps: list[Step] = []
+        if isinstance(command, c.CreateTransfer) and check_create(command) is Result.ok:
+            facts = policy_facts(command, self.clock.now_us(), None)
+            ruled = policy.evaluate(self.rules, facts, self.corridors)
+            command = msgspec.structs.replace(command, policy=ruled)
         queue: list[c.TransferCommand] = [command]
         while queue and len(steps) < stop_after:
             cmd = queue.pop(0)

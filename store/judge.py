@@ -18,6 +18,8 @@ import msgspec
 
 from engine import events as ev
 from engine import invariants, ledger, limits
+from engine.money import format_amount
+from engine.policy import USD, Scope
 from engine.records import (
     Committed,
     Duplicate,
@@ -114,6 +116,7 @@ def _judge_one(
     versions = _check_versions(request, view)
     states = _evolve_transfers(request, plan.projection)
     deltas = _check_funds(request, view)
+    spent = _check_limits(request, view, plan.projection)
     evidence = _check_evidence(request, view)
     claim_row, claimed = _check_claim(request, view, now, recorded_at)
     update_row, completed = _check_complete(request, view, recorded_at, claimed)
@@ -170,6 +173,11 @@ def _judge_one(
     view.versions.update(versions)
     for account, delta in deltas.items():
         view.balances[account] = view.balances.get(account, 0) + delta
+    for client, beneficiary, usd in spent:
+        for (c, b, _), usage in view.usage.items():
+            if c == client and b in (None, beneficiary):
+                usage[0] += 1
+                usage[1] += usd
     view.evidence.update(evidence)
     if claim_row is not None and claimed is not None:
         plan.key_inserts.append(claim_row)
@@ -306,6 +314,39 @@ def _check_funds(request: WriteRequest, view: View) -> dict[tuple[str, str], int
                 )
             )
     return deltas
+
+
+def _check_limits(
+    request: WriteRequest, view: View, projection: Projection
+) -> list[tuple[str, str, int]]:
+    """A hold must fit every rolling limit its policy decision carries: the count and USD volume
+    of the client's (or the beneficiary's) holds in the window, as of this commit, plus this one.
+    Returns the holds taken, (client, beneficiary, USD amount), to count for the next request."""
+    spent: list[tuple[str, str, int]] = []
+    for append in request.appends:
+        for event in append.events:
+            if not isinstance(event, ev.FundsLocked):
+                continue
+            state = projection.transfer(append.stream_id)
+            assert state is not None  # _evolve_transfers accepted the lock
+            for check in event.limits:
+                beneficiary = event.beneficiary if check.scope is Scope.BENEFICIARY else None
+                window_start = view.now - check.window_us
+                count, volume = view.usage[(state.client_id, beneficiary, window_start)]
+                over_count = check.count_max is not None and count + 1 > check.count_max
+                over_volume = (
+                    check.volume_max is not None and volume + event.usd_amount > check.volume_max
+                )
+                if over_count or over_volume:
+                    raise _Refused(
+                        Rejected(
+                            result=Result.limit_exceeded,
+                            detail=f"rolling limit {check.limit_id}: {count} transfers of"
+                            f" {format_amount(volume, USD)} USD already in its window",
+                        )
+                    )
+            spent.append((state.client_id, event.beneficiary, event.usd_amount))
+    return spent
 
 
 def _check_evidence(request: WriteRequest, view: View) -> dict[tuple[str, str, str], str]:

@@ -42,6 +42,10 @@ CREATED_COLUMNS = (
     "approvals_required",
     "metadata",
     "created_at",
+    "policy_rule",
+    "policy_version",
+    "policy_usd",
+    "beneficiary",
 )
 # Rewritten by every event (an UPDATE touches only these, and only the indexes over them).
 CHANGING_COLUMNS = (
@@ -116,6 +120,7 @@ def _ts(us: int | None) -> str | None:
 
 
 def created_values(state: TransferState) -> tuple[object, ...]:
+    decision = state.policy
     return (
         state.transfer_id,
         state.client_id,
@@ -130,6 +135,10 @@ def created_values(state: TransferState) -> tuple[object, ...]:
         state.approvals_required,
         _json.encode(state.metadata).decode(),
         _ts(state.created_at),
+        decision.rule_id if decision else None,
+        decision.version if decision else None,
+        decision.usd_amount if decision else None,
+        decision.beneficiary if decision else None,
     )
 
 

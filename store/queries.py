@@ -132,6 +132,15 @@ async def client_balances(ex: Executor, client_id: str) -> list[ClientBalance]:
     return [ClientBalance(currency=c, available=a, held=h) for c, a, h in rows]
 
 
+async def available(ex: Executor, client_id: str, currency: str) -> int:
+    """The client's available balance (the cached per-account sums the writer keeps)."""
+    row = await ex.fetchone(
+        "SELECT credits - debits FROM account_balances WHERE account_id = ? AND currency = ?",
+        (ledger.client_available(client_id), currency),
+    )
+    return int(row[0]) if row else 0
+
+
 async def idempotency_record(ex: Executor, client_id: str, key: str) -> IdempotencyRecord | None:
     row = await ex.fetchone(
         f"SELECT {KEY_COLUMNS} FROM idempotency_keys WHERE client_id = ? AND idempotency_key = ?",
@@ -158,6 +167,15 @@ def parse_rfc3339_us(text: str) -> int:
     parsed = parse_rfc3339(text)
     assert parsed is not None, f"the store holds a malformed instant: {text!r}"
     return parsed
+
+
+async def beneficiary_first_seen(ex: Executor, client_id: str, beneficiary: str) -> int | None:
+    """When `client_id` first sent a transfer to `beneficiary` (None: never)."""
+    row = await ex.fetchone(
+        "SELECT min(created_at) FROM transactions WHERE client_id = ? AND beneficiary = ?",
+        (client_id, beneficiary),
+    )
+    return parse_rfc3339_us(row[0]) if row and row[0] is not None else None
 
 
 async def due_timers(ex: Executor, now_us: int, limit: int) -> list[DueTimer]:

@@ -219,5 +219,14 @@ class Store:
     async def signed_transactions(self) -> list[SignedTx]:
         return await queries.signed_transactions(self.reader)
 
+    async def stream(self, stream_id: str) -> list[Recorded]:
+        return await queries.load_stream(self.reader, stream_id)
+
+    async def available(self, client_id: str, currency: str) -> int:
+        return await queries.available(self.reader, client_id, currency)
+
+    async def beneficiary_first_seen(self, client_id: str, beneficiary: str) -> int | None:
+        return await queries.beneficiary_first_seen(self.reader, client_id, beneficiary)
+
     async def head(self) -> tuple[int, bytes]:
         return await queries.journal_head(self.reader)

@@ -16,13 +16,28 @@ from typing import Any
 
 from engine import events as ev
 from engine import ledger, limits
+from engine.policy import Scope
 from engine.records import IdempotencyRecord, WriteRequest
+from engine.states import SPENDING
+from engine.timefmt import rfc3339_us
 from engine.transfer import TransferState
 from store import journal, queries, states
 from store.executor import Executor, Params, Row
 from store.states import StateCache
 
 _HEAD = "SELECT seq, hash FROM journal ORDER BY seq DESC LIMIT 1"
+_SPENDING = ", ".join(f"'{s.value}'" for s in sorted(SPENDING))
+_USAGE_CLIENT = (
+    "SELECT count(*), coalesce(sum(policy_usd), 0) FROM transactions"
+    f" WHERE client_id = ? AND locked_at >= ? AND status IN ({_SPENDING})"
+)
+_USAGE_BENEFICIARY = (
+    "SELECT count(*), coalesce(sum(policy_usd), 0) FROM transactions"
+    f" WHERE client_id = ? AND beneficiary = ? AND locked_at >= ? AND status IN ({_SPENDING})"
+)
+
+# A rolling limit's usage: (client, beneficiary or None for the whole client, window start).
+UsageKey = tuple[str, str | None, int]
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
@@ -52,9 +67,16 @@ class View:
         self.keyed: dict[tuple[str, str], tuple[str, str] | None] = {}
         # (provider, external_ref, event_type) -> the stored evidence_id, or None.
         self.evidence: dict[tuple[str, str, str], str | None] = {}
+        # Rolling limits: the [count, USD volume] of holds taken in each window the batch's holds
+        # must fit.
+        self.usage: dict[UsageKey, list[int]] = {}
+        # The commit's instant: windows end here.
+        self.now = 0
 
     @classmethod
-    async def load(cls, ex: Executor, requests: Sequence[WriteRequest], cache: StateCache) -> View:
+    async def load(
+        cls, ex: Executor, requests: Sequence[WriteRequest], cache: StateCache, now: int
+    ) -> View:
         appends = [a for r in requests for a in r.appends]
         streams = sorted({a.stream_id for a in appends})
         keys = sorted(
@@ -132,6 +154,7 @@ class View:
         }
 
         view = cls()
+        view.now = now
         view.head = found["head"][0] if found["head"] else (0, journal.GENESIS_HASH)
         view.versions = {stream: 0 for stream in streams}
         view.versions.update({s: v for s, v in found["versions"]})
@@ -148,4 +171,32 @@ class View:
             if ev.is_transfer_event(a.events[0]) and view.versions[a.stream_id] > 0
         }
         view.states = await cache.load(ex, transfers, states.fold_rows(found["folds"]))
+        await view.load_usage(ex, appends, now)
         return view
+
+    async def load_usage(self, ex: Executor, appends: Sequence[Any], now: int) -> None:
+        """The usage of every rolling limit a hold in the batch must fit: read under the write
+        lock, like the balances, so the limit is serialized with the holds it counts."""
+        wanted: set[UsageKey] = set()
+        for append in appends:
+            for event in append.events:
+                state = self.states.get(append.stream_id)
+                if isinstance(event, ev.FundsLocked) and event.limits and state is not None:
+                    client = state.client_id
+                    for check in event.limits:
+                        beneficiary = (
+                            event.beneficiary if check.scope is Scope.BENEFICIARY else None
+                        )
+                        wanted.add((client, beneficiary, now - check.window_us))
+        if not wanted:
+            return
+        keys = sorted(wanted, key=lambda k: (k[0], k[1] or "", k[2]))
+        reads: list[tuple[str, Params]] = [
+            (_USAGE_CLIENT, (client, rfc3339_us(start)))
+            if beneficiary is None
+            else (_USAGE_BENEFICIARY, (client, beneficiary, rfc3339_us(start)))
+            for client, beneficiary, start in keys
+        ]
+        for key, rows in zip(keys, await ex.fetch_each(reads), strict=True):
+            count, volume = rows[0]
+            self.usage[key] = [count, volume]

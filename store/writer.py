@@ -151,8 +151,9 @@ class Writer:
         plan = Plan(batch)
         try:
             await self._ex.execute("BEGIN IMMEDIATE")
-            view = await View.load(self._ex, [p.request for p in batch], self._states)
-            judge(plan, view, self._clock.now_us())
+            now = self._clock.now_us()
+            view = await View.load(self._ex, [p.request for p in batch], self._states, now)
+            judge(plan, view, now)
             await self._ex.run_all(plan.statements())
             await self._ex.execute("COMMIT")
         except sqlite3.IntegrityError:

@@ -10,7 +10,7 @@ import hashlib
 
 from engine import commands as c
 from engine import events as ev
-from engine import limits, money, quotes
+from engine import limits, money, policy, quotes
 from engine.chain import SignedTx
 from engine.destinations import BankDestination, Destination, WalletDestination
 from engine.hashing import request_hash
@@ -62,11 +62,25 @@ def create_command(
         "target_currency": target,
         "amount": amount,
         "destination": destination,
-        "approvals_required": approvals,
+        "policy": decision(approvals, destination),
         "quote_id": quote_id,
     }
     fields.update(overrides)
     return c.CreateTransfer(**fields)  # type: ignore[arg-type]
+
+
+def decision(
+    approvals: int = 0, destination: Destination | None = None, *, usd_amount: int = 0
+) -> policy.PolicyDecision:
+    """A policy decision as engine.policy would make it: allow, or require `approvals`."""
+    return policy.PolicyDecision(
+        version=1,
+        rule_id="test-approve" if approvals else "test-allow",
+        action=policy.Action.APPROVE if approvals else policy.Action.ALLOW,
+        approvals_required=approvals,
+        usd_amount=usd_amount,
+        beneficiary=policy.beneficiary_key(destination or wallet()),
+    )
 
 
 def make_quote(

@@ -13,6 +13,7 @@ import msgspec
 
 from adapters.http.problems import Problem
 from engine.destinations import BankDestination, Destination, WalletDestination
+from engine.policy import RuleSetDoc
 
 T = TypeVar("T")
 
@@ -83,6 +84,21 @@ class ResolveBody(_Body, frozen=True, kw_only=True):
 
 class ControlBody(_Body, frozen=True, kw_only=True):
     reason: str
+
+
+class PolicyBody(_Body, frozen=True, kw_only=True):
+    reason: str
+    rule_set: RuleSetDoc
+
+
+class DryRunBody(_Body, frozen=True, kw_only=True):
+    client_id: str
+    source_currency: str
+    target_currency: str
+    amount: str
+    destination: DestinationBody
+    # The initiating user (absent: the key's own user).
+    initiator: str | None = None
 
 
 class InboundBody(msgspec.Struct, frozen=True, kw_only=True):

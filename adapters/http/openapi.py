@@ -74,6 +74,7 @@ TRANSFER = _obj(
                 "approved_by": {"type": "array", "items": _STRING},
             }
         ),
+        "policy": {"oneOf": [{"type": "null"}, _ref("PolicyRef")]},
         "on_chain_tx_hash": _NSTRING,
         "bank_reference": _NSTRING,
         "provider_trade_id": _NSTRING,
@@ -107,7 +108,53 @@ API_KEY: JSON = {
     "revoked_at": {"type": ["string", "null"], "format": "date-time"},
 }
 
+POLICY_REF: JSON = {
+    "rule_id": _STRING,
+    "version": {"type": "integer", "minimum": 0},
+    "action": {"enum": ["allow", "block", "approve"]},
+    "approvals_required": {"type": "integer", "minimum": 0},
+}
+
 SCHEMAS: JSON = {
+    "PolicyRef": _obj(POLICY_REF),
+    "RuleSet": _obj(
+        {
+            "version": {"type": "integer", "minimum": 1},
+            "digest": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+            "loaded_at": _TIME,
+            "loaded_by": _STRING,
+            "reason": _STRING,
+            "document": {"type": "object"},
+        }
+    ),
+    "PolicyDryRun": _obj(
+        {
+            "decision": _obj(
+                {
+                    **POLICY_REF,
+                    "code": _NSTRING,
+                    "usd_amount": _MONEY,
+                    "beneficiary": _STRING,
+                    "limits": {
+                        "type": "array",
+                        "items": _obj(
+                            {
+                                "id": _STRING,
+                                "scope": {"enum": ["client", "beneficiary"]},
+                                "window_hours": {"type": "integer", "minimum": 1},
+                                "volume_max": _NMONEY,
+                                "count_max": {"type": ["integer", "null"]},
+                            }
+                        ),
+                    },
+                }
+            ),
+            "passed": {
+                "type": "array",
+                "items": _obj({"rule_id": _STRING, "reason": _STRING}),
+            },
+        }
+    ),
     "Problem": _obj(
         {
             "type": _STRING,

@@ -14,6 +14,7 @@ import msgspec
 from engine import events as ev
 from engine import money
 from engine.access import ApiKey
+from engine.policy import US_PER_HOUR, PolicyDecision
 from engine.quotes import Quote
 from engine.records import Recorded
 from engine.service import Balance, FeedEvent, LedgerLine
@@ -66,6 +67,7 @@ def transfer(state: TransferState) -> JSON:
         "destination": msgspec.to_builtins(state.destination),
         "reference": state.reference,
         "approval": approval,
+        "policy": policy_ref(state.policy) if state.policy is not None else None,
         "on_chain_tx_hash": tx_hash,
         "bank_reference": state.bank_reference,
         "provider_trade_id": state.provider_trade_id,
@@ -73,6 +75,37 @@ def transfer(state: TransferState) -> JSON:
         "created_at": rfc3339(state.created_at),
         "updated_at": rfc3339(state.updated_at),
         "metadata": dict(state.metadata),
+    }
+
+
+def policy_ref(decision: PolicyDecision) -> JSON:
+    """Which rule of which rule set version decided the transfer, and what."""
+    return {
+        "rule_id": decision.rule_id,
+        "version": decision.version,
+        "action": decision.action.value,
+        "approvals_required": decision.approvals_required,
+    }
+
+
+def decision(d: PolicyDecision) -> JSON:
+    return {
+        **policy_ref(d),
+        "code": d.code,
+        "usd_amount": amount(d.usd_amount, "USD"),
+        "beneficiary": d.beneficiary,
+        "limits": [
+            {
+                "id": check.limit_id,
+                "scope": check.scope.value,
+                "window_hours": check.window_us // US_PER_HOUR,
+                "volume_max": amount(check.volume_max, "USD")
+                if check.volume_max is not None
+                else None,
+                "count_max": check.count_max,
+            }
+            for check in d.limits
+        ],
     }
 
 

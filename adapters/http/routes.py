@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from adapters.http import bodies, inbound, keys, ops, transfers, webhooks
+from adapters.http import bodies, inbound, keys, ops, policy, transfers, webhooks
 from engine.access import Permission
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -100,6 +100,15 @@ ROUTES: tuple[Route, ...] = (
           "The audit trail, newest first", 200, "AuditPage",
           query=(("actor", "string"), ("resource", "string"), ("action", "string"),
                  ("from", "string"), ("to", "string"), *PAGE)),
+    Route("GET", "/v1/ops/policy", policy.get_policy, Permission.POLICY,
+          "The policy rule set in force (or ?version=N)", 200, "RuleSet",
+          query=(("version", "integer"),)),
+    Route("POST", "/v1/ops/policy", policy.load_policy, Permission.OPERATE,
+          "Bring a new policy rule set into force (journaled, the next version)", 200, "RuleSet",
+          bodies.PolicyBody),
+    Route("POST", "/v1/ops/policy/dry-run", policy.dry_run, Permission.POLICY,
+          "Which policy rule a transfer with these terms would match (nothing stored)", 200,
+          "PolicyDryRun", bodies.DryRunBody),
     Route("GET", "/v1/ops/ledger/trial-balance", ops.trial_balance, Permission.OPERATE,
           "Every ledger account's debits and credits", 200, "TrialBalance"),
     Route("GET", "/v1/ops/reconciliation/summary", ops.reconciliation_summary,

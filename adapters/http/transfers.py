@@ -6,7 +6,6 @@ from aiohttp import web
 
 from adapters.http import bodies, render
 from adapters.http.context import (
-    CLOCK,
     IDS,
     authorize,
     client_scope,
@@ -29,7 +28,7 @@ from engine.records import IdempotencyRecord, IdempotencyStatus
 from engine.results import Result
 from engine.service import LedgerQuery, TransferQuery
 from engine.states import Status
-from engine.transfer import TransferState, check_idempotency_key, decide
+from engine.transfer import TransferState, check_create, check_idempotency_key
 
 REFUSED = frozenset({Status.FAILED, Status.CANCELLED, Status.EXPIRED})
 
@@ -127,9 +126,9 @@ async def create_transfer(request: web.Request) -> web.Response:
     )
     # The engine's validation ladder, run before anything is stored or any actor starts: a
     # malformed request leaves no trace and does not use up its idempotency key.
-    checked = decide(None, command, request.app[CLOCK].now_us())
-    if checked.result is not Result.ok:
-        raise Problem.of(checked.result)
+    checked = check_create(command)
+    if checked is not Result.ok:
+        raise Problem.of(checked)
     svc = service(request)
     record = await svc.idempotency_record(principal.client_id, key)
     if record is not None:

@@ -113,6 +113,9 @@ class SlowQuotes:
         await asyncio.sleep(self.delay_s)
         return await self.inner.quote(request)  # type: ignore[attr-defined, no-any-return]
 
+    def corridors(self) -> frozenset[str]:
+        return self.inner.corridors()  # type: ignore[attr-defined, no-any-return]
+
 
 def test_a_cancel_queued_during_the_quote_lands_before_the_lock(tmp_path: Path) -> None:
     async def body(world: World) -> None:

@@ -25,7 +25,7 @@ def test_migrate_then_verify(tmp_path: Path) -> None:
     data_dir = str(tmp_path / "data")
     made = stablerail("migrate", "--data-dir", data_dir)
     assert made.returncode == 0, made.stderr
-    assert "schema version 0 -> 2" in made.stdout
+    assert "schema version 0 -> 3" in made.stdout
     again = stablerail("migrate", "--data-dir", data_dir)
     assert "up to date" in again.stdout
     checked = stablerail("verify", "--data-dir", data_dir, "--json")

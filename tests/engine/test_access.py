@@ -78,9 +78,10 @@ def test_the_role_table_is_api_md() -> None:
         Role.APPROVER: {Permission.READ, Permission.APPROVE},
         # admin: "keys, webhook endpoints, the client's own limits".
         Role.ADMIN: {Permission.READ, Permission.MANAGE, Permission.KEYS},
-        # operator: the ops endpoints, all clients (their keys too).
-        Role.OPERATOR: {Permission.READ, Permission.OPERATE, Permission.KEYS},
-        Role.AUDITOR: {Permission.READ, Permission.AUDIT},
+        # operator: the ops endpoints, all clients (their keys too), the policy rules.
+        Role.OPERATOR: {Permission.READ, Permission.OPERATE, Permission.KEYS, Permission.POLICY},
+        # auditor: read everything (the policy rules too), the audit log.
+        Role.AUDITOR: {Permission.READ, Permission.AUDIT, Permission.POLICY},
     }
     for role in Role:
         for permission in Permission:

@@ -9,11 +9,18 @@ import pytest
 from engine import commands as c
 from engine import effects as fx
 from engine import events as ev
-from engine import ledger, limits
+from engine import ledger, limits, policy
 from engine.destinations import BankDestination, WalletDestination
 from engine.results import Result
 from engine.states import Route, Status
-from engine.transfer import approval_state, decide, evolve, held_amount, pending_effects
+from engine.transfer import (
+    approval_state,
+    decide,
+    evolve,
+    evolve_all,
+    held_amount,
+    pending_effects,
+)
 from tests.builders import (
     T0,
     Walk,
@@ -23,6 +30,7 @@ from tests.builders import (
     signed_tx,
     walk_to,
 )
+from tests.builders import decision as policy_decision
 
 
 def refused(command: c.TransferCommand, result: Result, state=None, now: int = T0) -> None:  # type: ignore[no-untyped-def]
@@ -56,6 +64,49 @@ def test_create_awaiting_approval_waits_instead_of_quoting() -> None:
     assert approval_state(evolve(None, decision.events[0])) == "pending"
 
 
+def test_a_create_blocked_by_policy_is_created_and_failed_in_one_decision() -> None:
+    """The API's rule: a refused transfer stays, FAILED, for audit; it names the rule."""
+    blocked = policy.PolicyDecision(
+        version=3,
+        rule_id="block-over-250k",
+        action=policy.Action.BLOCK,
+        code=Result.policy_blocked.code,
+        usd_amount=30_000_000,
+        beneficiary="ethereum:" + "0x" + "b0" * 20,
+    )
+    made = decide(None, create_command(1, policy=blocked), T0)
+    assert made.result is Result.ok and made.effects == ()
+    state = evolve_all(None, made.events)
+    assert (state.status, state.failure_code) == (Status.FAILED, "policy_blocked")
+    assert state.policy == blocked
+    assert "block-over-250k" in (state.failure_message or "")
+
+
+def test_a_create_the_available_balance_cannot_cover_fails_before_policy_or_approval() -> None:
+    """No approver is asked about a transfer that cannot be funded: refused at creation (the
+    funds lock, serialized in the store, stays the check that decides for the rest)."""
+    made = decide(None, create_command(1, amount="100.00", approvals=1, available=99_99), T0)
+    state = evolve_all(None, made.events)
+    assert (state.status, state.failure_code) == (Status.FAILED, "insufficient_funds")
+    assert state.failure_message == "available balance 99.99 USD at creation"
+    assert approval_state(state) == "not_required" and made.effects == ()
+    assert state.policy is not None and state.policy.approvals_required == 1
+    covered = decide(None, create_command(1, amount="100.00", available=100_00), T0)
+    assert evolve_all(None, covered.events).status is Status.CREATED
+
+
+def test_the_hold_carries_the_rolling_limits_of_its_decision() -> None:
+    limit = policy.LimitCheck(
+        limit_id="client-24h", scope=policy.Scope.CLIENT, window_us=1, volume_max=5
+    )
+    allowed = msgspec.structs.replace(policy_decision(), limits=(limit,), usd_amount=10_000)
+    w = Walk(create_command(1, policy=allowed))
+    w.apply(c.QuoteTransfer(quote=quote_for(w.s, w.now)))
+    locked = w.apply(c.LockFunds()).events[0]
+    assert isinstance(locked, ev.FundsLocked)
+    assert locked.limits == (limit,) and locked.usd_amount == 10_000
+
+
 def test_wallet_addresses_are_normalized() -> None:
     destination = WalletDestination(chain="ethereum", address="0x" + "AB" * 20)
     decision = decide(None, create_command(1, destination=destination), T0)
@@ -66,7 +117,15 @@ BAD_CREATES = [
     ({"transfer_id": "tr_nope"}, Result.command_malformed),
     ({"request_hash": "abc"}, Result.command_malformed),
     ({"quote_id": "tr_" + "0" * 26}, Result.command_malformed),
-    ({"approvals_required": 9}, Result.command_malformed),
+    ({"policy": None}, Result.policy_missing),
+    (
+        {"policy": msgspec.structs.replace(policy_decision(1), approvals_required=9)},
+        Result.command_malformed,
+    ),
+    (
+        {"policy": msgspec.structs.replace(policy_decision(), code="policy_blocked")},
+        Result.command_malformed,
+    ),
     ({"client_id": ""}, Result.client_id_invalid),
     ({"client_id": "acme:evil"}, Result.client_id_invalid),
     ({"initiator": ""}, Result.user_invalid),

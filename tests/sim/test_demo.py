@@ -1,4 +1,4 @@
-"""The first walk: four transfers end where they should, the books verify, and the same seed
+"""The first walk: five transfers end where they should, the books verify, and the same seed
 writes a byte-identical journal (the in-loop executor and the seeded world are deterministic)."""
 
 from __future__ import annotations
@@ -30,7 +30,10 @@ async def test_the_demo_walk(tmp_path: Path) -> None:
         "RECONCILED",
         "CANCELLED",
         "FAILED",
+        "FAILED",
     ]
+    assert result.transfers[1].steps[1].command == "ApproveTransfer"
+    assert [t.steps[-1].status for t in result.transfers[3:]] == ["FAILED", "FAILED"]
     # 25,000.00 deposited; 1,500.00 and 12,000.00 paid out; the cancelled hold came back.
     assert result.balances == {"USD": {"available": "11500.00", "held": "0.00"}}
     assert (await verify(tmp_path / "demo")).ok

@@ -262,8 +262,8 @@ async def test_a_corridor_no_provider_serves_fails_at_once_with_a_code_it_can_en
     api: Api,
 ) -> None:
     """EURC to a Mexican bank account passes validation, but no quote provider serves the pair:
-    found by schemathesis, the transfer used to wait in CREATED for ever (the provider's
-    `currency_pair_unsupported` is not a code a transfer can fail with)."""
+    found by schemathesis, the transfer used to wait in CREATED for ever. Policy now checks every
+    create against the corridors execution serves (Series 1's policy/data plane drift)."""
     body = {
         "source_currency": "EURC",
         "target_currency": "MXN",
@@ -280,7 +280,10 @@ async def test_a_corridor_no_provider_serves_fails_at_once_with_a_code_it_can_en
     assert (status, problem["code"]) == (422, "corridor_unsupported"), problem
     state = await api.node.transfer(problem["transfer_id"])
     assert state is not None and state.status.value == "FAILED"
-    assert "currency_pair_unsupported" in (state.failure_message or "")
+    # Refused by policy at creation (it knows what execution serves), never quoted.
+    assert state.quoted_at is None and state.policy is not None
+    assert state.policy.rule_id == "no_provider"
+    assert "no provider serves the corridor EURC-MXN" in (state.failure_message or "")
 
 
 async def test_pages_stay_stable_while_transfers_are_created(api: Api) -> None:
