@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from actors.controls import ControlState
 from actors.drills import Drills
 from engine import limits
 from engine.nonces import NonceBook
@@ -46,3 +47,5 @@ class Context:
     nonces: NonceBook
     policy: Policy = dataclasses.field(default_factory=Policy)
     drills: Drills = dataclasses.field(default_factory=Drills)
+    # The freezes and halts in force (kept by the system's ControlBook).
+    controls: ControlState = dataclasses.field(default_factory=ControlState)

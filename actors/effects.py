@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING
 
 from actors.retry import call_rail
 from engine import commands as c
+from engine import controls, limits
 from engine import effects as fx
-from engine import limits
+from engine.policy import corridor_id
 from engine.rails import PayoutRequest, QuoteRequest, RailError, SignRequest
 from engine.results import Result, as_failure
 from engine.states import Route
@@ -44,11 +45,31 @@ def bumped_fee(previous: int, suggested: int) -> int:
     return max(floor, suggested)
 
 
+def _gate(
+    actor: TransferActor, state: TransferState, effect: fx.Effect
+) -> c.TransferCommand | None:
+    """A freeze or halt switched on after the transfer was created: before each step that still
+    leads to the chain (a quote, the funds lock, the first signature), the transfer is cancelled
+    instead, the control as its reason. Its sweep cancels the idle ones; this catches those that
+    were being created or were mid-step while the control was recorded."""
+    if not isinstance(effect, fx.RequestQuote | fx.ReserveFunds | fx.SignTransaction):
+        return None
+    if isinstance(effect, fx.SignTransaction) and effect.nonce is not None:
+        return None  # a fee bump of a transaction already broadcast: money is in flight
+    corridor = corridor_id(state.source_currency, state.target_currency)
+    scope = controls.refusal(actor.ctx.controls.current, state.client_id, corridor)
+    if scope is None:
+        return None
+    return c.CancelTransfer(by="system", reason=f"{controls.CODES[scope].code} ({scope.value})")
+
+
 async def run(actor: TransferActor, effect: fx.Effect) -> c.TransferCommand | None:
     state = actor.state
     assert state is not None
     ctx = actor.ctx
     tid = actor.transfer_id
+    if (gated := _gate(actor, state, effect)) is not None:
+        return gated
     try:
         match effect:
             case fx.RequestQuote(quote_id=quote_id):
@@ -56,7 +77,9 @@ async def run(actor: TransferActor, effect: fx.Effect) -> c.TransferCommand | No
             case fx.ReserveFunds():
                 return c.LockFunds()
             case fx.SignTransaction():
-                return await _sign(actor, state, effect)
+                signed = await _sign(actor, state, effect)
+                # A control switched on while custody signed: the transaction is never sent.
+                return _gate(actor, state, effect) or signed
             case fx.BroadcastTransaction(raw=raw):
                 chain = state.txs[-1].chain
                 if ctx.drills.planted("rebroadcast_new_nonce"):

@@ -18,6 +18,7 @@ from anyio.abc import TaskGroup, TaskStatus
 
 from actors.confirmations import ConfirmationWatcher
 from actors.context import Context
+from actors.controls import ControlBook
 from actors.reconciler import Reconciler
 from actors.registry import Registry
 from actors.retry import call_rail
@@ -25,10 +26,10 @@ from actors.rules import RuleBook
 from actors.settlements import SettlementTracker
 from actors.timers import TimerSupervisor
 from actors.watch import StateWatch
-from engine import limits, policy
-from engine.commands import CreateTransfer, CreditDeposit
+from engine import controls, limits, policy
+from engine.commands import CancelTransfer, CreateTransfer, CreditDeposit
 from engine.destinations import CHAINS
-from engine.events import DepositCredited, QuoteIssued
+from engine.events import ControlChanged, DepositCredited, QuoteIssued
 from engine.funding import decide_deposit
 from engine.quotes import Quote
 from engine.rails import QuoteRequest, RailError
@@ -89,6 +90,7 @@ class System:
         self.recovered = 0
         self.answer = answer
         self.rules = RuleBook(ctx.journal, ctx.clock)
+        self.controls = ControlBook(ctx.journal, ctx.clock, ctx.controls)
         self.ready = False
         self._tasks: TaskGroup | None = None
 
@@ -102,6 +104,7 @@ class System:
 
     async def run(self, *, task_status: TaskStatus[System] = anyio.TASK_STATUS_IGNORED) -> None:
         await self.rules.open(self.ctx.policy.rules_document, by="system")
+        await self.controls.open()
         await self.open_wallets()
         async with anyio.create_task_group() as tasks:
             self.registry.bind(tasks, self.supervisors)
@@ -130,7 +133,10 @@ class System:
         answer, byte for byte). Policy decides every create here, whoever sends it."""
         if check_create(command) is Result.ok:
             decision = policy.evaluate(
-                self.rules.current, await self.facts(command), self.ctx.rails.quotes.corridors()
+                self.rules.current,
+                await self.facts(command),
+                self.ctx.rails.quotes.corridors(),
+                self.ctx.controls.current,
             )
             available = await self.ctx.journal.available(command.client_id, command.source_currency)
             command = msgspec.structs.replace(command, policy=decision, available=available)
@@ -204,11 +210,46 @@ class System:
             return None  # answered already (by recovery): the stored answer is the one to give
         return state
 
+    async def control(
+        self, scope: controls.Scope, target: str, on: bool, by: str, reason: str
+    ) -> tuple[ControlChanged, int]:
+        """Switch a freeze or halt (journaled first). Switching one on cancels every transfer
+        it covers that is not yet on chain, the control as the reason (holds released); those
+        already on chain finish. Returns the change in force and how many were cancelled."""
+        change = await self.controls.switch(scope, target, on, by, reason)
+        if not on:
+            return change, 0
+        client = target if scope is controls.Scope.CLIENT else None
+        corridor = None
+        if scope is controls.Scope.CORRIDOR:
+            source, _, destination = target.partition("-")
+            corridor = (source, destination)
+        cancel = CancelTransfer(by=by, reason=f"{controls.CODES[scope].code}: {reason}")
+        cancelled = 0
+        after = ""
+        while True:
+            page = await self.ctx.journal.before_chain(
+                client, corridor, after, limits.recovery_page_max
+            )
+            for transfer_id in page:
+                # Already on chain by now: the cancel is refused and the transfer finishes.
+                if await self.registry.ask(transfer_id, cancel) is Result.ok:
+                    cancelled += 1
+            if len(page) < limits.recovery_page_max:
+                return change, cancelled
+            after = page[-1]
+
     async def issue_quote(
         self, client_id: str, source: str, target: str, amount: int, *, bank: bool
     ) -> Quote | Result:
         """A quote for a client to use later (`quote_id` on a create), journaled before it is
-        shown, so a transfer that names it finds exactly these terms."""
+        shown, so a transfer that names it finds exactly these terms. A freeze or halt in force
+        refuses it."""
+        scope = controls.refusal(
+            self.ctx.controls.current, client_id, policy.corridor_id(source, target)
+        )
+        if scope is not None:
+            return controls.CODES[scope]
         request = QuoteRequest(
             transfer_id="",
             client_id=client_id,

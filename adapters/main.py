@@ -41,10 +41,10 @@ from adapters.http.context import HttpConfig
 from adapters.http.metrics import Metrics
 from adapters.http.transfers import create_answer
 from adapters.webhook_sender import HttpSender
-from engine import access, limits, matching, policy
+from engine import access, controls, limits, matching, policy
 from engine import commands as c
 from engine.access import ApiKey, Role
-from engine.events import RuleSetLoaded
+from engine.events import ControlChanged, RuleSetLoaded
 from engine.funding import decide_deposit, deposit_id_for
 from engine.nonces import NonceBook
 from engine.policy import Explained, RuleSet
@@ -258,6 +258,11 @@ class Node:
 
     async def status_counts(self) -> dict[str, int]:
         return await tables.status_counts(self.store.reader)
+
+    async def control(
+        self, scope: controls.Scope, target: str, on: bool, by: str, reason: str
+    ) -> tuple[ControlChanged, int]:
+        return await self.system.control(scope, target, on, by, reason)
 
     # --- policy -----------------------------------------------------------------------------------
     def rules_in_force(self) -> RuleSetLoaded:

@@ -236,6 +236,22 @@ class RuleSetLoaded(_Event, tag="RuleSetLoaded", frozen=True, kw_only=True):
 
 POLICY_STREAM = "policy"
 
+
+# --- The controls stream ("controls"): freezes and halts, switched on and off ------------------
+
+
+class ControlChanged(_Event, tag="ControlChanged", frozen=True, kw_only=True):
+    """An operator froze or unfroze a client, halted or resumed a corridor or the system."""
+
+    scope: str
+    target: str
+    on: bool
+    by: str
+    reason: str
+
+
+CONTROLS_STREAM = "controls"
+
 Event = (
     TransferEvent
     | DepositCredited
@@ -244,6 +260,7 @@ Event = (
     | QuoteIssued
     | EvidenceRecorded
     | RuleSetLoaded
+    | ControlChanged
 )
 
 _TAGS: dict[type, str] = {t: t.__struct_config__.tag for t in Event.__args__}

@@ -25,7 +25,7 @@ import tomllib
 
 import msgspec
 
-from engine import destinations, limits, money
+from engine import controls, destinations, limits, money
 from engine.destinations import Destination
 from engine.results import Result
 
@@ -36,6 +36,11 @@ DEFAULT_DENY = "default_deny"
 NO_PROVIDER = "no_provider"
 # The codes a blocking rule may name (a limit names limit_exceeded).
 BLOCK_CODES = frozenset({Result.policy_blocked, Result.limit_exceeded, Result.corridor_unsupported})
+# The engine's own rules, decided before the rule set's: a freeze or halt in force, a corridor
+# nothing can execute. A transfer they refuse is refused before its funds are even looked at.
+ENGINE_RULES = frozenset({NO_PROVIDER, *controls.RULE_IDS.values()})
+DECISION_CODES = BLOCK_CODES | frozenset(controls.CODES.values())
+NONE_IN_FORCE = controls.Controls()
 
 
 class Action(enum.StrEnum):
@@ -213,6 +218,22 @@ class Explained(msgspec.Struct, frozen=True, kw_only=True):
 
 def corridor_id(source: str, target: str) -> str:
     return f"{source}-{target}"
+
+
+def _corridor_ids() -> tuple[str, ...]:
+    """Every corridor the engine's validation lets a client ask for ("USD-MXN", …)."""
+    found = []
+    for source in money.ASSETS.values():
+        rail = money.rail_asset(source)
+        for target in money.ASSETS.values():
+            by_wallet = rail is not None and target.code == rail.code
+            by_bank = rail is not None and target.code in destinations.BANK_COUNTRIES.values()
+            if by_wallet or by_bank:
+                found.append(corridor_id(source.code, target.code))
+    return tuple(found)
+
+
+CORRIDOR_IDS = _corridor_ids()
 
 
 def beneficiary_key(destination: Destination) -> str:
@@ -453,9 +474,15 @@ def _in_hours(hours: tuple[int, int], at: int) -> bool:
     return hour >= start or hour < end
 
 
-def explain(rules: RuleSet, facts: Facts, served: frozenset[str]) -> Explained:
+def explain(
+    rules: RuleSet,
+    facts: Facts,
+    served: frozenset[str],
+    in_force: controls.Controls = NONE_IN_FORCE,
+) -> Explained:
     """The decision for `facts`, with why each rule before the matching one passed it by.
-    `served`: the corridors some provider serves (the data plane's capabilities)."""
+    `served`: the corridors some provider serves (the data plane's capabilities); `in_force`:
+    the freezes and halts an operator has switched on."""
     beneficiary = beneficiary_key(facts.destination)
     usd = usd_cents(facts.amount, facts.source_currency, rules.rates)
     assert usd is not None, "compile_rules requires a rate for every currency"
@@ -466,6 +493,15 @@ def explain(rules: RuleSet, facts: Facts, served: frozenset[str]) -> Explained:
     )
     base = {"version": rules.version, "usd_amount": usd, "beneficiary": beneficiary}
     corridor = corridor_id(facts.source_currency, facts.target_currency)
+    control = controls.refusal(in_force, facts.client_id, corridor)
+    if control is not None:
+        decision = PolicyDecision(
+            rule_id=controls.RULE_IDS[control],
+            action=Action.BLOCK,
+            code=controls.CODES[control].code,
+            **base,  # type: ignore[arg-type]
+        )
+        return Explained(decision=decision, passed=())
     if corridor not in served:
         decision = PolicyDecision(
             rule_id=NO_PROVIDER,
@@ -498,8 +534,13 @@ def explain(rules: RuleSet, facts: Facts, served: frozenset[str]) -> Explained:
     return Explained(decision=decision, passed=tuple(passed))
 
 
-def evaluate(rules: RuleSet, facts: Facts, served: frozenset[str]) -> PolicyDecision:
-    return explain(rules, facts, served).decision
+def evaluate(
+    rules: RuleSet,
+    facts: Facts,
+    served: frozenset[str],
+    in_force: controls.Controls = NONE_IN_FORCE,
+) -> PolicyDecision:
+    return explain(rules, facts, served, in_force).decision
 
 
 def decision_problem(decision: PolicyDecision) -> str | None:
@@ -508,7 +549,7 @@ def decision_problem(decision: PolicyDecision) -> str | None:
     if decision.version < 0 or decision.usd_amount < 0 or not decision.beneficiary:
         return "version, amount and beneficiary"
     if decision.action is Action.BLOCK:
-        if Result.from_code(decision.code or "") not in BLOCK_CODES:
+        if Result.from_code(decision.code or "") not in DECISION_CODES:
             return "a block names its code"
         if decision.approvals_required:
             return "a block requires no approval"

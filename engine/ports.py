@@ -85,6 +85,12 @@ class Journal(Protocol):
         """Every record of a stream, in version order."""
         ...
 
+    def before_chain(
+        self, client_id: str | None, corridor: tuple[str, str] | None, after: str, limit: int
+    ) -> Awaitable[list[str]]:
+        """Transfers not yet on chain, of a client, a corridor (source, target) or all: a page."""
+        ...
+
     def available(self, client_id: str, currency: str) -> Awaitable[int]:
         """The client's available balance in `currency` (advisory: the lock decides)."""
         ...

@@ -15,7 +15,8 @@ import msgspec
 
 from engine import commands as c
 from engine.access import ApiKey, Role
-from engine.events import RuleSetLoaded
+from engine.controls import Scope
+from engine.events import ControlChanged, RuleSetLoaded
 from engine.policy import Explained, RuleSet
 from engine.quotes import Quote
 from engine.records import IdempotencyRecord, IdempotencyStatus, Recorded
@@ -194,6 +195,13 @@ class Service(Protocol):
     def status_counts(self) -> Awaitable[dict[str, int]]: ...
 
     def metrics_snapshot(self) -> dict[str, float]: ...
+
+    def control(
+        self, scope: Scope, target: str, on: bool, by: str, reason: str
+    ) -> Awaitable[tuple[ControlChanged, int]]:
+        """Switch a freeze or halt: the change in force, and how many transfers not yet on chain
+        it cancelled."""
+        ...
 
     # --- policy ---------------------------------------------------------------------------------
     def rules_in_force(self) -> RuleSetLoaded: ...

@@ -509,13 +509,19 @@ def _create(cmd: c.CreateTransfer, now: int) -> Decision:
         request_id=cmd.request_id,
         policy=decision,
     )
-    # Refusals at creation, in order: a corridor nothing can execute; funds the client does not
-    # have (no approver is asked about a transfer that cannot be funded); then policy's rules.
+    # Refusals at creation, in order: a freeze or halt in force, or a corridor nothing can
+    # execute; funds the client does not have (no approver is asked about a transfer that cannot
+    # be funded); then the rule set's own block.
     rule = f"policy rule {decision.rule_id} (rule set version {decision.version})"
-    if decision.rule_id == policy.NO_PROVIDER:
+    if decision.rule_id in policy.ENGINE_RULES:
+        assert decision.code is not None
         corridor = policy.corridor_id(source.code, cmd.target_currency)
-        message = f"no provider serves the corridor {corridor}; {rule}"
-        refusal = ev.TransferFailed(at=now, code=Result.corridor_unsupported.code, message=message)
+        message = (
+            f"no provider serves the corridor {corridor}; {rule}"
+            if decision.rule_id == policy.NO_PROVIDER
+            else f"{decision.code} ({corridor}); {rule}"
+        )
+        refusal = ev.TransferFailed(at=now, code=decision.code, message=message)
     elif cmd.available is not None and amount > cmd.available:
         balance = money.format_amount(max(cmd.available, 0), source)
         refusal = ev.TransferFailed(

@@ -109,6 +109,11 @@ class Checker:
     async def stream(self, stream_id: str) -> list[Recorded]:
         return await self.store.stream(stream_id)
 
+    async def before_chain(
+        self, client_id: str | None, corridor: tuple[str, str] | None, after: str, limit: int
+    ) -> list[str]:
+        return await self.store.before_chain(client_id, corridor, after, limit)
+
     async def available(self, client_id: str, currency: str) -> int:
         return await self.store.available(client_id, currency)
 

@@ -132,6 +132,26 @@ async def client_balances(ex: Executor, client_id: str) -> list[ClientBalance]:
     return [ClientBalance(currency=c, available=a, held=h) for c, a, h in rows]
 
 
+async def before_chain(
+    ex: Executor, client_id: str | None, corridor: tuple[str, str] | None, after: str, limit: int
+) -> list[str]:
+    """Transfers not yet on chain (CREATED, QUOTED, FUNDS_LOCKED), of one client or corridor or
+    all, in id order after `after` (a page)."""
+    sql = (
+        "SELECT transaction_id FROM transactions"
+        " WHERE status IN ('CREATED', 'QUOTED', 'FUNDS_LOCKED') AND transaction_id > ?"
+    )
+    params: list[object] = [after]
+    if client_id is not None:
+        sql += " AND client_id = ?"
+        params.append(client_id)
+    if corridor is not None:
+        sql += " AND source_currency = ? AND target_currency = ?"
+        params.extend(corridor)
+    rows = await ex.fetchall(sql + " ORDER BY transaction_id LIMIT ?", (*params, limit))
+    return [r[0] for r in rows]
+
+
 async def available(ex: Executor, client_id: str, currency: str) -> int:
     """The client's available balance (the cached per-account sums the writer keeps)."""
     row = await ex.fetchone(

@@ -222,6 +222,11 @@ class Store:
     async def stream(self, stream_id: str) -> list[Recorded]:
         return await queries.load_stream(self.reader, stream_id)
 
+    async def before_chain(
+        self, client_id: str | None, corridor: tuple[str, str] | None, after: str, limit: int
+    ) -> list[str]:
+        return await queries.before_chain(self.reader, client_id, corridor, after, limit)
+
     async def available(self, client_id: str, currency: str) -> int:
         return await queries.available(self.reader, client_id, currency)
 

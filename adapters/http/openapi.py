@@ -12,6 +12,7 @@ import msgspec
 from adapters.http.routes import ROUTES, Route
 from engine import limits, money
 from engine.access import Role
+from engine.policy import CORRIDOR_IDS
 from engine.states import Status
 from engine.webhooks import EVENT_TYPES
 
@@ -267,6 +268,7 @@ SCHEMAS: JSON = {
             "reason": _STRING,
             "by": _STRING,
             "at": _TIME,
+            "cancelled": {"type": "integer", "minimum": 0},
         }
     ),
     "AuditEntry": _obj(
@@ -390,6 +392,8 @@ def _constrain(schemas: JSON) -> None:
 def _path_schema(route: Route, name: str) -> JSON:
     if name == "id":
         kind = route.path.split("/")[-2 if route.path.endswith("{id}") else -3]
+        if kind == "corridors":
+            return {"enum": list(CORRIDOR_IDS)}
         prefix = _ID_PREFIX.get(kind)
         if prefix is not None:
             return {"type": "string", "pattern": f"^{prefix}_{_ULID}$"}
@@ -416,8 +420,6 @@ def _errors(route: Route) -> dict[int, str]:
         found[415] = "Body is not application/json"
     if route.method in ("POST", "DELETE"):
         found[409] = "Conflict with the object's state, or the same request still in flight"
-    if route.handler.__name__ == "control":
-        found[501] = "Freezes and halts are not built in this version (nothing was changed)"
     return found
 
 

@@ -17,12 +17,14 @@ from adapters.http.context import (
     service,
 )
 from adapters.http.problems import Problem
-from engine import money
+from engine import controls, money
 from engine.access import Permission
 from engine.ids import is_id
 from engine.ledger import is_name
+from engine.policy import CORRIDOR_IDS
 from engine.results import Result
 from engine.states import Status
+from engine.timefmt import rfc3339
 
 
 async def stuck_transfers(request: web.Request) -> web.Response:
@@ -85,10 +87,9 @@ async def sim_advance(request: web.Request) -> web.Response:
 
 
 # --- discrepancies, controls, audit, the trial balance and reconciliation ------------------------
-# These have their final shapes. Discrepancies and the controls (freezes and halts) are built by
-# the reconciliation and control-plane issues: until then the discrepancy queue is empty (nothing
-# raises one yet) and the controls answer 501 `control_not_available` after checking their input,
-# rather than claim a freeze that nothing would enforce. The audit trail reads the journal.
+# These have their final shapes. Discrepancies are built by the reconciliation issue: until then
+# the queue is empty (nothing raises one yet). The audit trail reads the journal until the
+# hash-chained audit log exists. Freezes and halts are journaled and enforced (System.control).
 
 DISCREPANCY_STATUSES = ("open", "resolved")
 DISCREPANCY_TYPES = ("missing", "amount_mismatch", "duplicate", "unexpected", "stale")
@@ -111,15 +112,51 @@ async def resolve_discrepancy(request: web.Request) -> web.Response:
     raise Problem.http("not_found", f"no discrepancy {request.match_info['id']}")
 
 
+CONTROL_REASON_LENGTH_MAX = 400
+_SWITCHES = {
+    "freeze": (controls.Scope.CLIENT, True),
+    "unfreeze": (controls.Scope.CLIENT, False),
+    "halt": (controls.Scope.CORRIDOR, True),
+    "resume": (controls.Scope.CORRIDOR, False),
+}
+_STATES = {
+    (controls.Scope.CLIENT, True): "frozen",
+    (controls.Scope.CORRIDOR, True): "halted",
+    (controls.Scope.SYSTEM, True): "halted",
+}
+
+
 async def control(request: web.Request) -> web.Response:
-    """Freeze or unfreeze a client, halt or resume a corridor or the whole system."""
-    await authorize(request, Permission.OPERATE)
+    """Freeze or unfreeze a client, halt or resume a corridor or the whole system. Switching one
+    on cancels the transfers it covers that are not yet on chain (holds released); the answer
+    says how many. Switching to the state already in force changes nothing."""
+    principal = await authorize(request, Permission.OPERATE)
+    action = request.path.rsplit("/", 1)[-1]
+    target = request.match_info.get("id")
+    if target is None:
+        scope, on = controls.Scope.SYSTEM, action == "halt"
+        target = controls.SYSTEM_TARGET
+    else:
+        scope, on = _SWITCHES[action]
+    if scope is controls.Scope.CLIENT and not is_name(target):
+        raise Problem.of(Result.client_id_invalid)
+    if scope is controls.Scope.CORRIDOR and target not in CORRIDOR_IDS:
+        raise Problem.http("not_found", f"no corridor {target}: one of {', '.join(CORRIDOR_IDS)}")
     body = bodies.decode(await request.read(), bodies.ControlBody)
-    if not body.reason.strip():
-        raise Problem.http("field_invalid", "reason must say why")
-    raise Problem.http(
-        "control_not_available",
-        "freezes and halts arrive with the control plane; nothing was changed",
+    reason = body.reason.strip()
+    if not reason or len(reason) > CONTROL_REASON_LENGTH_MAX or not reason.isprintable():
+        raise Problem.http("field_invalid", f"reason: 1 to {CONTROL_REASON_LENGTH_MAX} characters")
+    change, cancelled = await service(request).control(scope, target, on, principal.user, reason)
+    return json(
+        {
+            "scope": scope.value,
+            "id": None if scope is controls.Scope.SYSTEM else target,
+            "state": _STATES.get((scope, change.on), "active"),
+            "reason": change.reason,
+            "by": change.by,
+            "at": rfc3339(change.at),
+            "cancelled": cancelled,
+        }
     )
 
 

@@ -41,7 +41,6 @@ HTTP_CODES: dict[str, tuple[int, str]] = {
     "clock_not_virtual": (409, "The clock is real time; only a virtual clock can be advanced"),
     "rails_not_simulated": (404, "This server does not run simulated rails"),
     "policy_invalid": (422, "The rule set has problems; the one in force is unchanged"),
-    "control_not_available": (501, "Freezes and halts are not built in this version"),
     "service_unavailable": (503, "The service is not ready or is shutting down"),
     "internal_error": (500, "Internal error"),
 }

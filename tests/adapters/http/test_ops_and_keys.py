@@ -1,7 +1,7 @@
 """API keys over the API (create, list, revoke, rotate; who may grant what) and the staff
 endpoints: the trial balance balances, the reconciliation summary counts what the store holds,
-the audit trail filters and pages the journal, and the controls that are not built yet refuse
-without changing anything. Every response is checked against the OpenAPI document."""
+the audit trail filters and pages the journal, freezes and halts refuse new work with their codes
+(clients, corridors, the whole system). Every response is checked against the OpenAPI document."""
 
 from __future__ import annotations
 
@@ -155,21 +155,51 @@ async def test_the_audit_trail_filters_and_pages(api: Api) -> None:
     assert status == 403
 
 
-async def test_controls_not_built_yet_refuse_and_change_nothing(api: Api) -> None:
+async def test_freezes_and_halts_refuse_new_work_with_their_code(api: Api) -> None:
     ops = api.auth("staff", Role.OPERATOR)
-    before = await api.journal_rows()
+    await api.fund("acme")
+    await api.fund("globex")
+    freeze = route("POST", "/v1/ops/clients/{id}/freeze")
     status, body = await call(
-        api,
-        route("POST", "/v1/ops/clients/{id}/freeze"),
-        "/v1/ops/clients/acme/freeze",
-        ops,
-        {"reason": "suspicious activity"},
+        api, freeze, "/v1/ops/clients/acme/freeze", ops, {"reason": "suspicious activity"}
     )
-    assert status == 501 and body["code"] == "control_not_available"
+    assert status == 200, body
+    assert (body["scope"], body["id"], body["state"], body["by"]) == (
+        "client",
+        "acme",
+        "frozen",
+        "operator-staff",
+    )
+    status, problem = await create(api, "acme")
+    assert (status, problem["code"]) == (422, "client_frozen"), problem
+    assert problem["transfer_id"].startswith("tr_")
+    assert (await create(api, "globex"))[0] == 201
+    status, body = await call(
+        api, route("POST", "/v1/ops/clients/{id}/unfreeze"), "/v1/ops/clients/acme/unfreeze",
+        ops, {"reason": "cleared"},
+    )  # fmt: skip
+    assert (status, body["state"]) == (200, "active")
+    assert (await create(api, "acme"))[0] == 201
+    halt = route("POST", "/v1/ops/corridors/{id}/halt")
+    status, body = await call(api, halt, "/v1/ops/corridors/USD-USDC/halt", ops, {"reason": "x"})
+    assert (status, body["state"]) == (200, "halted")
+    assert (await create(api, "globex"))[1]["code"] == "corridor_halted"
+    status, _ = await call(api, halt, "/v1/ops/corridors/USD-BTC/halt", ops, {"reason": "x"})
+    assert status == 404
+    status, body = await call(
+        api, route("POST", "/v1/ops/halt"), "/v1/ops/halt", ops, {"reason": "incident 7"}
+    )
+    assert (status, body["scope"], body["id"], body["state"]) == (200, "system", None, "halted")
+    assert (await create(api, "globex"))[1]["code"] == "system_halted"
     status, body = await call(
         api, route("POST", "/v1/ops/halt"), "/v1/ops/halt", ops, {"reason": " "}
     )
     assert status == 422
+    before = await api.journal_rows()
+    status, body = await call(
+        api, freeze, "/v1/ops/clients/acme/freeze", api.auth("acme", Role.ADMIN), {"reason": "x"}
+    )
+    assert status == 403 and await api.journal_rows() == before
     status, page = await call(
         api, route("GET", "/v1/ops/discrepancies"), "/v1/ops/discrepancies?status=open", ops
     )

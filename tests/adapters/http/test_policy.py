@@ -230,6 +230,8 @@ async def test_every_corridor_validation_allows_is_served_or_refused_at_creation
     allowed = _allowed_corridors()
     served = {policy.corridor_id(s, t) for s, t in CORRIDORS}
     assert served <= {policy.corridor_id(s, t) for s, t, _ in allowed}
+    # The corridor ids operators halt are exactly the ones validation allows.
+    assert set(policy.CORRIDOR_IDS) == {policy.corridor_id(s, t) for s, t, _ in allowed}
     await api.fund("acme", "1000.00")  # the simulated bank books USD deposits only
     outcomes = {}
     for source, target, kind in allowed:
