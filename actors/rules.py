@@ -15,6 +15,7 @@ import msgspec
 
 from engine import events as ev
 from engine import policy
+from engine.audit import ActorType, AuditRecord
 from engine.ports import Clock, Journal
 from engine.records import Committed, Rejected
 from engine.results import Result
@@ -33,9 +34,25 @@ class RuleBook:
         self.history = [r.event for r in await self.journal.stream(ev.POLICY_STREAM)]  # type: ignore[misc]
         if self.history:
             self.current = _compiled(self.history[-1])
+        before = len(self.history)
         loaded = await self.load(document or policy.DEFAULT_DOCUMENT, by, "configured at start")
         if isinstance(loaded, list):
             raise ValueError("the configured policy rule set is invalid: " + "; ".join(loaded))
+        if len(self.history) > before:
+            # The system brought a rule set into force itself: audited like an operator's load.
+            change = self.history[-1]
+            record = AuditRecord(
+                at=change.at,
+                actor_id=by,
+                actor_type=ActorType.SYSTEM,
+                action_type="load_policy",
+                resource_type="policy",
+                resource_id=f"v{change.version}",
+                outcome="ok",
+                diff_summary={"version": str(change.version), "digest": change.digest},
+                metadata={"reason": change.reason},
+            )
+            assert isinstance(await self.journal.audit([record]), Committed)
         return self.current
 
     async def load(self, document: bytes, by: str, reason: str) -> policy.RuleSet | list[str]:

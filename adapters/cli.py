@@ -13,6 +13,8 @@
                                                   an API key, printed once (only its hash is kept)
     stablerail serve --data-dir DIR [--host H] [--port P] [--rails sim|sim-instant] [--sim-speed X]
                      [--policy FILE] [--config FILE]  the HTTP API, until SIGTERM
+    stablerail audit verify --data-dir DIR [--json]  recompute the audit chain and its anchors
+    stablerail audit anchor --data-dir DIR        write the audit chain's head to the anchor file
     stablerail policy default                     print the shipped policy rule set (TOML)
     stablerail policy check FILE                  check a rule set document (exit 1: its problems)
 
@@ -73,6 +75,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--config", type=Path, help="a TOML file (see adapters/config.py)")
 
+    audit = commands.add_parser("audit", help="the hash-chained audit log")
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    audit_verify = audit_commands.add_parser(
+        "verify", help="recompute the chain and check the anchors; stop at the first broken link"
+    )
+    audit_verify.add_argument("--data-dir", type=Path, required=True)
+    audit_verify.add_argument("--json", action="store_true")
+    audit_anchor = audit_commands.add_parser(
+        "anchor", help="append the chain's head to the anchor file now"
+    )
+    audit_anchor.add_argument("--data-dir", type=Path, required=True)
     rules = commands.add_parser("policy", help="policy rule sets")
     rule_commands = rules.add_subparsers(dest="policy_command", required=True, metavar="ACTION")
     rule_commands.add_parser("default", help="print the shipped rule set (TOML)")
@@ -178,10 +191,33 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _serve(args)
             case "policy":
                 return _policy(args)
+            case "audit":
+                return _audit(args)
     except (StoreOpenError, ConfigError) as e:
         print(f"stablerail: {e}", file=sys.stderr)
         return EXIT_UNUSABLE
     raise AssertionError(args.command)
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from store.verify import verify_audit
+
+    if args.audit_command == "anchor":
+        from adapters.main import anchor_now
+
+        head = asyncio.run(anchor_now(args.data_dir))
+        print(f"anchored row {head[0]} {head[1].hex()}" if head else "the audit log is empty")
+        return EXIT_OK
+    rows, problem = asyncio.run(verify_audit(args.data_dir))
+    if args.json:
+        print(
+            msgspec.json.encode({"ok": problem is None, "rows": rows, "problem": problem}).decode()
+        )
+    elif problem is None:
+        print(f"audit log: {rows} rows chained; every anchor agrees")
+    else:
+        print(f"audit log BROKEN: {problem}")
+    return EXIT_OK if problem is None else EXIT_CHECK_FAILED
 
 
 def _policy(args: argparse.Namespace) -> int:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
+import getpass
 import os
 import random
 import signal
@@ -44,13 +45,14 @@ from adapters.webhook_sender import HttpSender
 from engine import access, controls, limits, matching, policy
 from engine import commands as c
 from engine.access import ApiKey, Role
+from engine.audit import ActorType, AuditRecord, AuditRow
 from engine.events import ControlChanged, RuleSetLoaded
 from engine.funding import decide_deposit, deposit_id_for
 from engine.nonces import NonceBook
 from engine.policy import Explained, RuleSet
 from engine.ports import Clock, Ids
 from engine.quotes import Quote
-from engine.records import IdempotencyRecord, IdempotencyStatus, Recorded
+from engine.records import Committed, IdempotencyRecord, IdempotencyStatus, Recorded
 from engine.results import Result
 from engine.service import (
     Balance,
@@ -68,6 +70,7 @@ from sim.faults import FaultLog, FaultPlan
 from sim.instant import DigestCustody, decode_digest
 from sim.providers import BANK, OFFRAMP
 from sim.world import SimRails, block_time_s, deposit_command, statement_import, statement_poll_s
+from store import anchor
 from store import service as tables
 from store.store import Store, migrate_data_dir
 
@@ -233,18 +236,26 @@ class Node:
             deposit_command(booked, reference, client_id, amount)
         )
 
-    async def journal_page(
+    async def trial_balance(self) -> list[tuple[str, str, int, int]]:
+        return await tables.trial_balance(self.store.reader)
+
+    async def status_counts(self) -> dict[str, int]:
+        return await tables.status_counts(self.store.reader)
+
+    async def audit_page(
         self,
         *,
+        actor: str | None,
         resource: str | None,
         action: str | None,
         from_at: int | None,
         to_at: int | None,
         before_seq: int | None,
         limit: int,
-    ) -> list[Recorded]:
-        return await tables.journal_page(
+    ) -> list[AuditRow]:
+        return await tables.audit_page(
             self.store.reader,
+            actor=actor,
             resource=resource,
             action=action,
             from_at=from_at,
@@ -253,11 +264,9 @@ class Node:
             limit=limit,
         )
 
-    async def trial_balance(self) -> list[tuple[str, str, int, int]]:
-        return await tables.trial_balance(self.store.reader)
-
-    async def status_counts(self) -> dict[str, int]:
-        return await tables.status_counts(self.store.reader)
+    async def record_audit(self, record: AuditRecord) -> None:
+        outcome = await self.store.audit([record])
+        assert isinstance(outcome, Committed), outcome
 
     async def control(
         self, scope: controls.Scope, target: str, on: bool, by: str, reason: str
@@ -453,6 +462,7 @@ async def running(config: ServeConfig) -> AsyncIterator[tuple[Node, web.Applicat
                 await tasks.start(system.run)
                 tasks.start_soon(statement_import, system, rails.bank, statement_poll_s / speed)
                 tasks.start_soon(dispatcher.run)
+                tasks.start_soon(_anchor_every, store, config.data_dir, clock)
                 metrics.up.set(1)
                 try:
                     yield node, app
@@ -460,7 +470,16 @@ async def running(config: ServeConfig) -> AsyncIterator[tuple[Node, web.Applicat
                     node.stopping = True
                     metrics.up.set(0)
                     tasks.cancel_scope.cancel()
+            # Every record written so far is anchored before the store closes.
+            await anchor.anchor(store.reader, config.data_dir, clock.now_us())
         world.save()
+
+
+async def _anchor_every(store: Store, data_dir: Path, clock: Clock) -> None:
+    """Write the audit chain's head to the anchor file at intervals (when it moved)."""
+    while True:
+        await anchor.anchor(store.reader, data_dir, clock.now_us())
+        await anyio.sleep(limits.audit_anchor_s)
 
 
 async def serve(config: ServeConfig) -> None:
@@ -542,4 +561,31 @@ async def create_key(
     key, text = mint_key(clock, SystemIds(clock), client=client, role=role, user=user, env=env)
     async with Store.open(data_dir, clock=clock) as store:
         await tables.insert_key(store, key)
+        # An admin action on the machine itself: audited like one over the API.
+        record = AuditRecord(
+            at=clock.now_us(),
+            actor_id=f"cli:{_os_user()}",
+            actor_type=ActorType.ADMIN,
+            action_type="create_key",
+            resource_type="api-keys",
+            resource_id=key.key_id,
+            outcome="ok",
+            diff_summary={"id": key.key_id, "role": role.value},
+            metadata={"client_id": client or "", "user": user, "via": "stablerail keys create"},
+        )
+        assert isinstance(await store.audit([record]), Committed)
     return key, text
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+async def anchor_now(data_dir: Path) -> tuple[int, bytes] | None:
+    """Write the audit chain's head to the anchor file (`stablerail audit anchor`)."""
+    clock = SystemClock()
+    async with Store.open(data_dir, clock=clock) as store:
+        return await anchor.anchor(store.reader, data_dir, clock.now_us())

@@ -122,6 +122,9 @@ request_body_bytes_max = 64 * 1024
 page_limit_max = 100
 page_limit_default = 20
 create_decided_wait_s = 10
+# The audit log's head is written to the anchor file at least this often (when it moved).
+audit_anchor_s = 60
+
 # Webhooks: at most this many attempts per event and endpoint, waits doubling from the base to the
 # cap with jitter (about three days in all); each attempt has a deadline; a round of the
 # dispatcher sends at most this many deliveries at once.

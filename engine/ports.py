@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Sequence
 from typing import Protocol
 
+from engine.audit import AuditRecord
 from engine.chain import SignedTx
 from engine.events import Event, EvidenceRecorded
 from engine.quotes import Quote
@@ -80,6 +81,10 @@ class Journal(Protocol):
     def quote(self, quote_id: str) -> Awaitable[tuple[str | None, Quote] | None]: ...
 
     def signed_transactions(self) -> Awaitable[list[SignedTx]]: ...
+
+    def audit(self, records: Sequence[AuditRecord]) -> Awaitable[Outcome]:
+        """Chain records onto the audit log (durable when this returns)."""
+        ...
 
     def stream(self, stream_id: str) -> Awaitable[list[Recorded]]:
         """Every record of a stream, in version order."""

@@ -14,6 +14,7 @@ import enum
 
 import msgspec
 
+from engine.audit import AuditRecord
 from engine.events import Event
 from engine.results import Result
 
@@ -58,6 +59,8 @@ class WriteRequest(msgspec.Struct, frozen=True, kw_only=True):
     # Raw payloads of EvidenceRecorded events in `appends`, by evidence_id.
     evidence_raw: dict[str, bytes] = {}
     request_id: str | None = None
+    # Audit records to chain onto the audit log in the same commit.
+    audit: tuple[AuditRecord, ...] = ()
 
 
 class IdempotencyRecord(msgspec.Struct, frozen=True, kw_only=True):

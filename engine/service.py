@@ -15,6 +15,7 @@ import msgspec
 
 from engine import commands as c
 from engine.access import ApiKey, Role
+from engine.audit import AuditRecord, AuditRow
 from engine.controls import Scope
 from engine.events import ControlChanged, RuleSetLoaded
 from engine.policy import Explained, RuleSet
@@ -175,17 +176,22 @@ class Service(Protocol):
         tells are journaled, `command_malformed` if it is not one the provider sends."""
         ...
 
-    def journal_page(
+    def audit_page(
         self,
         *,
+        actor: str | None,
         resource: str | None,
         action: str | None,
         from_at: int | None,
         to_at: int | None,
         before_seq: int | None,
         limit: int,
-    ) -> Awaitable[list[Recorded]]:
-        """Journal rows newest first (the audit trail until the audit log has its own table)."""
+    ) -> Awaitable[list[AuditRow]]:
+        """Audit rows newest first."""
+        ...
+
+    def record_audit(self, record: AuditRecord) -> Awaitable[None]:
+        """Chain one record onto the audit log (durable when this returns)."""
         ...
 
     def trial_balance(self) -> Awaitable[list[tuple[str, str, int, int]]]:

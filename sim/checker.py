@@ -17,6 +17,7 @@ from pathlib import Path
 
 from engine import events as ev
 from engine import ledger, matching
+from engine.audit import AuditRecord
 from engine.chain import SignedTx
 from engine.quotes import Quote
 from engine.records import (
@@ -105,6 +106,9 @@ class Checker:
 
     async def expire_idempotency_keys(self, now_us: int) -> int:
         return await self.store.expire_idempotency_keys(now_us)
+
+    async def audit(self, records: Sequence[AuditRecord]) -> Outcome:
+        return await self.store.audit(records)
 
     async def stream(self, stream_id: str) -> list[Recorded]:
         return await self.store.stream(stream_id)

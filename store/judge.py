@@ -16,8 +16,8 @@ from typing import Any
 
 import msgspec
 
+from engine import audit, invariants, ledger, limits
 from engine import events as ev
-from engine import invariants, ledger, limits
 from engine.money import format_amount
 from engine.policy import USD, Scope
 from engine.records import (
@@ -45,6 +45,11 @@ _INSERT_KEY = (
     " status, response_status, response_body, created_at, updated_at, expires_at)"
     " VALUES (?, ?, ?, ?, ?, NULL, NULL, ?, ?, ?)"
 )
+_INSERT_AUDIT = (
+    "INSERT INTO audit_log (seq, at, actor_id, actor_type, action_type, resource_type,"
+    " resource_id, request_id, outcome, record, prev_hash, hash)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 _COMPLETE_KEY = (
     "UPDATE idempotency_keys SET status = ?, response_status = ?, response_body = ?,"
     " updated_at = ? WHERE client_id = ? AND idempotency_key = ?"
@@ -65,6 +70,7 @@ class Plan:
         self.journal_rows: list[tuple[Any, ...]] = []
         self.key_inserts: list[tuple[Any, ...]] = []
         self.key_updates: list[tuple[Any, ...]] = []
+        self.audit_rows: list[tuple[Any, ...]] = []
         self.projection = Projection()
 
     def statements(self) -> Statements:
@@ -77,6 +83,8 @@ class Plan:
             found.append((_INSERT_KEY, self.key_inserts))
         if self.key_updates:
             found.append((_COMPLETE_KEY, self.key_updates))
+        if self.audit_rows:
+            found.append((_INSERT_AUDIT, self.audit_rows))
         return found
 
 
@@ -185,6 +193,26 @@ def _judge_one(
     if update_row is not None and completed is not None:
         plan.key_updates.append(update_row)
         view.keys[(completed.client_id, completed.key)] = completed
+    for record in request.audit:
+        seq, prev = view.audit_head[0] + 1, view.audit_head[1]
+        digest = audit.chain_hash(prev, seq, record)
+        plan.audit_rows.append(
+            (
+                seq,
+                rfc3339_us(record.at),
+                record.actor_id,
+                record.actor_type.value,
+                record.action_type,
+                record.resource_type,
+                record.resource_id,
+                record.request_id,
+                record.outcome,
+                audit.canonical(record).decode(),
+                prev,
+                digest,
+            )
+        )
+        view.audit_head = (seq, digest)
     return Committed(first_seq=first_seq, last_seq=head_seq, versions=versions)
 
 

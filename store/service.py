@@ -14,6 +14,7 @@ import msgspec
 from engine import events as ev
 from engine import limits
 from engine.access import ApiKey, Role
+from engine.audit import AuditRecord, AuditRow
 from engine.records import Recorded
 from engine.service import Balance, FeedEvent, LedgerLine, LedgerQuery, TransferQuery
 from engine.states import TERMINAL
@@ -27,7 +28,7 @@ from engine.webhooks import (
     EndpointStatus,
     subscribed,
 )
-from store import journal, queries, states
+from store import queries, states
 from store.executor import Executor, Row
 from store.store import Store
 
@@ -192,30 +193,55 @@ async def history(ex: Executor, transfer_id: str) -> list[Recorded]:
     return await queries.load_stream(ex, transfer_id)
 
 
-async def journal_page(
+_AUDIT_COLUMNS = "seq, record, prev_hash, hash"
+_audit_record = msgspec.json.Decoder(AuditRecord)
+
+
+def _audit_row(row: Row) -> AuditRow:
+    seq, record, prev_hash, digest = row
+    return AuditRow(seq=seq, record=_audit_record.decode(record), prev_hash=prev_hash, hash=digest)
+
+
+async def audit_page(
     ex: Executor,
     *,
+    actor: str | None,
     resource: str | None,
     action: str | None,
     from_at: int | None,
     to_at: int | None,
     before_seq: int | None,
     limit: int,
-) -> list[Recorded]:
-    """Journal rows newest first, filtered by stream (resource), event type (action) and the
-    time they were recorded (from inclusive, to exclusive)."""
+) -> list[AuditRow]:
+    """Audit rows newest first, filtered by actor, resource id, action and time (from inclusive,
+    to exclusive)."""
     clause, params = _where(
-        ("stream_id = ?", resource),
-        ("event_type = ?", action),
-        ("recorded_at >= ?", _us_text(from_at)),
-        ("recorded_at < ?", _us_text(to_at)),
+        ("actor_id = ?", actor),
+        ("resource_id = ?", resource),
+        ("action_type = ?", action),
+        ("at >= ?", _us_text(from_at)),
+        ("at < ?", _us_text(to_at)),
         ("seq < ?", before_seq),
     )
     rows = await ex.fetchall(
-        f"SELECT {journal.SELECT_COLUMNS} FROM journal{clause} ORDER BY seq DESC LIMIT ?",
+        f"SELECT {_AUDIT_COLUMNS} FROM audit_log{clause} ORDER BY seq DESC LIMIT ?",
         (*params, limit),
     )
-    return [queries.recorded(row) for row in rows]
+    return [_audit_row(row) for row in rows]
+
+
+async def audit_rows(ex: Executor, after_seq: int, limit: int) -> list[AuditRow]:
+    """Audit rows in seq order after `after_seq` (a page, for verifying the chain)."""
+    rows = await ex.fetchall(
+        f"SELECT {_AUDIT_COLUMNS} FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?",
+        (after_seq, limit),
+    )
+    return [_audit_row(row) for row in rows]
+
+
+async def audit_head(ex: Executor) -> tuple[int, bytes] | None:
+    row = await ex.fetchone("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+    return (row[0], row[1]) if row is not None else None
 
 
 async def evidence_facts(ex: Executor, evidence_id: str) -> tuple[int, dict[str, str]] | None:

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import cast
 
+from engine.audit import AuditRecord
 from engine.chain import SignedTx
 from engine.events import Event, EvidenceRecorded
 from engine.ports import Clock
@@ -141,6 +142,10 @@ class Store:
                 request_id=request_id,
             )
         )
+
+    async def audit(self, records: Sequence[AuditRecord]) -> Outcome:
+        """Chain `records` onto the audit log (durable when this returns)."""
+        return await self.writer.submit(WriteRequest(audit=tuple(records)))
 
     async def complete_key(
         self,

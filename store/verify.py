@@ -30,7 +30,7 @@ from engine import events as ev
 from engine import invariants, ledger
 from engine.states import Status
 from engine.transfer import TransferState, evolve, held_for
-from store import journal, queries, schema
+from store import anchor, journal, queries, schema
 from store.errors import StoreOpenError
 from store.executor import Executor, ExecutorKind, connect
 from store.projection import Projection
@@ -69,6 +69,24 @@ class _Fixed:
         return 0
 
 
+async def verify_audit(data_dir: Path) -> tuple[int, str | None]:
+    """The audit log's chain and anchors alone: (rows checked, the first broken link or None)."""
+    path = schema.check_data_dir(data_dir, create=False)
+    ex = await connect(path, ExecutorKind.INLINE, read_only=True)
+    try:
+        return await anchor.verify(ex, Path(data_dir))
+    finally:
+        await ex.close()
+
+
+async def _audit(ex: Executor, data_dir: Path) -> Check:
+    rows, problem = await anchor.verify(ex, data_dir)
+    anchors = anchor.read_anchors(data_dir)
+    count = len(anchors) if isinstance(anchors, list) else 0
+    detail = problem or f"{rows} audit rows chained, {count} anchors agree"
+    return Check(name="audit", ok=problem is None, detail=detail)
+
+
 async def verify(data_dir: Path) -> Report:
     path = schema.check_data_dir(data_dir, create=False)
     ex = await connect(path, ExecutorKind.INLINE, read_only=True)
@@ -91,6 +109,7 @@ async def _verify(ex: Executor, data_dir: Path, path: Path) -> Report:
     checks.append(await _ledger(ex))
     checks.append(await _evidence(ex))
     checks.append(await _projections(ex))
+    checks.append(await _audit(ex, data_dir))
     seq, head = await queries.journal_head(ex)
     return Report(
         ok=all(c.ok for c in checks),

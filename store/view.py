@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from engine import audit, ledger, limits
 from engine import events as ev
-from engine import ledger, limits
 from engine.policy import Scope
 from engine.records import IdempotencyRecord, WriteRequest
 from engine.states import SPENDING
@@ -72,6 +72,8 @@ class View:
         self.usage: dict[UsageKey, list[int]] = {}
         # The commit's instant: windows end here.
         self.now = 0
+        # The audit log's last (seq, hash), read when the batch has audit records.
+        self.audit_head: tuple[int, bytes] = (0, audit.GENESIS_HASH)
 
     @classmethod
     async def load(
@@ -172,6 +174,10 @@ class View:
         }
         view.states = await cache.load(ex, transfers, states.fold_rows(found["folds"]))
         await view.load_usage(ex, appends, now)
+        if any(r.audit for r in requests):
+            row = await ex.fetchone("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+            if row is not None:
+                view.audit_head = (row[0], row[1])
         return view
 
     async def load_usage(self, ex: Executor, appends: Sequence[Any], now: int) -> None:

@@ -13,7 +13,7 @@ import time
 from aiohttp import web
 from loguru import logger
 
-from adapters.http import openapi
+from adapters.http import audit, openapi
 from adapters.http.context import (
     CLOCK,
     CONFIG,
@@ -81,6 +81,8 @@ async def envelope(request: web.Request, handler: Handler) -> web.StreamResponse
                              path=request.path)  # fmt: skip
             response = Problem.http("internal_error").response(rid)
         response.headers["X-Request-Id"] = rid
+        if request.method in audit.AUDITED_METHODS:
+            await audit.write(request, response, rid)
         route = request.match_info.route.resource
         name = route.canonical if route is not None else "unmatched"
         metrics = request.app[METRICS]

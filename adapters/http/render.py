@@ -14,12 +14,13 @@ import msgspec
 from engine import events as ev
 from engine import money
 from engine.access import ApiKey
+from engine.audit import AuditRow
 from engine.policy import US_PER_HOUR, PolicyDecision
 from engine.quotes import Quote
 from engine.records import Recorded
 from engine.service import Balance, FeedEvent, LedgerLine
-from engine.states import TRANSITIONS, Status
-from engine.timefmt import parse_rfc3339, rfc3339
+from engine.states import Status
+from engine.timefmt import rfc3339
 from engine.transfer import TransferState, approval_state, evolve
 from engine.webhooks import Attempt, Endpoint
 
@@ -269,47 +270,23 @@ def api_key(k: ApiKey, text: str | None = None) -> JSON:
 
 # --- operations -----------------------------------------------------------------------------------
 
-_RESOURCES = {
-    "tr": "transfer",
-    "dp": "deposit",
-    "al": "alert",
-    "qt": "quote",
-    "tf": "treasury_funding",
-    "ex": "evidence",
-}
-_OTHER_ACTORS: dict[str, tuple[str, str]] = {
-    "DepositCredited": ("bank", "bank-webhook"),
-    "TreasuryFunded": ("system", "treasury"),
-    "AlertRaised": ("system", "supervisors"),
-    "QuoteIssued": ("provider", "quotes"),
-}
-# The status an event type always leads to, where there is exactly one.
-_LEADS_TO: dict[str, str] = {}
-for (_, _event_type), _to in TRANSITIONS.items():
-    _LEADS_TO[_event_type] = _to.value if _LEADS_TO.get(_event_type, _to.value) == _to.value else ""
 
-
-def audit_entry(rec: Recorded) -> JSON:
-    """A journal row as an audit record (Series 3's fields)."""
-    event = rec.event
-    if ev.is_transfer_event(event):
-        actor = _actor(event)
-    else:
-        kind, name = _OTHER_ACTORS.get(rec.event_type, ("system", "engine"))
-        actor = {"type": kind, "id": name}
-    to = _LEADS_TO.get(rec.event_type)
+def audit_row(row: AuditRow) -> JSON:
+    r = row.record
     return {
-        "id": f"{rec.stream_id}:{rec.version}",
-        "seq": rec.seq,
-        "timestamp": rfc3339(parse_rfc3339(rec.recorded_at) or 0),
-        "actor_type": actor["type"],
-        "actor_id": actor["id"],
-        "action_type": rec.event_type,
-        "resource_type": _RESOURCES.get(rec.stream_id.split("_", 1)[0], "stream"),
-        "resource_id": rec.stream_id,
-        "request_id": rec.request_id,
-        "diff_summary": f"status -> {to}" if to else None,
-        "metadata": {"version": rec.version},
+        "id": f"au_{row.seq}",
+        "seq": row.seq,
+        "timestamp": rfc3339(r.at),
+        "actor_type": r.actor_type.value,
+        "actor_id": r.actor_id,
+        "action_type": r.action_type,
+        "resource_type": r.resource_type,
+        "resource_id": r.resource_id,
+        "request_id": r.request_id,
+        "outcome": r.outcome,
+        "diff_summary": dict(r.diff_summary),
+        "metadata": dict(r.metadata),
+        "hash": row.hash.hex(),
     }
 
 

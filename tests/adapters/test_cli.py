@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from store.schema import db_path
 
 
@@ -25,7 +27,7 @@ def test_migrate_then_verify(tmp_path: Path) -> None:
     data_dir = str(tmp_path / "data")
     made = stablerail("migrate", "--data-dir", data_dir)
     assert made.returncode == 0, made.stderr
-    assert "schema version 0 -> 3" in made.stdout
+    assert "schema version 0 -> 4" in made.stdout
     again = stablerail("migrate", "--data-dir", data_dir)
     assert "up to date" in again.stdout
     checked = stablerail("verify", "--data-dir", data_dir, "--json")
@@ -144,3 +146,40 @@ def test_soak_runs_each_seed_and_reports_plain_progress_off_a_terminal() -> None
     assert "soak: 2/2 seeds, 0 failed" in done.stderr  # plain lines: stderr is not a tty here
     as_json = json.loads(stablerail("soak", "--count", "1", "--transfers", "5", "--json").stdout)
     assert as_json["ok"] is True and as_json["failures"] == []
+
+
+def test_audit_verify_finds_an_edited_row_and_a_rewritten_chain(tmp_path: Path) -> None:
+    """Admin actions from the command line are audited; `audit verify` recomputes the chain and
+    the anchors: an edit (triggers dropped to make it) and a consistent rewrite are both found."""
+    data_dir = str(tmp_path / "data")
+    assert stablerail("migrate", "--data-dir", data_dir).returncode == 0
+    for user in ("ann", "bob", "cy"):
+        made = stablerail(
+            "keys", "create", "--data-dir", data_dir, "--client", "acme", "--role", "admin",
+            "--user", user,
+        )  # fmt: skip
+        assert made.returncode == 0, made.stderr
+    anchored = stablerail("audit", "anchor", "--data-dir", data_dir)
+    assert anchored.returncode == 0 and "anchored row 3" in anchored.stdout, anchored.stdout
+    clean = stablerail("audit", "verify", "--data-dir", data_dir, "--json")
+    assert clean.returncode == 0 and json.loads(clean.stdout) == {
+        "ok": True,
+        "rows": 3,
+        "problem": None,
+    }
+    conn = sqlite3.connect(db_path(Path(data_dir)))
+    try:
+        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+            conn.execute("UPDATE audit_log SET actor_id = 'x'")
+        conn.execute("DROP TRIGGER audit_log_no_update")
+        record = conn.execute("SELECT record FROM audit_log WHERE seq = 2").fetchone()[0]
+        conn.execute(
+            "UPDATE audit_log SET record = ? WHERE seq = 2", (record.replace("bob", "eve"),)
+        )
+        conn.commit()
+    finally:
+        conn.close()
+    edited = stablerail("audit", "verify", "--data-dir", data_dir)
+    assert edited.returncode == 1 and "row 2: its hash does not match" in edited.stdout
+    whole = stablerail("verify", "--data-dir", data_dir)
+    assert whole.returncode == 1 and "FAIL audit" in whole.stdout, whole.stdout

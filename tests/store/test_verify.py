@@ -40,6 +40,7 @@ async def test_a_healthy_data_dir_verifies(store: Store, data_dir: Path) -> None
         "ledger",
         "evidence",
         "projections",
+        "audit",
     ]
     assert report.head_seq == report.journal_rows > 0
 

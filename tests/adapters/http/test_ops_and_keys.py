@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from engine.access import Role
+from store import anchor
 from tests.adapters.http.conftest import Api
 from tests.adapters.http.test_api import call, create, route
 
@@ -122,21 +123,52 @@ async def test_the_trial_balance_balances_and_the_summary_counts_transfers(api: 
     assert summary["open_discrepancies"] == 0
 
 
-async def test_the_audit_trail_filters_and_pages(api: Api) -> None:
+async def test_every_command_is_audited_accepted_refused_or_unauthorized(api: Api) -> None:
     await api.fund("acme")
     status, transfer = await create(api)
     assert status == 201
+    post = route("POST", "/v1/transfers")
+    # Refused: unauthorized (a key that does not exist), forbidden (a viewer), malformed.
+    bogus = "sk_test_01M8M9WSH3ARFAEA64VQ0F3AH2_" + "0" * 64
+    status, _ = await call(api, post, "/v1/transfers", {"Authorization": f"Bearer {bogus}"}, {})
+    assert status == 401
+    status, _ = await call(
+        api, post, "/v1/transfers",
+        {**api.auth("acme", Role.VIEWER), "Idempotency-Key": "k-viewer"}, {},
+    )  # fmt: skip
+    assert status == 403
+    status, _ = await call(
+        api, post, "/v1/transfers",
+        {**api.auth("acme", Role.INITIATOR), "Idempotency-Key": "k-bad"}, {"colour": "red"},
+    )  # fmt: skip
+    assert status == 422
     auditor = api.auth("staff", Role.AUDITOR)
     audit = route("GET", "/v1/ops/audit")
     status, page = await call(api, audit, f"/v1/ops/audit?resource={transfer['id']}", auditor)
-    assert status == 200 and page["data"]
-    assert {e["resource_id"] for e in page["data"]} == {transfer["id"]}
-    created = [e for e in page["data"] if e["action_type"] == "TransferCreated"]
-    assert len(created) == 1 and created[0]["actor_id"] == "initiator-acme"
-    assert created[0]["request_id"] is not None
-    status, page = await call(api, audit, "/v1/ops/audit?actor=initiator-acme", auditor)
-    assert status == 200 and {e["actor_id"] for e in page["data"]} == {"initiator-acme"}
-    # Paging one row at a time walks the whole trail newest first, each row once.
+    assert status == 200
+    (created,) = page["data"]
+    assert (created["actor_id"], created["actor_type"], created["action_type"]) == (
+        "initiator-acme",
+        "user",
+        "create_transfer",
+    )
+    assert (created["resource_type"], created["outcome"]) == ("transfers", "ok")
+    assert created["request_id"] and created["diff_summary"]["status"] == "FUNDS_LOCKED"
+    assert created["metadata"]["policy_rule_id"] == "allow-up-to-10k"
+    assert created["metadata"]["client_id"] == "acme"
+    status, page = await call(api, audit, "/v1/ops/audit?action=create_transfer", auditor)
+    outcomes = [(e["actor_id"], e["actor_type"], e["outcome"]) for e in page["data"]]
+    assert outcomes == [
+        ("initiator-acme", "user", "unknown_field"),
+        ("viewer-acme", "user", "forbidden"),
+        ("anonymous", "anonymous", "unauthorized"),
+        ("initiator-acme", "user", "ok"),
+    ]
+    (anonymous,) = [e for e in page["data"] if e["actor_id"] == "anonymous"]
+    assert anonymous["metadata"]["presented_key_id"] == "ak_01M8M9WSH3ARFAEA64VQ0F3AH2"
+    status, page = await call(api, audit, "/v1/ops/audit?actor=operator-staff", auditor)
+    assert [(e["action_type"], e["actor_type"]) for e in page["data"]] == [("sim_deposit", "admin")]
+    # Paging one row at a time walks the whole log newest first, each row once.
     seen: list[int] = []
     cursor = ""
     while True:
@@ -146,13 +178,15 @@ async def test_the_audit_trail_filters_and_pages(api: Api) -> None:
         if not page["has_more"]:
             break
         cursor = f"&cursor={page['next_cursor']}"
-    # Rows committed while paging are newer than the first page: the walk is every row up to it.
-    assert seen == list(range(seen[0], 0, -1)) and seen[0] <= await api.journal_rows()
+    # Reads are not commands: the walk itself added nothing.
+    assert seen == list(range(seen[0], 0, -1))
     status, body = await call(api, audit, "/v1/ops/audit?from=yesterday", auditor)
     assert status == 422 and body["code"] == "parameter_invalid"
-    # An operator runs the ops endpoints but reads no audit trail.
+    # An operator runs the ops endpoints but reads no audit log.
     status, _ = await call(api, audit, "/v1/ops/audit", api.auth("staff", Role.OPERATOR))
     assert status == 403
+    rows, problem = await anchor.verify(api.node.store.reader, api.node.store.path.parent)
+    assert problem is None and rows == seen[0]
 
 
 async def test_freezes_and_halts_refuse_new_work_with_their_code(api: Api) -> None:

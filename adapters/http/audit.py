@@ -1,0 +1,112 @@
+"""What the API writes to the audit log: one record per command (every POST, PUT, PATCH and DELETE
+that reaches the server, accepted, refused or unauthorized), written before the answer leaves,
+with Series 3's fields: who (the key's user, or the provider, or anonymous), what (the route's
+action), which resource, the request id, when, the outcome (ok or the problem code), what changed
+(key fields of the answer, never a whole payload) and the context (key, role, client, HTTP status,
+the policy decision a transfer was created under)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from aiohttp import web
+from loguru import logger
+
+from adapters.http.context import CLOCK, PRINCIPAL, service
+from adapters.http.routes import ROUTES, Route
+from engine.access import STAFF_ROLES, Role, parse_key
+from engine.audit import ActorType, AuditRecord
+
+AUDITED_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_BY_PATH = {(r.method, r.path): r for r in ROUTES}
+# Answer fields worth a line in diff_summary.
+_SUMMARY_FIELDS = ("id", "status", "state", "version", "role", "url", "cancelled", "transfer_id")
+_ANSWER_BYTES_MAX = 64 * 1024
+_decoder = msgspec.json.Decoder()
+
+
+def action_of(route: Route) -> str:
+    """The route's action name: its handler's, with freezes and halts named for what they do."""
+    name = route.handler.__name__
+    if name != "control":
+        return name
+    parts = route.path.split("/")
+    scope = {"clients": "client", "corridors": "corridor"}.get(parts[-3], "system")
+    return f"{parts[-1]}_{scope}"
+
+
+def resource_of(path: str) -> str:
+    """The resource type a path acts on: the segment after /v1/ (or /v1/ops/)."""
+    parts = [p for p in path.split("/") if p]
+    if parts[:2] == ["v1", "ops"]:
+        rest = parts[2:]
+        return rest[0] if rest and rest[0] not in ("halt", "resume") else "system"
+    return parts[1] if len(parts) > 1 else "unknown"
+
+
+def _answer(response: web.StreamResponse) -> dict[str, Any]:
+    body = getattr(response, "body", None)
+    if not isinstance(body, bytes) or not body or len(body) > _ANSWER_BYTES_MAX:
+        return {}
+    try:
+        found = _decoder.decode(body)
+    except msgspec.DecodeError:
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def record_for(request: web.Request, response: web.StreamResponse, rid: str) -> AuditRecord:
+    info = request.match_info
+    template = info.route.resource.canonical if info.route.resource is not None else ""
+    route = _BY_PATH.get((request.method, template))
+    answer = _answer(response)
+    principal = request.get(PRINCIPAL)
+    metadata = {"method": request.method, "path": request.path, "http_status": str(response.status)}
+    if principal is not None:
+        actor_id = principal.user
+        admin = principal.role in STAFF_ROLES or principal.role is Role.ADMIN
+        actor_type = ActorType.ADMIN if admin else ActorType.USER
+        metadata.update(key_id=principal.key_id, role=principal.role.value)
+        if principal.client_id is not None:
+            metadata["client_id"] = principal.client_id
+    elif route is not None and route.signed and response.status < 400:
+        actor_id, actor_type = info.get("provider", "provider"), ActorType.SERVICE
+    else:
+        actor_id, actor_type = "anonymous", ActorType.ANONYMOUS
+        presented = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        parsed = parse_key(presented)
+        if parsed is not None:
+            metadata["presented_key_id"] = parsed.key_id
+    policy = answer.get("policy")
+    if isinstance(policy, dict):
+        metadata.update({f"policy_{k}": str(v) for k, v in policy.items()})
+    if response.headers.get("Idempotent-Replayed"):
+        metadata["idempotent_replayed"] = "true"
+    resource_id = info.get("id") or info.get("provider") or answer.get("id")
+    if resource_id is None and isinstance(answer.get("transfer_id"), str):
+        resource_id = answer["transfer_id"]
+    summary = {k: str(answer[k]) for k in _SUMMARY_FIELDS if answer.get(k) is not None}
+    outcome = "ok" if response.status < 400 else str(answer.get("code", response.status))
+    return AuditRecord(
+        at=request.app[CLOCK].now_us(),
+        actor_id=actor_id,
+        actor_type=actor_type,
+        action_type=action_of(route) if route is not None else "unmatched",
+        resource_type=resource_of(template or request.path),
+        resource_id=str(resource_id) if resource_id is not None else None,
+        request_id=rid,
+        outcome=outcome,
+        diff_summary=summary,
+        metadata=metadata,
+    )
+
+
+async def write(request: web.Request, response: web.StreamResponse, rid: str) -> None:
+    """Record the command before its answer leaves. A store that cannot take the record is
+    logged loudly; the command itself has already been decided and its facts are journaled."""
+    try:
+        await service(request).record_audit(record_for(request, response, rid))
+    except Exception:
+        logger.exception("audit record not written for {method} {path}", method=request.method,
+                         path=request.path)  # fmt: skip
