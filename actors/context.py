@@ -10,6 +10,7 @@ from engine import limits
 from engine.nonces import NonceBook
 from engine.ports import Clock, Ids, Journal
 from engine.rails import BankReports, ChainNode, Custody, OffRamp, QuoteSource
+from engine.sanctions import SanctionsList, sample
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -38,6 +39,11 @@ class Policy:
     rules_document: bytes | None = None
 
 
+@dataclasses.dataclass(slots=True)
+class SanctionsState:
+    current: SanctionsList = dataclasses.field(default_factory=sample)
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Context:
     journal: Journal
@@ -49,3 +55,6 @@ class Context:
     drills: Drills = dataclasses.field(default_factory=Drills)
     # The freezes and halts in force (kept by the system's ControlBook).
     controls: ControlState = dataclasses.field(default_factory=ControlState)
+    # The sanctions list parties are screened against (engine.sanctions; the shipped sample
+    # unless the deployment configures its own).
+    sanctions: SanctionsState = dataclasses.field(default_factory=SanctionsState)

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from actors.alerts import raise_alert
 from actors.retry import call_rail
 from engine import commands as c
-from engine import controls, limits
+from engine import controls, limits, sanctions
 from engine import effects as fx
 from engine.policy import corridor_id
 from engine.rails import PayoutRequest, QuoteRequest, RailError, SignRequest
@@ -77,7 +78,18 @@ async def run(actor: TransferActor, effect: fx.Effect) -> c.TransferCommand | No
             case fx.ReserveFunds():
                 return c.LockFunds()
             case fx.SignTransaction():
-                signed = await _sign(actor, state, effect)
+                screening = None
+                if effect.nonce is None:
+                    # Screened again just before the payment is signed for broadcast.
+                    screening = sanctions.screen(
+                        ctx.sanctions.current,
+                        sanctions.Stage.BROADCAST,
+                        state.client_id,
+                        state.destination,
+                    )
+                    if screening.hits:
+                        return await _sanctions_hit(actor, state, screening)
+                signed = await _sign(actor, state, effect, screening)
                 # A control switched on while custody signed: the transaction is never sent.
                 return _gate(actor, state, effect) or signed
             case fx.BroadcastTransaction(raw=raw):
@@ -128,11 +140,17 @@ async def _quote(
     actor: TransferActor, state: TransferState, quote_id: str | None
 ) -> c.TransferCommand | None:
     ctx = actor.ctx
+    expired_at = None
     if quote_id is not None:
         found = await ctx.journal.quote(quote_id)
         if found is None or found[0] != state.client_id:
             return c.FailTransfer(code=Result.quote_expired.code, message=f"{quote_id} unknown")
-        return c.QuoteTransfer(quote=found[1])
+        named = found[1]
+        waited = state.approvals_required > 0 and named.expires_at <= ctx.clock.now_us()
+        if not waited:
+            return c.QuoteTransfer(quote=named)
+        # The named quote expired while the transfer awaited its approvers: price it afresh.
+        expired_at = named.expires_at
     request = QuoteRequest(
         transfer_id=state.transfer_id,
         client_id=state.client_id,
@@ -142,11 +160,36 @@ async def _quote(
         bank=state.route is Route.BANK,
     )
     quote = await call_rail(lambda: ctx.rails.quotes.quote(request), key=f"{state.transfer_id}:q")
-    return c.QuoteTransfer(quote=quote)
+    return c.QuoteTransfer(quote=quote, requested_expired_at=expired_at)
+
+
+async def _sanctions_hit(
+    actor: TransferActor, state: TransferState, screening: sanctions.Screening
+) -> c.TransferCommand:
+    """A party listed since the transfer was created: it fails (hold released), never signed,
+    and an operator is alerted."""
+    detail = sanctions.describe(screening)
+    await raise_alert(
+        actor.ctx,
+        kind="sanctions_hit",
+        transfer_id=state.transfer_id,
+        status=state.status.value,
+        cause_at_us=state.status_since,
+        detail=detail,
+    )
+    message = f"sanctions list match before broadcast: {detail}"
+    return c.FailTransfer(
+        code=Result.sanctions_hit.code,
+        message=message[: limits.failure_message_length_max],
+        screening=screening,
+    )
 
 
 async def _sign(
-    actor: TransferActor, state: TransferState, effect: fx.SignTransaction
+    actor: TransferActor,
+    state: TransferState,
+    effect: fx.SignTransaction,
+    screening: sanctions.Screening | None,
 ) -> c.TransferCommand | None:
     ctx = actor.ctx
     chain = effect.chain
@@ -175,7 +218,7 @@ async def _sign(
         lambda: ctx.rails.custody.sign(request), key=f"{state.transfer_id}:sign:{nonce}:{fee}"
     )
     if effect.nonce is None:
-        return c.SubmitOnChain(tx=tx)
+        return c.SubmitOnChain(tx=tx, screening=screening)
     return c.ReplaceDroppedTx(tx=tx)
 
 

@@ -16,6 +16,7 @@ import anyio
 import msgspec
 from anyio.abc import TaskGroup, TaskStatus
 
+from actors.alerts import raise_alert
 from actors.confirmations import ConfirmationWatcher
 from actors.context import Context
 from actors.controls import ControlBook
@@ -26,7 +27,7 @@ from actors.rules import RuleBook
 from actors.settlements import SettlementTracker
 from actors.timers import TimerSupervisor
 from actors.watch import StateWatch
-from engine import controls, limits, policy
+from engine import controls, limits, policy, sanctions
 from engine.commands import CancelTransfer, CreateTransfer, CreditDeposit
 from engine.destinations import CHAINS
 from engine.events import ControlChanged, DepositCredited, QuoteIssued
@@ -131,18 +132,37 @@ class System:
         """As create_transfer, plus, when this request created the transfer and stored its
         answer, the state that answer was rendered from (so `answer(state)` is the stored
         answer, byte for byte). Policy decides every create here, whoever sends it."""
+        screening = None
         if check_create(command) is Result.ok:
+            screening = sanctions.screen(
+                self.ctx.sanctions.current,
+                sanctions.Stage.CREATION,
+                command.client_id,
+                normalized_destination(command.destination),
+            )
             decision = policy.evaluate(
                 self.rules.current,
                 await self.facts(command),
                 self.ctx.rails.quotes.corridors(),
                 self.ctx.controls.current,
+                screening,
             )
             available = await self.ctx.journal.available(command.client_id, command.source_currency)
-            command = msgspec.structs.replace(command, policy=decision, available=available)
+            command = msgspec.structs.replace(
+                command, policy=decision, available=available, screening=screening
+            )
         result = await self.registry.ask(
             command.transfer_id, command, request_id=command.request_id
         )
+        if result is Result.ok and screening is not None and screening.hits:
+            await raise_alert(
+                self.ctx,
+                kind="sanctions_hit",
+                transfer_id=command.transfer_id,
+                status="FAILED",
+                cause_at_us=self.ctx.clock.now_us(),
+                detail=sanctions.describe(screening),
+            )
         record = await self.ctx.journal.idempotency_record(
             command.client_id, command.idempotency_key
         )

@@ -21,9 +21,14 @@ then command-line flags, each overriding the one before.
     file = "rules.toml"   # the policy rule set to bring into force at start (engine.policy);
                           # absent: the data dir's latest, or the shipped default
 
+    [sanctions]
+    file = "sdn.csv"      # the sanctions list, OFAC SDN CSV style (engine.sanctions); absent:
+                          # the shipped sample of fictional entries (a warning is logged)
+
 Environment: STABLERAIL_HOST, STABLERAIL_PORT, STABLERAIL_DATA_DIR, STABLERAIL_SIM_SPEED,
 STABLERAIL_SIM_SEED, STABLERAIL_WEBHOOKS_ALLOW_PRIVATE (1/true/yes), STABLERAIL_LOG_LEVEL,
-STABLERAIL_INBOUND_SECRETS ("provider=whsec_...,provider=whsec_..."), STABLERAIL_POLICY_FILE.
+STABLERAIL_INBOUND_SECRETS ("provider=whsec_...,provider=whsec_..."), STABLERAIL_POLICY_FILE,
+STABLERAIL_SANCTIONS_FILE.
 
 `sim-instant` rails are for benchmarks (`stablerail bench api`): the simulated world answers at
 once, lives in memory only and its custody signs with a digest (sim.instant). Because a restart
@@ -39,7 +44,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from engine import policy
+from engine import policy, sanctions
 from engine.webhooks import valid_secret
 
 
@@ -62,6 +67,8 @@ class ServeConfig:
     inbound_secrets: tuple[tuple[str, str], ...] = ()
     # The policy rule set document (read and checked at load), or None.
     policy_document: bytes | None = None
+    # The sanctions list's text (read and checked at load), or None for the shipped sample.
+    sanctions_list: str | None = None
 
 
 RAILS = ("sim", "sim-instant")
@@ -97,6 +104,8 @@ def _from_file(path: Path) -> dict[str, Any]:
     found: dict[str, Any] = {}
     if "file" in raw.get("policy", {}):
         found["policy_file"] = raw["policy"]["file"]
+    if "file" in raw.get("sanctions", {}):
+        found["sanctions_file"] = raw["sanctions"]["file"]
     secrets = raw.get("inbound", {}).get("secrets")
     if secrets is not None:
         if not isinstance(secrets, dict) or not all(isinstance(v, str) for v in secrets.values()):
@@ -126,6 +135,7 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
         ("sim_seed", "STABLERAIL_SIM_SEED"),
         ("log_level", "STABLERAIL_LOG_LEVEL"),
         ("policy_file", "STABLERAIL_POLICY_FILE"),
+        ("sanctions_file", "STABLERAIL_SANCTIONS_FILE"),
     ):
         if var in env:
             found[key] = env[var]
@@ -171,8 +181,10 @@ def load(
                 " 16 bytes, base64"
             )
     policy_file = values.get("policy_file")
+    sanctions_file = values.get("sanctions_file")
     return ServeConfig(
         policy_document=_policy(Path(policy_file)) if policy_file else None,
+        sanctions_list=_sanctions(Path(sanctions_file)) if sanctions_file else None,
         inbound_secrets=secrets,
         data_dir=Path(values.get("data_dir", "data")),
         host=str(values.get("host", "127.0.0.1")),
@@ -197,3 +209,15 @@ def _policy(path: Path) -> bytes:
     if isinstance(problems, list):
         raise ConfigError(f"policy file {path}: " + "; ".join(problems))
     return document
+
+
+def _sanctions(path: Path) -> str:
+    """The sanctions list at `path`, checked whole."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read the sanctions list {path}: {e}") from None
+    parsed = sanctions.parse_list(text)
+    if isinstance(parsed, list):
+        raise ConfigError(f"sanctions list {path}: " + "; ".join(parsed[:5]))
+    return text

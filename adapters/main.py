@@ -42,7 +42,7 @@ from adapters.http.context import HttpConfig
 from adapters.http.metrics import Metrics
 from adapters.http.transfers import create_answer
 from adapters.webhook_sender import HttpSender
-from engine import access, controls, limits, matching, policy
+from engine import access, controls, limits, matching, policy, sanctions
 from engine import commands as c
 from engine.access import ApiKey, Role
 from engine.audit import ActorType, AuditRecord, AuditRow
@@ -435,6 +435,13 @@ async def running(config: ServeConfig) -> AsyncIterator[tuple[Node, web.Applicat
             ),
         )
         system = System(ctx, answer=create_answer)
+        if config.sanctions_list is None:
+            logger.warning("screening against the shipped SAMPLE sanctions list (fictional"
+                           " entries): configure [sanctions] file for a real one")  # fmt: skip
+        else:
+            listed = sanctions.parse_list(config.sanctions_list)
+            assert isinstance(listed, sanctions.SanctionsList)  # checked when the config loaded
+            ctx.sanctions.current = listed
         metrics = Metrics()
         outbox = StoreOutbox(store)
         async with HttpSender(allow_private=config.webhooks_allow_private) as sender:

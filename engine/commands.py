@@ -15,6 +15,7 @@ from engine.chain import SignedTx
 from engine.destinations import Destination
 from engine.policy import PolicyDecision
 from engine.quotes import Quote
+from engine.sanctions import Screening
 
 
 class _Command(msgspec.Struct, frozen=True, kw_only=True, tag_field="command"):
@@ -40,12 +41,17 @@ class CreateTransfer(_Command, tag="CreateTransfer", frozen=True, kw_only=True):
     # runtime; None: not read). A transfer it cannot cover is refused at once, before policy and
     # before any approver spends time on it; the funds lock stays the check that decides.
     available: int | None = None
+    # The sanctions screening of sender and beneficiary at creation (engine.sanctions).
+    screening: Screening | None = None
     quote_id: str | None = None
     request_id: str | None = None
 
 
 class QuoteTransfer(_Command, tag="QuoteTransfer", frozen=True, kw_only=True):
     quote: Quote
+    # Set when the quote the client named expired while the transfer awaited approval: when it
+    # expired. A fresh quote then replaces it (the approval took the time, not the client).
+    requested_expired_at: int | None = None
 
 
 class LockFunds(_Command, tag="LockFunds", frozen=True, kw_only=True):
@@ -54,6 +60,8 @@ class LockFunds(_Command, tag="LockFunds", frozen=True, kw_only=True):
 
 class SubmitOnChain(_Command, tag="SubmitOnChain", frozen=True, kw_only=True):
     tx: SignedTx
+    # The screening done before the payment was signed for broadcast (stored with it).
+    screening: Screening | None = None
 
 
 class ReplaceDroppedTx(_Command, tag="ReplaceDroppedTx", frozen=True, kw_only=True):
@@ -102,6 +110,8 @@ class CancelTransfer(_Command, tag="CancelTransfer", frozen=True, kw_only=True):
 class FailTransfer(_Command, tag="FailTransfer", frozen=True, kw_only=True):
     code: str
     message: str = ""
+    # For sanctions_hit: the screening that hit (stored with the failure).
+    screening: Screening | None = None
 
 
 class ExpireTransfer(_Command, tag="ExpireTransfer", frozen=True, kw_only=True):
@@ -110,6 +120,8 @@ class ExpireTransfer(_Command, tag="ExpireTransfer", frozen=True, kw_only=True):
 
 class ApproveTransfer(_Command, tag="ApproveTransfer", frozen=True, kw_only=True):
     by: str
+    # The hash of the terms the approver saw (transfer.terms_hash); refused if they changed.
+    terms_hash: str | None = None
 
 
 class RejectTransfer(_Command, tag="RejectTransfer", frozen=True, kw_only=True):

@@ -17,6 +17,7 @@ from engine.destinations import Destination
 from engine.ledger import Entries
 from engine.policy import LimitCheck, PolicyDecision
 from engine.quotes import Quote
+from engine.sanctions import Screening
 from engine.states import Route
 
 
@@ -45,10 +46,14 @@ class TransferCreated(_Event, tag="TransferCreated", frozen=True, kw_only=True):
     request_id: str | None = None
     # The policy decision: which rule of which rule set version decided (None before policy).
     policy: PolicyDecision | None = None
+    # The sanctions screening at creation (None before screening existed).
+    screening: Screening | None = None
 
 
 class ApprovalGranted(_Event, tag="ApprovalGranted", frozen=True, kw_only=True):
     by: str
+    # The terms the approval is bound to (an approval of other terms does not count).
+    terms_hash: str | None = None
 
 
 class ApprovalRejected(_Event, tag="ApprovalRejected", frozen=True, kw_only=True):
@@ -71,6 +76,7 @@ class FundsLocked(_Event, tag="FundsLocked", frozen=True, kw_only=True):
 
 class OnChainSubmitted(_Event, tag="OnChainSubmitted", frozen=True, kw_only=True):
     tx: SignedTx
+    screening: Screening | None = None
 
 
 class OnChainReplaced(_Event, tag="OnChainReplaced", frozen=True, kw_only=True):
@@ -128,6 +134,7 @@ class TransferFailed(_Event, tag="TransferFailed", frozen=True, kw_only=True):
     code: str
     message: str
     entries: Entries = ()
+    screening: Screening | None = None
 
 
 class TransferExpired(_Event, tag="TransferExpired", frozen=True, kw_only=True):

@@ -25,7 +25,7 @@ import tomllib
 
 import msgspec
 
-from engine import controls, destinations, limits, money
+from engine import controls, destinations, limits, money, sanctions
 from engine.destinations import Destination
 from engine.results import Result
 
@@ -38,8 +38,8 @@ NO_PROVIDER = "no_provider"
 BLOCK_CODES = frozenset({Result.policy_blocked, Result.limit_exceeded, Result.corridor_unsupported})
 # The engine's own rules, decided before the rule set's: a freeze or halt in force, a corridor
 # nothing can execute. A transfer they refuse is refused before its funds are even looked at.
-ENGINE_RULES = frozenset({NO_PROVIDER, *controls.RULE_IDS.values()})
-DECISION_CODES = BLOCK_CODES | frozenset(controls.CODES.values())
+ENGINE_RULES = frozenset({NO_PROVIDER, sanctions.RULE_ID, *controls.RULE_IDS.values()})
+DECISION_CODES = BLOCK_CODES | frozenset(controls.CODES.values()) | {Result.sanctions_hit}
 NONE_IN_FORCE = controls.Controls()
 
 
@@ -479,10 +479,12 @@ def explain(
     facts: Facts,
     served: frozenset[str],
     in_force: controls.Controls = NONE_IN_FORCE,
+    screening: sanctions.Screening | None = None,
 ) -> Explained:
     """The decision for `facts`, with why each rule before the matching one passed it by.
     `served`: the corridors some provider serves (the data plane's capabilities); `in_force`:
-    the freezes and halts an operator has switched on."""
+    the freezes and halts an operator has switched on; `screening`: the sanctions screening of
+    the transfer's parties (a hit refuses it)."""
     beneficiary = beneficiary_key(facts.destination)
     usd = usd_cents(facts.amount, facts.source_currency, rules.rates)
     assert usd is not None, "compile_rules requires a rate for every currency"
@@ -499,6 +501,14 @@ def explain(
             rule_id=controls.RULE_IDS[control],
             action=Action.BLOCK,
             code=controls.CODES[control].code,
+            **base,  # type: ignore[arg-type]
+        )
+        return Explained(decision=decision, passed=())
+    if screening is not None and screening.hits:
+        decision = PolicyDecision(
+            rule_id=sanctions.RULE_ID,
+            action=Action.BLOCK,
+            code=Result.sanctions_hit.code,
             **base,  # type: ignore[arg-type]
         )
         return Explained(decision=decision, passed=())
@@ -539,8 +549,9 @@ def evaluate(
     facts: Facts,
     served: frozenset[str],
     in_force: controls.Controls = NONE_IN_FORCE,
+    screening: sanctions.Screening | None = None,
 ) -> PolicyDecision:
-    return explain(rules, facts, served, in_force).decision
+    return explain(rules, facts, served, in_force, screening).decision
 
 
 def decision_problem(decision: PolicyDecision) -> str | None:

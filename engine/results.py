@@ -64,6 +64,7 @@ class Result(enum.IntEnum):
     approval_pending = enum.auto()
     maker_cannot_approve = enum.auto()
     approval_duplicate = enum.auto()
+    approval_terms_mismatch = enum.auto()
 
     # Quotes.
     quote_mismatch = enum.auto()
@@ -84,8 +85,8 @@ class Result(enum.IntEnum):
     system_halted = enum.auto()
     corridor_halted = enum.auto()
     client_frozen = enum.auto()
-    corridor_unsupported = enum.auto()
     sanctions_hit = enum.auto()
+    corridor_unsupported = enum.auto()
     policy_blocked = enum.auto()
     limit_exceeded = enum.auto()
 

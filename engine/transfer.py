@@ -15,10 +15,21 @@ import re
 
 import msgspec
 
-from engine import chain, destinations, invariants, ledger, limits, money, policy, quotes
+from engine import (
+    chain,
+    destinations,
+    invariants,
+    ledger,
+    limits,
+    money,
+    policy,
+    quotes,
+    sanctions,
+)
 from engine import commands as c
 from engine import effects as fx
 from engine import events as ev
+from engine.hashing import request_hash
 from engine.ids import is_id
 from engine.policy import PolicyDecision
 from engine.results import FAILURE_CODES, Result
@@ -49,6 +60,8 @@ class TransferState(msgspec.Struct, frozen=True, kw_only=True):
     reference: str | None
     metadata: dict[str, str]
     approvals_required: int
+    # The approvals granted, each with the terms hash it was bound to.
+    approvals: tuple[tuple[str, str | None], ...] = ()
     # The policy decision the transfer was created under (None: created before policy existed).
     policy: PolicyDecision | None = None
     approved_by: tuple[str, ...] = ()
@@ -81,13 +94,34 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True):
     effects: tuple[fx.Effect, ...] = ()
 
 
+def terms_hash(state: TransferState) -> str:
+    """What an approval is bound to: who pays what to whom (amount, currencies, destination, the
+    named quote, the reference). An approval granted for other terms does not count."""
+    return request_hash(
+        "terms",
+        state.client_id,
+        state.source_currency,
+        state.amount,
+        state.target_currency,
+        state.destination,
+        state.requested_quote_id,
+        state.reference,
+    )
+
+
+def approvers(state: TransferState) -> tuple[str, ...]:
+    """The approvers whose approval binds the transfer's current terms."""
+    current = terms_hash(state)
+    return tuple(by for by, bound in state.approvals if bound in (None, current))
+
+
 def approval_state(state: TransferState) -> str:
     """not_required | pending | approved | rejected (API.md's `approval.state`)."""
     if state.approvals_required == 0:
         return "not_required"
     if state.rejected_by is not None:
         return "rejected"
-    if len(state.approved_by) >= state.approvals_required:
+    if len(approvers(state)) >= state.approvals_required:
         return "approved"
     return "pending"
 
@@ -183,8 +217,11 @@ def evolve(state: TransferState | None, event: ev.TransferEvent) -> TransferStat
 
 def _changes(state: TransferState, event: ev.TransferEvent) -> dict[str, object]:
     match event:
-        case ev.ApprovalGranted(by=by):
-            return {"approved_by": (*state.approved_by, by)}
+        case ev.ApprovalGranted(by=by, terms_hash=bound):
+            return {
+                "approved_by": (*state.approved_by, by),
+                "approvals": (*state.approvals, (by, bound)),
+            }
         case ev.ApprovalRejected(by=by, reason=reason):
             return {
                 "rejected_by": by,
@@ -484,6 +521,9 @@ def _create(cmd: c.CreateTransfer, now: int) -> Decision:
         return _reject(Result.policy_missing)
     if policy.decision_problem(decision) is not None:
         return _reject(Result.command_malformed)
+    hit = cmd.screening is not None and bool(cmd.screening.hits)
+    if hit != (decision.rule_id == sanctions.RULE_ID):
+        return _reject(Result.command_malformed)  # a hit is refused, and only a hit
     # After this point the transfer is created (and, if policy blocks it, failed at once).
     source = money.asset(cmd.source_currency)
     assert source is not None
@@ -508,6 +548,7 @@ def _create(cmd: c.CreateTransfer, now: int) -> Decision:
         requested_quote_id=cmd.quote_id,
         request_id=cmd.request_id,
         policy=decision,
+        screening=cmd.screening,
     )
     # Refusals at creation, in order: a freeze or halt in force, or a corridor nothing can
     # execute; funds the client does not have (no approver is asked about a transfer that cannot
@@ -516,11 +557,14 @@ def _create(cmd: c.CreateTransfer, now: int) -> Decision:
     if decision.rule_id in policy.ENGINE_RULES:
         assert decision.code is not None
         corridor = policy.corridor_id(source.code, cmd.target_currency)
-        message = (
-            f"no provider serves the corridor {corridor}; {rule}"
-            if decision.rule_id == policy.NO_PROVIDER
-            else f"{decision.code} ({corridor}); {rule}"
-        )
+        if decision.rule_id == policy.NO_PROVIDER:
+            message = f"no provider serves the corridor {corridor}; {rule}"
+        elif decision.rule_id == sanctions.RULE_ID:
+            assert cmd.screening is not None
+            found = f"sanctions list match: {sanctions.describe(cmd.screening)}"
+            message = found[: limits.failure_message_length_max]
+        else:
+            message = f"{decision.code} ({corridor}); {rule}"
         refusal = ev.TransferFailed(at=now, code=decision.code, message=message)
     elif cmd.available is not None and amount > cmd.available:
         balance = money.format_amount(max(cmd.available, 0), source)
@@ -549,10 +593,16 @@ def _quote(state: TransferState, cmd: c.QuoteTransfer, now: int) -> Decision:
             return _NOTHING_TO_DO
         if state.quote.expires_at > now:
             return _reject(Result.quote_not_expired)
+    replaces_expired = (
+        cmd.requested_expired_at is not None
+        and state.approvals_required > 0
+        and cmd.requested_expired_at <= now
+    )
     if (
         state.status is Status.CREATED
         and state.requested_quote_id is not None
         and cmd.quote.quote_id != state.requested_quote_id
+        and not replaces_expired
     ):
         return _reject(Result.quote_mismatch)
     checked = quotes.check_quote(
@@ -607,7 +657,7 @@ def _submit(state: TransferState, cmd: c.SubmitOnChain, now: int) -> Decision:
         return _reject(Result.command_invalid_for_status)
     if not _pays_as_promised(state, cmd.tx):
         return _reject(Result.transaction_mismatch)
-    return _accept(state, ev.OnChainSubmitted(at=now, tx=cmd.tx))
+    return _accept(state, ev.OnChainSubmitted(at=now, tx=cmd.tx, screening=cmd.screening))
 
 
 def _pays_as_promised(state: TransferState, tx: chain.SignedTx) -> bool:
@@ -814,7 +864,11 @@ def _fail(state: TransferState, cmd: c.FailTransfer, now: int) -> Decision:
     return _accept(
         state,
         ev.TransferFailed(
-            at=now, code=code.code, message=cmd.message, entries=_release_if_held(state)
+            at=now,
+            code=code.code,
+            message=cmd.message,
+            entries=_release_if_held(state),
+            screening=cmd.screening,
         ),
     )
 
@@ -854,4 +908,7 @@ def _approval(
         return _reject(Result.approval_duplicate)
     if isinstance(cmd, c.RejectTransfer):
         return _accept(state, ev.ApprovalRejected(at=now, by=cmd.by, reason=cmd.reason))
-    return _accept(state, ev.ApprovalGranted(at=now, by=cmd.by))
+    current = terms_hash(state)
+    if cmd.terms_hash is not None and cmd.terms_hash != current:
+        return _reject(Result.approval_terms_mismatch)
+    return _accept(state, ev.ApprovalGranted(at=now, by=cmd.by, terms_hash=current))

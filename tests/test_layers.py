@@ -65,8 +65,10 @@ ENGINE_STDLIB = frozenset(
         "re",
         "string",
         "struct",
-        # A parser of text handed in (policy rule sets); it reads no file.
+        # Parsers of text handed in (policy rule sets, sanctions lists); they read no file.
         "tomllib",
+        "csv",
+        "io",
         "types",
         "typing",
         "unicodedata",

@@ -65,6 +65,12 @@ class ReasonBody(_Body, frozen=True, kw_only=True):
     reason: str = ""
 
 
+class ApproveBody(_Body, frozen=True, kw_only=True):
+    reason: str = ""
+    # The transfer's `approval.terms_hash` as the approver saw it: refused if the terms differ.
+    terms_hash: str | None = None
+
+
 class EndpointBody(_Body, frozen=True, kw_only=True):
     url: str
     events: list[str]

@@ -73,6 +73,7 @@ TRANSFER = _obj(
                 "required": {"type": "boolean"},
                 "state": {"enum": ["not_required", "pending", "approved", "rejected"]},
                 "approved_by": {"type": "array", "items": _STRING},
+                "terms_hash": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
             }
         ),
         "policy": {"oneOf": [{"type": "null"}, _ref("PolicyRef")]},

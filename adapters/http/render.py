@@ -21,7 +21,7 @@ from engine.records import Recorded
 from engine.service import Balance, FeedEvent, LedgerLine
 from engine.states import Status
 from engine.timefmt import rfc3339
-from engine.transfer import TransferState, approval_state, evolve
+from engine.transfer import TransferState, approval_state, approvers, evolve, terms_hash
 from engine.webhooks import Attempt, Endpoint
 
 JSON = dict[str, Any]
@@ -52,7 +52,8 @@ def transfer(state: TransferState) -> JSON:
     approval: JSON = {
         "required": state.approvals_required > 0,
         "state": approval_state(state),
-        "approved_by": list(state.approved_by),
+        "approved_by": list(approvers(state)),
+        "terms_hash": terms_hash(state),
     }
     return {
         "id": state.transfer_id,

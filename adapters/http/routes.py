@@ -51,7 +51,7 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/v1/transfers/{id}/cancel", transfers.cancel_transfer, Permission.INITIATE,
           "Cancel a transfer before it goes on chain", 200, "Transfer", bodies.ReasonBody),
     Route("POST", "/v1/transfers/{id}/approve", transfers.approve_transfer, Permission.APPROVE,
-          "Approve a transfer awaiting approval", 200, "Transfer", bodies.ReasonBody),
+          "Approve a transfer awaiting approval", 200, "Transfer", bodies.ApproveBody),
     Route("POST", "/v1/transfers/{id}/reject", transfers.reject_transfer, Permission.APPROVE,
           "Reject a transfer awaiting approval", 200, "Transfer", bodies.ReasonBody),
     Route("GET", "/v1/balances", transfers.balances, Permission.READ,

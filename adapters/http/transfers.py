@@ -211,8 +211,10 @@ async def cancel_transfer(request: web.Request) -> web.Response:
 async def approve_transfer(request: web.Request) -> web.Response:
     principal = await authorize(request, Permission.APPROVE)
     state = await _visible(request, principal)
-    await _reason(request)
-    return await _command(request, state, c.ApproveTransfer(by=principal.user))
+    raw = await request.read()
+    body = bodies.decode(raw, bodies.ApproveBody) if raw.strip() else bodies.ApproveBody()
+    approve = c.ApproveTransfer(by=principal.user, terms_hash=body.terms_hash)
+    return await _command(request, state, approve)
 
 
 async def reject_transfer(request: web.Request) -> web.Response:

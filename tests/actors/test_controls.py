@@ -12,8 +12,9 @@ import anyio
 import pytest
 
 from actors.system import System
-from engine import controls
+from engine import controls, sanctions
 from engine.chain import SignedTx
+from engine.events import OnChainSubmitted, TransferCreated
 from engine.rails import SignRequest
 from engine.results import Result
 from engine.states import Status
@@ -127,3 +128,53 @@ def test_on_chain_transfers_finish_and_controls_are_journaled(tmp_path: Path) ->
 
 def world_halted(system: System) -> bool:
     return system.ctx.controls.current.system_halted
+
+
+def test_a_party_listed_after_creation_is_caught_before_broadcast(tmp_path: Path) -> None:
+    """Screened at creation and again before the payment is signed: a clear screening is stored
+    with the submission; a list updated in between fails the transfer with sanctions_hit, nothing
+    signed, hold released, an alert raised."""
+
+    async def body(world: World) -> None:
+        world.rails.quotes = SlowQuotes(world.rails.quotes, 5.0)  # type: ignore[assignment]
+        system = System(world.context())
+        async with anyio.create_task_group() as tasks:
+            await tasks.start(system.run)
+            await fund(system, world)
+            _, kept = await system.create_transfer(world.create("10.00", key="k-clean"))
+            assert kept is not None
+            await settle(world, kept, Status.RECONCILED)
+            events = [r.event for r in await world.store.load_stream(kept)]
+            (submitted,) = [e for e in events if isinstance(e, OnChainSubmitted)]
+            assert submitted.screening is not None and not submitted.screening.hits
+            assert submitted.screening.stage is sanctions.Stage.BROADCAST
+            created = events[0]
+            assert isinstance(created, TransferCreated) and created.screening is not None
+            assert created.screening.stage is sanctions.Stage.CREATION
+            treasury = world.rails.custody.address("ethereum")
+            nonce_before = await world.rails.chain.nonce("ethereum", treasury)
+
+            command = world.create("10.00", key="k-caught")
+            _, caught = await system.create_transfer(command)
+            assert caught is not None
+            await anyio.sleep(1)  # quoting: the list changes now
+            address = command.destination.address  # type: ignore[union-attr]
+            listing = f"90100,NEW LISTING,entity,CYBER2,Digital Currency Address - ETH {address}\n"
+            listed = sanctions.parse_list(sanctions.SAMPLE_LIST + listing)
+            assert isinstance(listed, sanctions.SanctionsList)
+            system.ctx.sanctions.current = listed
+            await wait_status(world, caught, Status.FAILED)
+            state = await world.store.transfer(caught)
+            assert state is not None and state.failure_code == "sanctions_hit"
+            assert "before broadcast" in (state.failure_message or "") and not state.txs
+            (usd,) = await world.store.client_balances(CLIENT)
+            assert usd.held == 0
+            await anyio.sleep(30)
+            assert await world.rails.chain.nonce("ethereum", treasury) == nonce_before
+            alerts = await world.store.reader.fetchall(
+                "SELECT payload FROM journal WHERE event_type = 'AlertRaised'"
+            )
+            assert any("sanctions_hit" in row[0] and caught in row[0] for row in alerts)
+            tasks.cancel_scope.cancel()
+
+    in_world(tmp_path, body)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from adapters.config import ConfigError, load
+from engine import policy, sanctions
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
@@ -57,3 +58,23 @@ def test_a_config_file_that_cannot_be_read_is_refused(tmp_path: Path) -> None:
     broken.write_text("[server\n")
     with pytest.raises(ConfigError):
         load({}, broken)
+
+
+def test_policy_and_sanctions_files_are_read_and_checked_whole(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_bytes(policy.DEFAULT_DOCUMENT)
+    listed = tmp_path / "sdn.csv"
+    listed.write_text(sanctions.SAMPLE_LIST + '90100,"NEW ENTRY",entity,CYBER2,""\n')
+    file = tmp_path / "serve.toml"
+    file.write_text(f'[policy]\nfile = "{rules}"\n[sanctions]\nfile = "{listed}"\n')
+    config = load({}, file, env={})
+    assert config.policy_document == policy.DEFAULT_DOCUMENT
+    assert config.sanctions_list is not None and "NEW ENTRY" in config.sanctions_list
+    assert load({}, None, env={}).sanctions_list is None
+    rules.write_text('[[rules]]\nid = "x"\naction = "approve"\n')
+    with pytest.raises(ConfigError, match="approvers is 1 to 5"):
+        load({}, file, env={})
+    rules.write_bytes(policy.DEFAULT_DOCUMENT)
+    listed.write_text("not,a,list\n")
+    with pytest.raises(ConfigError, match="line 1"):
+        load({}, None, env={"STABLERAIL_SANCTIONS_FILE": str(listed)})

@@ -15,11 +15,13 @@ from engine.results import Result
 from engine.states import Route, Status
 from engine.transfer import (
     approval_state,
+    approvers,
     decide,
     evolve,
     evolve_all,
     held_amount,
     pending_effects,
+    terms_hash,
 )
 from tests.builders import (
     T0,
@@ -525,3 +527,40 @@ def test_evolve_refuses_a_second_creation() -> None:
     w = walk_to("CREATED")
     with pytest.raises(AssertionError):
         evolve(w.s, w.events[0])
+
+
+def test_an_approval_is_bound_to_the_terms_the_approver_saw() -> None:
+    w = Walk(create_command(1, approvals=1))
+    seen = terms_hash(w.s)
+    refused(c.ApproveTransfer(by="bob", terms_hash="0" * 64), Result.approval_terms_mismatch, w.s)
+    w.apply(c.ApproveTransfer(by="bob", terms_hash=seen))
+    assert approval_state(w.s) == "approved" and w.s.approvals == (("bob", seen),)
+
+
+def test_an_approval_is_void_once_the_terms_change() -> None:
+    """Terms cannot change through any command; if a bug changed them anyway, the approval given
+    for the old terms no longer counts, and nothing moves without a new one."""
+    w = Walk(create_command(1, approvals=1))
+    w.apply(c.ApproveTransfer(by="bob"))
+    assert approval_state(w.s) == "approved"
+    changed = msgspec.structs.replace(w.s, destination=WalletDestination(
+        chain="ethereum", address="0x" + "66" * 20))  # fmt: skip
+    assert approval_state(changed) == "pending" and approvers(changed) == ()
+    assert pending_effects(changed) == ()
+    refused(c.QuoteTransfer(quote=quote_for(changed, w.now)), Result.approval_pending, changed)
+
+
+def test_a_named_quote_that_expired_awaiting_approval_is_replaced_by_a_fresh_one() -> None:
+    named = quote_for(walk_to("CREATED").s, T0)
+    w = Walk(create_command(1, approvals=1, quote_id=named.quote_id))
+    w.apply(c.ApproveTransfer(by="bob"))
+    fresh = quote_for(w.s, w.now, n=2)
+    refused(c.QuoteTransfer(quote=fresh), Result.quote_mismatch, w.s, now=w.now)
+    early = c.QuoteTransfer(quote=fresh, requested_expired_at=w.now + 5)
+    refused(early, Result.quote_mismatch, w.s, now=w.now)
+    w.apply(c.QuoteTransfer(quote=fresh, requested_expired_at=w.now - 1))
+    assert w.s.status is Status.QUOTED and w.s.quote == fresh
+    # Without approvals the named quote is the only one (API.md: that quote or quote_expired).
+    plain = Walk(create_command(2, quote_id=named.quote_id))
+    expired = c.QuoteTransfer(quote=quote_for(plain.s, plain.now, n=3), requested_expired_at=0)
+    refused(expired, Result.quote_mismatch, plain.s, now=plain.now)

@@ -48,7 +48,11 @@ async def test_above_10k_a_second_person_approves(api: Api) -> None:
     status, transfer = await create(api, wallet_body("12000.00"))
     assert status == 201, transfer
     assert transfer["status"] == "CREATED"
-    assert transfer["approval"] == {"required": True, "state": "pending", "approved_by": []}
+    assert {k: v for k, v in transfer["approval"].items() if k != "terms_hash"} == {
+        "required": True,
+        "state": "pending",
+        "approved_by": [],
+    }
     assert transfer["policy"] == {
         "rule_id": "approve-over-10k",
         "version": 1,
@@ -63,8 +67,16 @@ async def test_above_10k_a_second_person_approves(api: Api) -> None:
         {"Authorization": f"Bearer {same_person}"}, {},
     )  # fmt: skip
     assert (status, problem["code"]) == (403, "maker_cannot_approve")
+    # An approval names the terms its approver saw: other terms are refused.
+    approver = api.auth("acme", Role.APPROVER)
+    stale = {"terms_hash": "0" * 64}
+    status, problem = await call(
+        api, route("POST", "/v1/transfers/{id}/approve"), path, approver, stale
+    )
+    assert (status, problem["code"]) == (409, "approval_terms_mismatch")
+    seen = {"terms_hash": transfer["approval"]["terms_hash"]}
     status, approved = await call(
-        api, route("POST", "/v1/transfers/{id}/approve"), path, api.auth("acme", Role.APPROVER), {}
+        api, route("POST", "/v1/transfers/{id}/approve"), path, approver, seen
     )
     assert status == 200, approved
     assert approved["approval"]["state"] == "approved"
@@ -263,3 +275,39 @@ async def test_every_corridor_validation_allows_is_served_or_refused_at_creation
     # Eight corridors a client may ask for: three served, five refused at creation.
     refused = [k for k, v in outcomes.items() if v == (422, "corridor_unsupported")]
     assert (len(outcomes), len(refused)) == (8, 5), outcomes
+
+
+async def test_sanctioned_parties_are_refused_at_creation_and_alerted(api: Api) -> None:
+    """Screened at creation against the configured list (the shipped sample here): a listed
+    beneficiary address (any checksum case), a listed bank holder (any case, diacritics or word
+    order) and a listed sender are each refused with sanctions_hit, kept FAILED, and alerted."""
+    await api.fund("acme")
+    listed = {**wallet_body(), "destination": {"kind": "wallet", "chain": "ethereum",
+              "address": "0x5a1c7ed0ddba11000000000000000000000000AB"}}  # fmt: skip
+    status, problem = await create(api, listed)
+    assert (status, problem["code"]) == (422, "sanctions_hit"), problem
+    assert "SDN entry 90001" in problem["detail"]
+    bank = {"source_currency": "USD", "target_currency": "MXN", "amount": "10.00",
+            "destination": {"kind": "bank", "country": "MX", "clabe": CLABE,
+                            "name": "OZTURK, Jose Muller"}}  # fmt: skip
+    status, problem = await create(api, bank)
+    assert (status, problem["code"]) == (422, "sanctions_hit"), problem
+    key = await api.add_key("blocked-co", Role.INITIATOR, "trader")
+    status, problem = await call(
+        api, route("POST", "/v1/transfers"), "/v1/transfers",
+        {"Authorization": f"Bearer {key}", "Idempotency-Key": "k-1"}, wallet_body(),
+    )  # fmt: skip
+    assert (status, problem["code"]) == (422, "sanctions_hit"), problem
+    state = await api.node.transfer(problem["transfer_id"])
+    assert state is not None and state.status.value == "FAILED"
+    rows = await api.node.store.reader.fetchall(
+        "SELECT payload FROM journal WHERE event_type = 'AlertRaised'"
+    )
+    assert sum("sanctions_hit" in row[0] for row in rows) == 3
+    # A clean transfer passes, its clear screening stored with it.
+    status, transfer = await create(api, wallet_body())
+    assert status == 201
+    state = await api.node.transfer(transfer["id"])
+    records = await api.node.store.load_stream(transfer["id"])
+    created = records[0].event
+    assert created.screening is not None and created.screening.hits == ()  # type: ignore[union-attr]
