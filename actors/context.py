@@ -6,11 +6,12 @@ import dataclasses
 
 from actors.controls import ControlState
 from actors.drills import Drills
+from actors.screening import ListScreener
 from engine import limits
 from engine.nonces import NonceBook
 from engine.ports import Clock, Ids, Journal
 from engine.rails import BankReports, ChainNode, Custody, OffRamp, QuoteSource
-from engine.sanctions import SanctionsList, sample
+from engine.sanctions import Screener, sample
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -39,9 +40,13 @@ class Policy:
     rules_document: bytes | None = None
 
 
+def _sample_screener() -> Screener:
+    return ListScreener(sample())
+
+
 @dataclasses.dataclass(slots=True)
 class SanctionsState:
-    current: SanctionsList = dataclasses.field(default_factory=sample)
+    screener: Screener = dataclasses.field(default_factory=_sample_screener)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -81,8 +81,7 @@ async def run(actor: TransferActor, effect: fx.Effect) -> c.TransferCommand | No
                 screening = None
                 if effect.nonce is None:
                     # Screened again just before the payment is signed for broadcast.
-                    screening = sanctions.screen(
-                        ctx.sanctions.current,
+                    screening = await ctx.sanctions.screener.screen(
                         sanctions.Stage.BROADCAST,
                         state.client_id,
                         state.destination,

@@ -27,10 +27,10 @@ from actors.rules import RuleBook
 from actors.settlements import SettlementTracker
 from actors.timers import TimerSupervisor
 from actors.watch import StateWatch
-from engine import controls, limits, policy, sanctions
+from engine import controls, limits, overrides, policy, sanctions
 from engine.commands import CancelTransfer, CreateTransfer, CreditDeposit
 from engine.destinations import CHAINS
-from engine.events import ControlChanged, DepositCredited, QuoteIssued
+from engine.events import ControlChanged, DepositCredited, OverrideExecuted, QuoteIssued
 from engine.funding import decide_deposit
 from engine.quotes import Quote
 from engine.rails import QuoteRequest, RailError
@@ -134,8 +134,7 @@ class System:
         answer, byte for byte). Policy decides every create here, whoever sends it."""
         screening = None
         if check_create(command) is Result.ok:
-            screening = sanctions.screen(
-                self.ctx.sanctions.current,
+            screening = await self.ctx.sanctions.screener.screen(
                 sanctions.Stage.CREATION,
                 command.client_id,
                 normalized_destination(command.destination),
@@ -258,6 +257,60 @@ class System:
             if len(page) < limits.recovery_page_max:
                 return change, cancelled
             after = page[-1]
+
+    async def override(self, override_id: str) -> overrides.Override | None:
+        records = await self.ctx.journal.stream(override_id)
+        return overrides.fold([r.event for r in records])  # type: ignore[misc]
+
+    async def request_override(
+        self, kind: overrides.Kind, transfer_id: str, reason: str, by: str
+    ) -> overrides.Override | Result:
+        """An operator asks for an override; nothing happens until a second one approves."""
+        if await self.ctx.journal.transfer(transfer_id) is None:
+            return Result.transfer_not_found
+        override_id = self.ctx.ids.new("ov")
+        requested = overrides.request(
+            override_id, kind, transfer_id, reason, by, self.ctx.clock.now_us()
+        )
+        if isinstance(requested, Result):
+            return requested
+        outcome = await self.ctx.journal.append(override_id, 0, [requested])
+        assert isinstance(outcome, Committed), outcome
+        found = await self.override(override_id)
+        assert found is not None
+        return found
+
+    async def decide_override(
+        self, override_id: str, by: str, approved: bool, reason: str
+    ) -> overrides.Override | Result:
+        """A second operator approves (the override is carried out at once, its outcome
+        journaled) or rejects. Journaled before it acts: an approval whose execution was cut
+        short is carried out by approving again (the forced commands are idempotent)."""
+        found = await self.override(override_id)
+        if found is None:
+            return Result.transfer_not_found
+        if found.state is overrides.State.APPROVED and approved and by == found.decided_by:
+            return await self._execute(found)
+        decided = overrides.decide(found, by, approved, reason, self.ctx.clock.now_us())
+        if isinstance(decided, Result):
+            return decided
+        outcome = await self.ctx.journal.append(override_id, found.version, [decided])
+        if isinstance(outcome, Rejected):
+            return Result.override_not_pending  # another operator decided first
+        found = overrides.fold([r.event for r in await self.ctx.journal.stream(override_id)])  # type: ignore[misc]
+        assert found is not None
+        if not approved:
+            return found
+        return await self._execute(found)
+
+    async def _execute(self, found: overrides.Override) -> overrides.Override | Result:
+        result = await self.registry.ask(found.transfer_id, overrides.command(found))
+        done = OverrideExecuted(
+            at=self.ctx.clock.now_us(), override_id=found.override_id, outcome=result.code
+        )
+        outcome = await self.ctx.journal.append(found.override_id, found.version, [done])
+        assert isinstance(outcome, Committed), outcome
+        return overrides.fold([r.event for r in await self.ctx.journal.stream(found.override_id)])  # type: ignore[misc, return-value]
 
     async def issue_quote(
         self, client_id: str, source: str, target: str, amount: int, *, bank: bool

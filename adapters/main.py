@@ -32,6 +32,7 @@ from loguru import logger
 from actors.context import Context, Policy, Rails
 from actors.evidence import record_evidence
 from actors.messages import Redrive
+from actors.screening import ListScreener
 from actors.system import System
 from actors.webhooks import WebhookDispatcher
 from adapters.clock import SystemClock, SystemIds
@@ -42,7 +43,7 @@ from adapters.http.context import HttpConfig
 from adapters.http.metrics import Metrics
 from adapters.http.transfers import create_answer
 from adapters.webhook_sender import HttpSender
-from engine import access, controls, limits, matching, policy, sanctions
+from engine import access, controls, limits, matching, overrides, policy, sanctions
 from engine import commands as c
 from engine.access import ApiKey, Role
 from engine.audit import ActorType, AuditRecord, AuditRow
@@ -273,6 +274,19 @@ class Node:
     ) -> tuple[ControlChanged, int]:
         return await self.system.control(scope, target, on, by, reason)
 
+    async def request_override(
+        self, kind: overrides.Kind, transfer_id: str, reason: str, by: str
+    ) -> overrides.Override | Result:
+        return await self.system.request_override(kind, transfer_id, reason, by)
+
+    async def decide_override(
+        self, override_id: str, by: str, approved: bool, reason: str
+    ) -> overrides.Override | Result:
+        return await self.system.decide_override(override_id, by, approved, reason)
+
+    async def override(self, override_id: str) -> overrides.Override | None:
+        return await self.system.override(override_id)
+
     # --- policy -----------------------------------------------------------------------------------
     def rules_in_force(self) -> RuleSetLoaded:
         return self.system.rules.history[-1]
@@ -441,7 +455,7 @@ async def running(config: ServeConfig) -> AsyncIterator[tuple[Node, web.Applicat
         else:
             listed = sanctions.parse_list(config.sanctions_list)
             assert isinstance(listed, sanctions.SanctionsList)  # checked when the config loaded
-            ctx.sanctions.current = listed
+            ctx.sanctions.screener = ListScreener(listed)
         metrics = Metrics()
         outbox = StoreOutbox(store)
         async with HttpSender(allow_private=config.webhooks_allow_private) as sender:

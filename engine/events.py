@@ -259,6 +259,31 @@ class ControlChanged(_Event, tag="ControlChanged", frozen=True, kw_only=True):
 
 CONTROLS_STREAM = "controls"
 
+
+# --- Override streams (ov_...): an admin override, requested, decided by a second operator, done -
+
+
+class OverrideRequested(_Event, tag="OverrideRequested", frozen=True, kw_only=True):
+    override_id: str
+    kind: str
+    transfer_id: str
+    reason: str
+    by: str
+
+
+class OverrideDecided(_Event, tag="OverrideDecided", frozen=True, kw_only=True):
+    override_id: str
+    by: str
+    approved: bool
+    reason: str = ""
+
+
+class OverrideExecuted(_Event, tag="OverrideExecuted", frozen=True, kw_only=True):
+    override_id: str
+    # The transfer's answer to the forced command: "ok" or its result code.
+    outcome: str
+
+
 Event = (
     TransferEvent
     | DepositCredited
@@ -268,6 +293,9 @@ Event = (
     | EvidenceRecorded
     | RuleSetLoaded
     | ControlChanged
+    | OverrideRequested
+    | OverrideDecided
+    | OverrideExecuted
 )
 
 _TAGS: dict[type, str] = {t: t.__struct_config__.tag for t in Event.__args__}

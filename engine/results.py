@@ -65,6 +65,7 @@ class Result(enum.IntEnum):
     maker_cannot_approve = enum.auto()
     approval_duplicate = enum.auto()
     approval_terms_mismatch = enum.auto()
+    override_not_pending = enum.auto()
 
     # Quotes.
     quote_mismatch = enum.auto()

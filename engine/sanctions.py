@@ -21,6 +21,8 @@ import hashlib
 import io
 import re
 import unicodedata
+from collections.abc import Awaitable
+from typing import Protocol
 
 import msgspec
 
@@ -133,6 +135,14 @@ def screen(listed: SanctionsList, stage: Stage, sender: str, beneficiary: Destin
     return Screening(
         stage=stage, list_digest=listed.digest, entries=listed.entries, hits=tuple(hits)
     )
+
+
+class Screener(Protocol):
+    """The screening port: a vendor's API in production can stand where the list does."""
+
+    def screen(
+        self, stage: Stage, sender: str, beneficiary: Destination
+    ) -> Awaitable[Screening]: ...
 
 
 def describe(screening: Screening) -> str:

@@ -18,6 +18,8 @@ from engine.access import ApiKey, Role
 from engine.audit import AuditRecord, AuditRow
 from engine.controls import Scope
 from engine.events import ControlChanged, RuleSetLoaded
+from engine.overrides import Kind as OverrideKind
+from engine.overrides import Override
 from engine.policy import Explained, RuleSet
 from engine.quotes import Quote
 from engine.records import IdempotencyRecord, IdempotencyStatus, Recorded
@@ -208,6 +210,16 @@ class Service(Protocol):
         """Switch a freeze or halt: the change in force, and how many transfers not yet on chain
         it cancelled."""
         ...
+
+    def request_override(
+        self, kind: OverrideKind, transfer_id: str, reason: str, by: str
+    ) -> Awaitable[Override | Result]: ...
+
+    def decide_override(
+        self, override_id: str, by: str, approved: bool, reason: str
+    ) -> Awaitable[Override | Result]: ...
+
+    def override(self, override_id: str) -> Awaitable[Override | None]: ...
 
     # --- policy ---------------------------------------------------------------------------------
     def rules_in_force(self) -> RuleSetLoaded: ...

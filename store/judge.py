@@ -274,6 +274,10 @@ def _stream_of(event: ev.Event) -> str | None:
             return quote.quote_id
         case ev.EvidenceRecorded(evidence_id=eid):
             return eid
+        case ev.OverrideRequested(override_id=oid) | ev.OverrideDecided(override_id=oid):
+            return oid
+        case ev.OverrideExecuted(override_id=oid):
+            return oid
     return None
 
 

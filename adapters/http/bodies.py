@@ -92,6 +92,12 @@ class ControlBody(_Body, frozen=True, kw_only=True):
     reason: str
 
 
+class OverrideBody(_Body, frozen=True, kw_only=True):
+    kind: str
+    transfer_id: str
+    reason: str
+
+
 class PolicyBody(_Body, frozen=True, kw_only=True):
     reason: str
     rule_set: RuleSetDoc

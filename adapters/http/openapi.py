@@ -119,6 +119,21 @@ POLICY_REF: JSON = {
 
 SCHEMAS: JSON = {
     "PolicyRef": _obj(POLICY_REF),
+    "Override": _obj(
+        {
+            "id": _STRING,
+            "kind": {"enum": ["fail_transfer", "reconcile_transfer"]},
+            "transfer_id": _STRING,
+            "reason": _STRING,
+            "requested_by": _STRING,
+            "requested_at": _TIME,
+            "state": {"enum": ["pending", "approved", "rejected", "executed"]},
+            "decided_by": _NSTRING,
+            "decided_at": {"type": ["string", "null"], "format": "date-time"},
+            "decision_reason": _STRING,
+            "outcome": _NSTRING,
+        }
+    ),
     "RuleSet": _obj(
         {
             "version": {"type": "integer", "minimum": 1},
@@ -378,6 +393,7 @@ _ID_PREFIX = {
     "webhook-endpoints": "we",
     "api-keys": "ak",
     "discrepancies": "dc",
+    "overrides": "ov",
 }
 
 

@@ -61,6 +61,7 @@ _RESULT_STATUS: dict[Result, int] = {
     Result.transfer_not_awaiting_approval: 409,
     Result.approval_duplicate: 409,
     Result.approval_terms_mismatch: 409,
+    Result.override_not_pending: 409,
     Result.maker_cannot_approve: 403,
     Result.provider_unavailable: 503,
     Result.chain_unavailable: 503,

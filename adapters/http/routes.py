@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from adapters.http import bodies, inbound, keys, ops, policy, transfers, webhooks
+from adapters.http import bodies, inbound, keys, ops, overrides, policy, transfers, webhooks
 from engine.access import Permission
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -100,6 +100,16 @@ ROUTES: tuple[Route, ...] = (
           "The audit trail, newest first", 200, "AuditPage",
           query=(("actor", "string"), ("resource", "string"), ("action", "string"),
                  ("from", "string"), ("to", "string"), *PAGE)),
+    Route("POST", "/v1/ops/overrides", overrides.request_override, Permission.OPERATE,
+          "Request an admin override (a second operator must approve it)", 201, "Override",
+          bodies.OverrideBody),
+    Route("GET", "/v1/ops/overrides/{id}", overrides.get_override, Permission.OPERATE,
+          "An admin override", 200, "Override"),
+    Route("POST", "/v1/ops/overrides/{id}/approve", overrides.approve_override,
+          Permission.OPERATE, "Approve an override (not its requester); it is carried out", 200,
+          "Override", bodies.ReasonBody),
+    Route("POST", "/v1/ops/overrides/{id}/reject", overrides.reject_override, Permission.OPERATE,
+          "Reject an override, with a reason", 200, "Override", bodies.ControlBody),
     Route("GET", "/v1/ops/policy", policy.get_policy, Permission.POLICY,
           "The policy rule set in force (or ?version=N)", 200, "RuleSet",
           query=(("version", "integer"),)),

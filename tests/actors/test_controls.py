@@ -11,6 +11,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from actors.screening import ListScreener
 from actors.system import System
 from engine import controls, sanctions
 from engine.chain import SignedTx
@@ -162,7 +163,7 @@ def test_a_party_listed_after_creation_is_caught_before_broadcast(tmp_path: Path
             listing = f"90100,NEW LISTING,entity,CYBER2,Digital Currency Address - ETH {address}\n"
             listed = sanctions.parse_list(sanctions.SAMPLE_LIST + listing)
             assert isinstance(listed, sanctions.SanctionsList)
-            system.ctx.sanctions.current = listed
+            system.ctx.sanctions.screener = ListScreener(listed)
             await wait_status(world, caught, Status.FAILED)
             state = await world.store.transfer(caught)
             assert state is not None and state.failure_code == "sanctions_hit"
