@@ -29,11 +29,15 @@ class RuleBook:
         self.history: list[ev.RuleSetLoaded] = []
 
     async def open(self, document: bytes | None, by: str) -> policy.RuleSet:
-        """The latest journaled rule set; `document` (the configured one, else the shipped
-        default) is journaled first if it is not already the latest."""
+        """The latest journaled rule set. A configured `document` that differs from it is
+        journaled as the next version (the file an operator points `serve` at wins at start);
+        with none configured, the journal's latest stays in force (a rule set loaded over the
+        API survives restarts), and a new data dir starts with the shipped default."""
         self.history = [r.event for r in await self.journal.stream(ev.POLICY_STREAM)]  # type: ignore[misc]
         if self.history:
             self.current = _compiled(self.history[-1])
+            if document is None:
+                return self.current
         before = len(self.history)
         loaded = await self.load(document or policy.DEFAULT_DOCUMENT, by, "configured at start")
         if isinstance(loaded, list):

@@ -298,9 +298,15 @@ class Node:
         return await self.system.rules.load(document, by, reason)
 
     async def explain_policy(self, command: c.CreateTransfer) -> Explained:
+        ctx = self.system.ctx
         facts = await self.system.facts(command)
-        served = self.system.ctx.rails.quotes.corridors()
-        return policy.explain(self.system.rules.current, facts, served)
+        screening = await ctx.sanctions.screener.screen(
+            sanctions.Stage.CREATION, command.client_id, facts.destination
+        )
+        served = ctx.rails.quotes.corridors()
+        return policy.explain(
+            self.system.rules.current, facts, served, ctx.controls.current, screening
+        )
 
     async def inbound(self, provider: str, raw: bytes) -> Result:
         if provider == OFFRAMP:

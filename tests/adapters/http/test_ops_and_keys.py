@@ -206,6 +206,13 @@ async def test_freezes_and_halts_refuse_new_work_with_their_code(api: Api) -> No
     )
     status, problem = await create(api, "acme")
     assert (status, problem["code"]) == (422, "client_frozen"), problem
+    dry = {"client_id": "acme", "source_currency": "USD", "target_currency": "USDC",
+           "amount": "1.00", "destination": {"kind": "wallet", "chain": "ethereum",
+                                             "address": "0x" + "12" * 20}}  # fmt: skip
+    status, explained = await call(
+        api, route("POST", "/v1/ops/policy/dry-run"), "/v1/ops/policy/dry-run", ops, dry
+    )
+    assert explained["decision"]["rule_id"] == "control_client_freeze"
     assert problem["transfer_id"].startswith("tr_")
     assert (await create(api, "globex"))[0] == 201
     status, body = await call(
