@@ -153,7 +153,12 @@ class System:
         result = await self.registry.ask(
             command.transfer_id, command, request_id=command.request_id
         )
-        if result is Result.ok and screening is not None and screening.hits:
+        record = await self.ctx.journal.idempotency_record(
+            command.client_id, command.idempotency_key
+        )
+        holder = record.transaction_id if record is not None else None
+        created = result is Result.ok and holder == command.transfer_id
+        if created and screening is not None and screening.hits:
             await raise_alert(
                 self.ctx,
                 kind="sanctions_hit",
@@ -162,12 +167,8 @@ class System:
                 cause_at_us=self.ctx.clock.now_us(),
                 detail=sanctions.describe(screening),
             )
-        record = await self.ctx.journal.idempotency_record(
-            command.client_id, command.idempotency_key
-        )
-        holder = record.transaction_id if record is not None else None
         state = None
-        if result is Result.ok and holder == command.transfer_id:
+        if created:
             assert record is not None
             if record.status is IdempotencyStatus.IN_PROGRESS:
                 state = await self._answer(record.client_id, record.key, command.transfer_id)

@@ -6,7 +6,8 @@ into the view first.
 The checks, in order: the request's shape (a bug in the appender if wrong), stream versions
 (optimistic concurrency), the transition table (evolve: the store's half of "check each invariant
 in pairs"), client balances never below zero (the check-and-hold, serialized with every posting
-judged before it), duplicated evidence, the idempotency claim and completion.
+judged before it), the rolling policy limits a hold must fit (serialized the same way), duplicated
+evidence, the idempotency claim and completion. Audit records are chained onto the audit log last.
 """
 
 from __future__ import annotations
