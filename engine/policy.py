@@ -297,7 +297,10 @@ def compile_rules(doc: RuleSetDoc, version: int) -> RuleSet | list[str]:
             rates[code] = rate.units
         else:
             problems.append(f"usd_rates.{code}: {text!r} is not a positive decimal rate")
-    missing = sorted(a.code for a in money.ASSETS.values() if a.code not in rates)
+    # Amounts are judged in their source currency: every currency a transfer can be paid from
+    # needs a rate (a payout-only currency such as MXN does not).
+    sources = [a for a in money.ASSETS.values() if money.rail_asset(a) is not None]
+    missing = sorted(a.code for a in sources if a.code not in rates)
     if missing:
         problems.append(f"usd_rates: no rate for {', '.join(missing)}")
     if not 0 <= doc.cooling_off_hours <= 24 * 365:
@@ -487,7 +490,7 @@ def explain(
     the transfer's parties (a hit refuses it)."""
     beneficiary = beneficiary_key(facts.destination)
     usd = usd_cents(facts.amount, facts.source_currency, rules.rates)
-    assert usd is not None, "compile_rules requires a rate for every currency"
+    assert usd is not None, "compile_rules requires a rate for every source currency"
     applying = tuple(
         limit.check
         for limit in rules.limits

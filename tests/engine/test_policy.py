@@ -328,3 +328,12 @@ def test_the_digest_names_the_content_not_its_spelling() -> None:
     a, b = policy.compile_rules(toml, 1), policy.compile_rules(json_doc, 2)
     assert isinstance(a, policy.RuleSet) and isinstance(b, policy.RuleSet)
     assert a.digest == b.digest
+
+
+def test_only_currencies_a_transfer_can_be_paid_from_need_a_rate() -> None:
+    doc = policy.parse_document(b'usd_rates = { EUR = "1.1", EURC = "1.1" }\n')
+    assert isinstance(doc, policy.RuleSetDoc)
+    assert isinstance(policy.compile_rules(doc, 1), policy.RuleSet)
+    doc = policy.parse_document(b'usd_rates = { EUR = "1.1" }\n')
+    assert isinstance(doc, policy.RuleSetDoc)
+    assert policy.compile_rules(doc, 1) == ["usd_rates: no rate for EURC"]
