@@ -81,7 +81,7 @@ class ConfirmationWatcher:
 
     async def run(self) -> None:
         while True:
-            await asyncio.sleep(self.ctx.policy.chain_poll_s)
+            await asyncio.sleep(self.ctx.tuning.chain_poll_s)
             await self.poll()
 
     async def poll(self) -> None:

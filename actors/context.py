@@ -24,8 +24,9 @@ class Rails:
 
 
 @dataclasses.dataclass(slots=True)
-class Policy:
-    """Runtime choices an operator can change (config), as opposed to engine.limits' bounds."""
+class Tuning:
+    """Runtime choices an operator can change (config), as opposed to engine.limits' bounds (and
+    to engine.policy, which decides transfers)."""
 
     # A quote that expired before the funds locked: "requote" (up to limits.requotes_max) or
     # "expire" (the transfer ends EXPIRED with quote_expired).
@@ -56,7 +57,7 @@ class Context:
     ids: Ids
     rails: Rails
     nonces: NonceBook
-    policy: Policy = dataclasses.field(default_factory=Policy)
+    tuning: Tuning = dataclasses.field(default_factory=Tuning)
     drills: Drills = dataclasses.field(default_factory=Drills)
     # The freezes and halts in force (kept by the system's ControlBook).
     controls: ControlState = dataclasses.field(default_factory=ControlState)

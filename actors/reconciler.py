@@ -38,7 +38,7 @@ class Reconciler:
 
     async def run(self) -> None:
         while True:
-            await asyncio.sleep(self.ctx.policy.supervisor_poll_s)
+            await asyncio.sleep(self.ctx.tuning.supervisor_poll_s)
             now = self.ctx.clock.now_us()
             due = [(tid, attempt) for tid, (attempt, at) in self.pending.items() if at <= now]
             await for_each(due, self._look, limit=limits.supervisor_fanout_max)

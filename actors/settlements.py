@@ -61,7 +61,7 @@ class SettlementTracker:
 
     async def run(self) -> None:
         while True:
-            await asyncio.sleep(self.ctx.policy.supervisor_poll_s)
+            await asyncio.sleep(self.ctx.tuning.supervisor_poll_s)
             now = self.ctx.clock.now_us()
             due = [t for t in self.trades.values() if t.next_poll_us <= now]
             await for_each(due, self.poll, limit=limits.supervisor_fanout_max)

@@ -104,7 +104,7 @@ class System:
             self.ctx.nonces.open((chain, address), start, mine)
 
     async def run(self, *, task_status: TaskStatus[System] = anyio.TASK_STATUS_IGNORED) -> None:
-        await self.rules.open(self.ctx.policy.rules_document, by="system")
+        await self.rules.open(self.ctx.tuning.rules_document, by="system")
         await self.controls.open()
         await self.open_wallets()
         async with anyio.create_task_group() as tasks:

@@ -39,7 +39,7 @@ class TimerSupervisor:
     async def run(self) -> None:
         while True:
             await self.poll()
-            await asyncio.sleep(self.ctx.policy.supervisor_poll_s)
+            await asyncio.sleep(self.ctx.tuning.supervisor_poll_s)
 
     async def poll(self) -> None:
         now = self.ctx.clock.now_us()

@@ -194,7 +194,7 @@ class TransferActor:
         assert state.quote is not None
         if state.quote.expires_at > self.ctx.clock.now_us():
             return
-        if self.ctx.policy.on_quote_expiry == "requote" and self.requotes < limits.requotes_max:
+        if self.ctx.tuning.on_quote_expiry == "requote" and self.requotes < limits.requotes_max:
             self.requotes += 1
             self.todo = deque([fx.RequestQuote(transfer_id=self.transfer_id)])
             return

@@ -29,7 +29,7 @@ import msgspec
 from aiohttp import web
 from loguru import logger
 
-from actors.context import Context, Policy, Rails
+from actors.context import Context, Rails, Tuning
 from actors.evidence import record_evidence
 from actors.messages import Redrive
 from actors.screening import ListScreener
@@ -448,7 +448,7 @@ async def running(config: ServeConfig) -> AsyncIterator[tuple[Node, web.Applicat
             ids=ids,
             rails=world.ports,
             nonces=NonceBook(),
-            policy=Policy(
+            tuning=Tuning(
                 chain_poll_s=block_time_s / speed,
                 supervisor_poll_s=min(limits.timer_poll_s, 1 / speed),
                 rules_document=config.policy_document,

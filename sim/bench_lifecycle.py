@@ -49,7 +49,7 @@ from pathlib import Path
 import anyio
 import msgspec
 
-from actors.context import Context, Policy
+from actors.context import Context, Tuning
 from actors.system import System
 from engine import commands as c
 from engine.destinations import WalletDestination
@@ -158,7 +158,7 @@ class Engine:
                 ids=ids,
                 rails=ports,
                 nonces=NonceBook(),
-                policy=Policy(chain_poll_s=POLL_S, supervisor_poll_s=POLL_S),
+                tuning=Tuning(chain_poll_s=POLL_S, supervisor_poll_s=POLL_S),
             )
             system = System(ctx)
             async with anyio.create_task_group() as tasks:

@@ -37,7 +37,7 @@ from pathlib import Path
 import anyio
 import msgspec
 
-from actors.context import Context, Policy
+from actors.context import Context, Tuning
 from actors.drills import FAILPOINTS, Drills
 from actors.system import System
 from engine import commands as c
@@ -230,7 +230,7 @@ async def _incarnation(args: argparse.Namespace, clock: VirtualClock) -> ChildRe
             ids=ids,
             rails=saving.ports(),
             nonces=NonceBook(),
-            policy=Policy(rules_document=RULES),
+            tuning=Tuning(rules_document=RULES),
             drills=drills,
         )
         system = System(ctx)

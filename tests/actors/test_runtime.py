@@ -21,7 +21,7 @@ from pathlib import Path
 
 import anyio
 
-from actors.context import Context, Policy
+from actors.context import Context, Tuning
 from actors.system import System
 from engine import commands as c
 from engine.chain import SignedTx
@@ -226,7 +226,7 @@ def test_a_reorg_while_down_takes_a_confirmed_payment_and_the_restart_sees_it(
         chain = world.rails.chain
         # The first runtime never reconciles (its supervisors do not poll), so it stops with the
         # transfer CONFIRMED.
-        first = System(dataclasses.replace(world.context(), policy=Policy(supervisor_poll_s=1e6)))
+        first = System(dataclasses.replace(world.context(), tuning=Tuning(supervisor_poll_s=1e6)))
         async with anyio.create_task_group() as tasks:
             await tasks.start(first.run)
             await fund(first, world)
