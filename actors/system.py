@@ -298,7 +298,7 @@ class System:
         outcome = await self.ctx.journal.append(override_id, found.version, [decided])
         if isinstance(outcome, Rejected):
             return Result.override_not_pending  # another operator decided first
-        found = overrides.fold([r.event for r in await self.ctx.journal.stream(override_id)])  # type: ignore[misc]
+        found = await self.override(override_id)
         assert found is not None
         if not approved:
             return found
@@ -310,8 +310,12 @@ class System:
             at=self.ctx.clock.now_us(), override_id=found.override_id, outcome=result.code
         )
         outcome = await self.ctx.journal.append(found.override_id, found.version, [done])
-        assert isinstance(outcome, Committed), outcome
-        return overrides.fold([r.event for r in await self.ctx.journal.stream(found.override_id)])  # type: ignore[misc, return-value]
+        # Rejected: a concurrent retry of the same approval recorded its outcome first (the forced
+        # command is idempotent, so the transfer was moved once).
+        assert isinstance(outcome, Committed | Rejected), outcome
+        done_now = await self.override(found.override_id)
+        assert done_now is not None
+        return done_now
 
     async def issue_quote(
         self, client_id: str, source: str, target: str, amount: int, *, bank: bool

@@ -17,6 +17,7 @@ import enum
 import msgspec
 
 from engine import commands as c
+from engine import limits
 from engine.events import OverrideDecided, OverrideExecuted, OverrideRequested
 from engine.results import Result
 
@@ -119,6 +120,9 @@ def command(override: Override) -> c.TransferCommand:
     message += f" {override.decided_by}: {override.reason}"
     match override.kind:
         case Kind.FAIL_TRANSFER:
-            return c.FailTransfer(code=Result.operator_failed.code, message=message[:500])
+            return c.FailTransfer(
+                code=Result.operator_failed.code,
+                message=message[: limits.failure_message_length_max],
+            )
         case Kind.RECONCILE_TRANSFER:
             return c.Reconcile(evidence=(f"override:{override.override_id}",))

@@ -495,12 +495,18 @@ def normalized_destination(destination: destinations.Destination) -> destination
     return destination
 
 
-def policy_facts(cmd: c.CreateTransfer, at: int, first_seen: int | None) -> policy.Facts:
-    """What policy judges of a well-formed create (check_create passed)."""
+def _source_amount(cmd: c.CreateTransfer) -> tuple[money.Asset, int]:
+    """A well-formed create's (check_create passed) source asset and amount in minor units."""
     source = money.asset(cmd.source_currency)
     assert source is not None
     amount = money.parse_amount(cmd.amount, source)
     assert isinstance(amount, int)
+    return source, amount
+
+
+def policy_facts(cmd: c.CreateTransfer, at: int, first_seen: int | None) -> policy.Facts:
+    """What policy judges of a well-formed create (check_create passed)."""
+    _, amount = _source_amount(cmd)
     return policy.Facts(
         client_id=cmd.client_id,
         initiator=cmd.initiator,
@@ -525,10 +531,7 @@ def _create(cmd: c.CreateTransfer, now: int) -> Decision:
     if hit != (decision.rule_id == sanctions.RULE_ID):
         return _reject(Result.command_malformed)  # a hit is refused, and only a hit
     # After this point the transfer is created (and, if policy blocks it, failed at once).
-    source = money.asset(cmd.source_currency)
-    assert source is not None
-    amount = money.parse_amount(cmd.amount, source)
-    assert isinstance(amount, int)
+    source, amount = _source_amount(cmd)
     destination = normalized_destination(cmd.destination)
     created = ev.TransferCreated(
         at=now,

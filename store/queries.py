@@ -13,7 +13,7 @@ from engine import ledger
 from engine.chain import SignedTx
 from engine.quotes import Quote
 from engine.records import IdempotencyRecord, IdempotencyStatus, Recorded
-from engine.states import TERMINAL
+from engine.states import CANCELLABLE, TERMINAL
 from engine.timefmt import parse_rfc3339, rfc3339_us
 from engine.timers import DueTimer, TimerKind
 from engine.transfer import TransferState
@@ -135,13 +135,14 @@ async def client_balances(ex: Executor, client_id: str) -> list[ClientBalance]:
 async def before_chain(
     ex: Executor, client_id: str | None, corridor: tuple[str, str] | None, after: str, limit: int
 ) -> list[str]:
-    """Transfers not yet on chain (CREATED, QUOTED, FUNDS_LOCKED), of one client or corridor or
-    all, in id order after `after` (a page)."""
+    """Transfers not yet on chain (the cancellable states), of one client or corridor or all, in
+    id order after `after` (a page)."""
+    before = sorted(s.value for s in CANCELLABLE)
     sql = (
         "SELECT transaction_id FROM transactions"
-        " WHERE status IN ('CREATED', 'QUOTED', 'FUNDS_LOCKED') AND transaction_id > ?"
+        f" WHERE status IN ({', '.join('?' * len(before))}) AND transaction_id > ?"
     )
-    params: list[object] = [after]
+    params: list[object] = [*before, after]
     if client_id is not None:
         sql += " AND client_id = ?"
         params.append(client_id)
