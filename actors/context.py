@@ -39,6 +39,10 @@ class Tuning:
     # The policy rule set document (TOML or JSON) to bring into force at start; None: the
     # journal's latest, or engine.policy's shipped default on a new data dir.
     rules_document: bytes | None = None
+    # How long an unclaimed report (a statement line) may wait for its transfer before it is an
+    # external_only case, and how often the reconciler runs a full round.
+    external_only_grace_s: float = limits.external_only_grace_us / 1e6
+    reconcile_round_s: float = limits.reconcile_round_us / 1e6
 
 
 def _sample_screener() -> Screener:

@@ -235,6 +235,7 @@ async def _offramp(
         target_amount=state.quote.target_amount,
         destination=state.destination,
         tx_hash=state.mined.tx_hash,
+        rate=state.quote.rate,
     )
     offramp = actor.ctx.rails.offramp
     trade_id = await call_rail(

@@ -8,10 +8,26 @@ or a status polled again names the evidence already stored instead of adding ano
 from __future__ import annotations
 
 import hashlib
+from typing import Protocol
 
-from actors.context import Context
+from engine import matching
 from engine.events import EvidenceRecorded
+from engine.ports import Clock, Ids, Journal
 from engine.records import Committed, Duplicate, Rejected
+from engine.statements import StatementLine
+
+
+class Recorder(Protocol):
+    """What recording needs (the actors' Context has it; so can a command-line tool)."""
+
+    @property
+    def journal(self) -> Journal: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def ids(self) -> Ids: ...
 
 
 class EvidenceNotRecorded(Exception):
@@ -19,7 +35,7 @@ class EvidenceNotRecorded(Exception):
 
 
 async def record_evidence(
-    ctx: Context,
+    ctx: Recorder,
     *,
     provider: str,
     event_type: str,
@@ -30,6 +46,31 @@ async def record_evidence(
     raw: bytes,
 ) -> str:
     """The evidence id (a new one, or the one already stored for the same fact)."""
+    found, _ = await record_evidence_fresh(
+        ctx,
+        provider=provider,
+        event_type=event_type,
+        external_ref=external_ref,
+        occurred_at=occurred_at,
+        transfer_id=transfer_id,
+        normalized=normalized,
+        raw=raw,
+    )
+    return found
+
+
+async def record_evidence_fresh(
+    ctx: Recorder,
+    *,
+    provider: str,
+    event_type: str,
+    external_ref: str,
+    occurred_at: int,
+    transfer_id: str | None,
+    normalized: dict[str, str],
+    raw: bytes,
+) -> tuple[str, bool]:
+    """The evidence id, and whether this call stored it (False: it was stored before)."""
     evidence_id = ctx.ids.new("ex")
     event = EvidenceRecorded(
         at=ctx.clock.now_us(),
@@ -45,11 +86,32 @@ async def record_evidence(
     outcome = await ctx.journal.append(evidence_id, 0, [event], evidence_raw={evidence_id: raw})
     match outcome:
         case Committed():
-            return evidence_id
+            return evidence_id, True
         case Duplicate(evidence_id=existing) if existing is not None:
-            return existing
+            return existing, False
         case Rejected(result=result, detail=detail):
             raise EvidenceNotRecorded(
                 f"{provider}/{event_type}/{external_ref}: {result.code} {detail}"
             )
     raise EvidenceNotRecorded(f"{provider}/{event_type}/{external_ref}: {outcome}")
+
+
+async def record_statement(ctx: Recorder, lines: list[StatementLine]) -> tuple[list[str], int]:
+    """Keep each statement line as evidence (the reconciler pairs it with the ledger): the
+    evidence ids, and how many lines were new (a statement read twice adds nothing)."""
+    found: list[str] = []
+    new = 0
+    for line in lines:
+        evidence_id, fresh = await record_evidence_fresh(
+            ctx,
+            provider=line.bank,
+            event_type=matching.STATEMENT_LINE,
+            external_ref=line.line_id,
+            occurred_at=line.booked_at,
+            transfer_id=None,
+            normalized=line.normalized(),
+            raw=line.raw(),
+        )
+        found.append(evidence_id)
+        new += fresh
+    return found, new

@@ -1,25 +1,69 @@
-"""The per-transfer reconciler: a transfer whose route's evidence is all in and agrees moves to
-RECONCILED (engine.matching decides); one still missing a witness is looked at again later, with a
-growing interval. A transfer whose journaled confirmation the watcher has not re-checked since a
-restart waits for it (a reorg may have taken the payment while the process was down). The full
-pipeline (statements, discrepancies, the ops queue) is its own issue."""
+"""The reconciliation pipeline (Series 5): continuous, not periodic.
+
+Every round the reconciler reads what the sources reported since the last round (external_events,
+in journal order), states what the ledger expects of each source for every transfer awaiting
+reconciliation (engine.matching), and lets the matcher (engine.reconciliation) pair them and
+classify every difference. Then:
+
+- a transfer whose route's sources all matched with certainty (or whose difference an operator
+  closed, accepting the report) moves to RECONCILED, naming the evidence;
+- every difference becomes a case (engine.discrepancies), opened once per difference: a later
+  round that finds it again leaves the open case alone, and a difference an operator closed is
+  not reopened; a LOW duplicate (the same event told twice) is opened and closed at once, so it
+  is counted, not hidden;
+- an open case whose difference went away (the late report arrived, the transfer moved on) is
+  closed by the pipeline with a note saying why: no case disappears silently;
+- an open case past its SLA deadline raises one alert.
+
+Reports nobody claims (a statement line, a provider report line) stay in a pool: they may match a
+transfer later, or after their grace (`Tuning.external_only_grace_s`, an hour) become
+`external_only` cases. A round runs soon after a transfer asks (its confirmation, its
+settlement) over just the transfers that changed, and every `Tuning.reconcile_round_s` (a
+minute) over all of them (only a full round may call a report external-only: a partial one has
+not seen every transfer it could belong to).
+"""
 
 from __future__ import annotations
 
 import asyncio
 from typing import TYPE_CHECKING
 
-from actors.fanout import for_each
+from actors.alerts import raise_alert
 from actors.messages import Envelope
 from engine import commands as c
-from engine import limits
-from engine.backoff import delay_us
-from engine.matching import match_transfer, reconcilable
+from engine import discrepancies as dc
+from engine.events import EvidenceRecorded
+from engine.funding import deposit_id_for
+from engine.matching import awaiting, expectations, observe, reconcilable, sources_needed
+from engine.reconciliation import (
+    CERTAIN,
+    Expected,
+    Finding,
+    Kind,
+    Observed,
+    Severity,
+    Source,
+    reconcile,
+)
+from engine.records import Committed, Rejected
+from engine.results import Result
+from engine.transfer import TransferState
 
 if TYPE_CHECKING:
     from actors.confirmations import ConfirmationWatcher
     from actors.context import Context
     from actors.registry import Registry
+
+# Closing a case the operator accepted lets its report stand as the source's witness: a mismatch
+# closed any way (the difference is explained, booked or not real), a review confirmed.
+_ACCEPTING = {
+    Kind.AMOUNT_MISMATCH: frozenset(dc.CLOSED),
+    Kind.FEE_MISMATCH: frozenset(dc.CLOSED),
+    Kind.FX_MISMATCH: frozenset(dc.CLOSED),
+    Kind.UNCONFIRMED_MATCH: frozenset({dc.Status.RESOLVED}),
+}
+_FEED_PAGE = 2_000
+_AWAITING_PAGE = 1_000
 
 
 class Reconciler:
@@ -29,44 +73,288 @@ class Reconciler:
         self.ctx = ctx
         self.registry = registry
         self.confirmations = confirmations
-        # transfer_id -> (attempt, next look in us)
-        self.pending: dict[str, tuple[int, int]] = {}
+        # Transfers to look at in the next (partial) round.
+        self.dirty: set[str] = set()
+        # Unclaimed reports: evidence id -> (observation, when first seen, the report).
+        self.pool: dict[str, tuple[Observed, int, EvidenceRecorded]] = {}
+        # Reports that left the pool: explained by the ledger, or reconciled on.
+        self.released: set[str] = set()
+        self.watermark = 0
+        self.fed = False
+        # Open cases by case key; closed ones by case key (several, over time).
+        self.open: dict[str, dc.Discrepancy] = {}
+        self.closed: dict[str, list[dc.Discrepancy]] = {}
+        self.loaded = False
+        self.next_full_us = 0
+        self.rounds = 0
+
+    @property
+    def _grace_us(self) -> int:
+        return int(self.ctx.tuning.external_only_grace_s * 1e6)
+
+    @property
+    def unclassified(self) -> int:
+        """Unclaimed reports no case names yet (still inside their grace, or not yet looked
+        at by a full round)."""
+        named = {
+            e
+            for cases in (list(self.open.values()), *self.closed.values())
+            for k in cases
+            for e in k.evidence_ids
+        }
+        return sum(1 for evidence_id in self.pool if evidence_id not in named)
 
     def request(self, transfer_id: str) -> None:
-        if transfer_id not in self.pending:
-            self.pending[transfer_id] = (0, self.ctx.clock.now_us())
+        self.dirty.add(transfer_id)
+
+    def forget(self, transfer_id: str) -> None:
+        self.dirty.discard(transfer_id)
 
     async def run(self) -> None:
         while True:
             await asyncio.sleep(self.ctx.tuning.supervisor_poll_s)
             now = self.ctx.clock.now_us()
-            due = [(tid, attempt) for tid, (attempt, at) in self.pending.items() if at <= now]
-            await for_each(due, self._look, limit=limits.supervisor_fanout_max)
+            if now >= self.next_full_us:
+                self.next_full_us = now + int(self.ctx.tuning.reconcile_round_s * 1e6)
+                await self.round(full=True)
+            elif self.dirty:
+                await self.round(full=False)
 
-    async def _look(self, due: tuple[str, int]) -> None:
-        await self.look(*due)
+    # --- one round --------------------------------------------------------------------------
 
-    async def look(self, transfer_id: str, attempt: int) -> None:
-        if transfer_id in self.confirmations.unverified:
-            return  # Asked again next round, once the node has confirmed the confirmation.
-        state = await self.ctx.journal.transfer(transfer_id)
-        if state is None or not reconcilable(state):
-            self.pending.pop(transfer_id, None)
+    async def round(self, *, full: bool) -> None:
+        now = self.ctx.clock.now_us()
+        await self._refresh_cases()
+        await self._read_feed()
+        if full:
+            await self._recheck_pool(now)
+            tids = await self._all_awaiting()
+            tids |= {k.transfer_id for k in self.open.values() if k.transfer_id}
+        else:
+            tids = set(self.dirty)
+        self.dirty.clear()
+        states: dict[str, TransferState] = {}
+        expected: list[Expected] = []
+        observed: list[Observed] = []
+        for tid in sorted(tids):
+            state = await self.ctx.journal.transfer(tid)
+            if state is None:
+                continue
+            if tid in self.confirmations.unverified:
+                self.dirty.add(tid)  # Again once the node has confirmed the confirmation.
+                continue
+            states[tid] = state
+            if not awaiting(state):
+                continue
+            evidence = await self.ctx.journal.evidence_for(tid)
+            expected.extend(expectations(state, evidence))
+            observed.extend(o for o in map(observe, evidence) if o is not None)
+        observed.extend(o for o, _, _ in self.pool.values())
+        outcome = reconcile(expected, observed, now)
+        findings = [f for f in outcome.findings if full or f.kind is not Kind.EXTERNAL_ONLY]
+        findings = [f for f in findings if not self._too_soon(f, now)]
+        self.rounds += 1
+
+        witnessed: dict[str, dict[Source, tuple[str, ...]]] = {}
+        for m in outcome.matches:
+            if m.confidence == CERTAIN:
+                witnessed.setdefault(m.transfer_id, {})[m.source] = (m.evidence_id,)
+        found_keys: set[str] = set()
+        for finding in findings:
+            found_keys.add(finding.case_key)
+            accepted = await self._case_for(finding, now)
+            if accepted is not None and finding.transfer_id is not None:
+                witnessed.setdefault(finding.transfer_id, {})[finding.source] = (
+                    *finding.evidence_ids,
+                    accepted.discrepancy_id,
+                )
+        for tid, state in states.items():
+            seen = witnessed.get(tid, {})
+            if reconcilable(state) and sources_needed(state.route) <= seen.keys():
+                ids = tuple(i for source in sorted(seen) for i in seen[source])
+                if self.registry.tell(tid, Envelope(c.Reconcile(evidence=ids))):
+                    for evidence_id in ids:
+                        if self.pool.pop(evidence_id, None) is not None:
+                            self.released.add(evidence_id)
+                else:
+                    self.dirty.add(tid)  # Its mailbox is full: the next round asks again.
+        paired = {m.evidence_id for m in outcome.matches} | {
+            e for f in findings if f.kind is not Kind.EXTERNAL_ONLY for e in f.evidence_ids
+        }
+        await self._close_gone(found_keys, states, paired, full, now)
+        await self._alert_breaches(now)
+
+    def _too_soon(self, finding: Finding, now: int) -> bool:
+        """An unclaimed report is external-only only after its grace (its transfer may be a
+        moment behind it)."""
+        if finding.kind is not Kind.EXTERNAL_ONLY:
+            return False
+        pooled = self.pool.get(finding.evidence_ids[0])
+        return pooled is not None and now - pooled[1] < self._grace_us
+
+    async def _recheck_pool(self, now: int) -> None:
+        """A pooled report the ledger came to explain (its deposit was credited after the
+        statement was read) leaves the pool before it could be called external-only."""
+        for evidence_id, (_, first_seen, event) in list(self.pool.items()):
+            if now - first_seen >= self._grace_us // 2 and await self._explained(event):
+                del self.pool[evidence_id]
+                self.released.add(evidence_id)
+
+    async def _all_awaiting(self) -> set[str]:
+        found: set[str] = set()
+        after = ""
+        while True:
+            page = await self.ctx.journal.awaiting_reconciliation(after, _AWAITING_PAGE)
+            found.update(page)
+            if len(page) < _AWAITING_PAGE:
+                return found
+            after = page[-1]
+
+    async def _read_feed(self) -> None:
+        """New reports: an unclaimed one joins the pool, a claimed one marks its transfer (not
+        on the first read after a start: the first round is a full one, over every transfer
+        still awaiting, and history's transfers are done)."""
+        now = self.ctx.clock.now_us()
+        catching_up = not self.fed
+        self.fed = True
+        while True:
+            page = await self.ctx.journal.evidence_since(self.watermark, _FEED_PAGE)
+            for seq, event, matched in page:
+                self.watermark = seq
+                if event.transfer_id is not None:
+                    if not catching_up:
+                        self.dirty.add(event.transfer_id)
+                    continue
+                seen = observe(event)
+                if seen is not None and not matched and not await self._explained(event):
+                    self.pool[event.evidence_id] = (seen, now, event)
+            if len(page) < _FEED_PAGE:
+                return
+
+    async def _explained(self, event: EvidenceRecorded) -> bool:
+        """A statement line the ledger already holds under its own key (a client's deposit,
+        credited under the deposit id its bank reference and booking time name)."""
+        reference = event.normalized.get("reference", "")
+        if event.normalized.get("direction") != "credit" or not reference:
+            return False
+        deposit = deposit_id_for(event.provider, reference, event.occurred_at)
+        return bool(await self.ctx.journal.stream(deposit))
+
+    # --- cases --------------------------------------------------------------------------------
+
+    async def _refresh_cases(self) -> None:
+        """The open cases as the store has them now (operators change them between rounds)."""
+        if not self.loaded:
+            for case in await self.ctx.journal.discrepancies(open_only=False):
+                self._remember(case)
+            self.loaded = True
             return
-        evidence = await self.ctx.journal.evidence_for(transfer_id)
-        matched = match_transfer(state, evidence)
-        if matched is not None and self.registry.tell(
-            transfer_id, Envelope(c.Reconcile(evidence=matched))
-        ):
-            self.pending.pop(transfer_id, None)
-            return
-        if attempt + 1 >= limits.reconcile_attempts_max:
-            self.pending.pop(transfer_id, None)
-            return
-        wait = delay_us(
-            attempt,
-            base_us=limits.reconcile_retry_base_us,
-            cap_us=limits.reconcile_retry_cap_us,
-            key=transfer_id,
-        )
-        self.pending[transfer_id] = (attempt + 1, self.ctx.clock.now_us() + wait)
+        now_open = {k.case_key: k for k in await self.ctx.journal.discrepancies(open_only=True)}
+        for key, case in list(self.open.items()):
+            if key not in now_open:
+                closed = await self._load(case.discrepancy_id)
+                if closed is not None:
+                    self._remember(closed)
+        for case in now_open.values():
+            self._remember(case)
+
+    async def _load(self, discrepancy_id: str) -> dc.Discrepancy | None:
+        records = await self.ctx.journal.stream(discrepancy_id)
+        return dc.fold([r.event for r in records])  # type: ignore[misc]
+
+    def _remember(self, case: dc.Discrepancy) -> None:
+        if case.closed:
+            self.open.pop(case.case_key, None)
+            history = self.closed.setdefault(case.case_key, [])
+            if all(k.discrepancy_id != case.discrepancy_id for k in history):
+                history.append(case)
+        else:
+            self.open[case.case_key] = case
+
+    async def _case_for(self, finding: Finding, now: int) -> dc.Discrepancy | None:
+        """Open a case for `finding` unless one is open or an operator closed it; returns the
+        closed case whose closing accepts the finding's report, if there is one."""
+        key = finding.case_key
+        if key in self.open:
+            return None
+        for case in self.closed.get(key, ()):
+            if case.evidence_ids == finding.evidence_ids:
+                accepting = _ACCEPTING.get(case.kind, frozenset())
+                return case if case.status in accepting else None
+        opened = dc.open_case(self.ctx.ids.new("dc"), finding, now)
+        new = await self._append(None, opened)
+        if new is None:
+            return None
+        if finding.kind is Kind.DUPLICATE_EXTERNAL_EVENT and finding.severity is Severity.LOW:
+            note = (
+                f"the same event reported twice ({', '.join(finding.evidence_ids)}): counted once"
+            )
+            await self._append(new, dc.close_by_pipeline(new, note, now))
+        return None
+
+    async def _append(
+        self, case: dc.Discrepancy | None, event: dc.DiscrepancyEvent
+    ) -> dc.Discrepancy | None:
+        version = 0 if case is None else case.version
+        outcome = await self.ctx.journal.append(event.discrepancy_id, version, [event])
+        if isinstance(outcome, Rejected) and outcome.result is Result.version_conflict:
+            return None  # An operator acted first: the next round reads the case again.
+        assert isinstance(outcome, Committed), outcome
+        after = dc.evolve(case, event)
+        self._remember(after)
+        return after
+
+    async def _close_gone(
+        self,
+        found: set[str],
+        states: dict[str, TransferState],
+        paired: set[str],
+        full: bool,
+        now: int,
+    ) -> None:
+        """Close every open case whose difference this round did not find again, where the
+        round looked: its transfer was examined, or (full round, a report nothing claimed) the
+        report is now paired with a transfer, explained by the ledger or reconciled on."""
+        for key, case in list(self.open.items()):
+            if key in found:
+                continue
+            if case.transfer_id is not None:
+                state = states.get(case.transfer_id)
+                if state is None:
+                    continue  # Not examined this round.
+                if awaiting(state):
+                    note = f"no longer found: {_gone(case)}"
+                else:
+                    note = f"transfer {case.transfer_id} is {state.status.value}"
+            elif (
+                full
+                and case.evidence_ids
+                and all(e in paired or e in self.released for e in case.evidence_ids)
+            ):
+                note = "the report is now paired with the ledger"
+            else:
+                continue
+            await self._append(case, dc.close_by_pipeline(case, note, now))
+        # Only what an open case may still need to know is kept.
+        self.released &= {e for k in self.open.values() for e in k.evidence_ids}
+
+    async def _alert_breaches(self, now: int) -> None:
+        for case in list(self.open.values()):
+            if dc.breached(case, now):
+                await raise_alert(
+                    self.ctx,
+                    kind="discrepancy_sla_breached",
+                    transfer_id=case.transfer_id,
+                    status=case.status.value,
+                    cause_at_us=case.sla_deadline,
+                    detail=f"{case.discrepancy_id} ({case.kind}, {case.severity}) open past its"
+                    f" SLA deadline",
+                )
+
+
+def _gone(case: dc.Discrepancy) -> str:
+    match case.kind:
+        case Kind.MISSING_EVIDENCE:
+            return f"the {case.source} report arrived"
+        case _:
+            return f"the {case.source} report now agrees with the ledger"

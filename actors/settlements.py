@@ -39,6 +39,21 @@ class _Trade:
     next_poll_us: int = 0
 
 
+def payout_facts(status: PayoutStatus) -> dict[str, str]:
+    """A payout report's normalized fields (the fee and fill rate only when the provider states
+    them: an absent one is not compared)."""
+    facts = {
+        "amount": str(status.amount),
+        "currency": status.currency,
+        "bank_reference": status.bank_reference or "",
+    }
+    if status.fee is not None:
+        facts["fee"] = str(status.fee)
+    if status.rate is not None:
+        facts["rate"] = status.rate
+    return facts
+
+
 class SettlementTracker:
     def __init__(self, ctx: Context, registry: Registry) -> None:
         self.ctx = ctx
@@ -73,7 +88,10 @@ class SettlementTracker:
         except (RailError, TimeoutError):
             status = None
         if status is None or not await self.settle(trade, status):
-            if trade.attempt + 1 >= limits.settlement_polls_max:
+            # A payout the provider says it paid is watched until the bank shows the credit
+            # (at the capped interval; reconciliation meanwhile reports the credit missing).
+            paid = status is not None and status.state is PayoutState.PAID
+            if not paid and trade.attempt + 1 >= limits.settlement_polls_max:
                 self.forget(trade.transfer_id)
                 return
             trade.next_poll_us = self.ctx.clock.now_us() + delay_us(
@@ -111,11 +129,7 @@ class SettlementTracker:
             external_ref=status.provider_trade_id,
             occurred_at=self.ctx.clock.now_us(),
             transfer_id=transfer_id,
-            normalized={
-                "amount": str(status.amount),
-                "currency": status.currency,
-                "bank_reference": status.bank_reference or "",
-            },
+            normalized=payout_facts(status),
             raw=raw,
         )
 

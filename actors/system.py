@@ -20,6 +20,7 @@ from actors.alerts import raise_alert
 from actors.confirmations import ConfirmationWatcher
 from actors.context import Context
 from actors.controls import ControlBook
+from actors.evidence import record_statement
 from actors.reconciler import Reconciler
 from actors.registry import Registry
 from actors.retry import call_rail
@@ -27,7 +28,16 @@ from actors.rules import RuleBook
 from actors.settlements import SettlementTracker
 from actors.timers import TimerSupervisor
 from actors.watch import StateWatch
-from engine import controls, limits, overrides, policy, sanctions
+from engine import (
+    controls,
+    discrepancies,
+    limits,
+    overrides,
+    policy,
+    reconciliation,
+    sanctions,
+)
+from engine import events as ev
 from engine.commands import CancelTransfer, CreateTransfer, CreditDeposit
 from engine.destinations import CHAINS
 from engine.events import ControlChanged, DepositCredited, OverrideExecuted, QuoteIssued
@@ -36,6 +46,8 @@ from engine.quotes import Quote
 from engine.rails import QuoteRequest, RailError
 from engine.records import Committed, IdempotencyStatus, Rejected
 from engine.results import Result
+from engine.service import CaseDecision
+from engine.statements import StatementLine
 from engine.states import TERMINAL, Status
 from engine.transfer import (
     TransferState,
@@ -76,7 +88,7 @@ class Supervisors:
             if after.status is not Status.RECONCILED:
                 self.confirmations.forget(after.transfer_id)
             self.settlements.forget(after.transfer_id)
-            self.reconciler.pending.pop(after.transfer_id, None)
+            self.reconciler.forget(after.transfer_id)
 
 
 class System:
@@ -317,6 +329,30 @@ class System:
         assert done_now is not None
         return done_now
 
+    async def discrepancy(self, discrepancy_id: str) -> discrepancies.Discrepancy | None:
+        records = await self.ctx.journal.stream(discrepancy_id)
+        events = [r.event for r in records if isinstance(r.event, ev.DISCREPANCY_EVENTS)]
+        if not events or len(events) != len(records):
+            return None
+        return discrepancies.fold(events)
+
+    async def act_on_case(
+        self, discrepancy_id: str, decide: CaseDecision
+    ) -> discrepancies.Discrepancy | Result:
+        """An operator's step on a case, decided on the case as journaled and appended at its
+        version: a concurrent step by someone else makes this one `version_conflict`."""
+        case = await self.discrepancy(discrepancy_id)
+        if case is None:
+            return Result.discrepancy_not_found
+        event = decide(case)
+        if isinstance(event, Result):
+            return event
+        outcome = await self.ctx.journal.append(discrepancy_id, case.version, [event])
+        if isinstance(outcome, Rejected):
+            return outcome.result
+        assert isinstance(outcome, Committed), outcome
+        return discrepancies.evolve(case, event)
+
     async def issue_quote(
         self, client_id: str, source: str, target: str, amount: int, *, bank: bool
     ) -> Quote | Result:
@@ -347,6 +383,38 @@ class System:
         if isinstance(outcome, Rejected):
             return outcome.result
         return quote
+
+    async def record_statement(self, lines: list[StatementLine]) -> tuple[list[str], int]:
+        """Keep each statement line as evidence: the ids, and how many were new."""
+        return await record_statement(self.ctx, lines)
+
+    async def credit_from_statement(self, command: CreditDeposit, evidence_id: str) -> Result:
+        """A deposit the statement shows: credited if its notice never came, and then the lost
+        notice is a case of its own (missing evidence, closed at once: the statement line is the
+        evidence, the credit is made), so a lost webhook is counted, not hidden."""
+        if await self.ctx.journal.stream(command.deposit_id):
+            return Result.ok
+        result = await self.credit_deposit(command)
+        if result is not Result.ok:
+            return result
+        now = self.ctx.clock.now_us()
+        finding = reconciliation.Finding(
+            kind=reconciliation.Kind.MISSING_EVIDENCE,
+            severity=reconciliation.Severity.LOW,
+            confidence=reconciliation.CERTAIN,
+            source=reconciliation.Source.BANK,
+            transfer_id=None,
+            evidence_ids=(evidence_id,),
+            expected={"notice": "deposit notice (webhook)", "reference": command.bank_reference},
+            actual={"amount": command.amount, "currency": command.currency},
+        )
+        opened = discrepancies.open_case(self.ctx.ids.new("dc"), finding, now)
+        case = discrepancies.evolve(None, opened)
+        note = f"the bank's notice never came; {command.deposit_id} credited from the statement"
+        closed = discrepancies.close_by_pipeline(case, note, now)
+        outcome = await self.ctx.journal.append(opened.discrepancy_id, 0, [opened, closed])
+        assert isinstance(outcome, Committed), outcome
+        return Result.ok
 
     async def credit_deposit(self, command: CreditDeposit) -> Result:
         """A bank credit to a client (a webhook, a statement line): once per deposit id."""

@@ -30,7 +30,7 @@ from aiohttp import web
 from loguru import logger
 
 from actors.context import Context, Rails, Tuning
-from actors.evidence import record_evidence
+from actors.evidence import record_evidence, record_statement
 from actors.messages import Redrive
 from actors.screening import ListScreener
 from actors.system import System
@@ -47,6 +47,7 @@ from engine import access, controls, limits, matching, overrides, policy, sancti
 from engine import commands as c
 from engine.access import ApiKey, Role
 from engine.audit import ActorType, AuditRecord, AuditRow
+from engine.discrepancies import Discrepancy
 from engine.events import ControlChanged, RuleSetLoaded
 from engine.funding import decide_deposit, deposit_id_for
 from engine.nonces import NonceBook
@@ -57,12 +58,16 @@ from engine.records import Committed, IdempotencyRecord, IdempotencyStatus, Reco
 from engine.results import Result
 from engine.service import (
     Balance,
+    CaseDecision,
+    CaseQuery,
     Created,
     FeedEvent,
     LedgerLine,
     LedgerQuery,
+    ReconciliationSummary,
     TransferQuery,
 )
+from engine.statements import StatementLine
 from engine.timefmt import parse_rfc3339
 from engine.transfer import TransferState
 from engine.webhooks import Attempt, Delivery, Endpoint, EndpointStatus
@@ -286,6 +291,19 @@ class Node:
 
     async def override(self, override_id: str) -> overrides.Override | None:
         return await self.system.override(override_id)
+
+    # --- reconciliation ---------------------------------------------------------------------------
+    async def discrepancies(self, query: CaseQuery) -> list[Discrepancy]:
+        return await tables.discrepancy_page(self.store.reader, query)
+
+    async def discrepancy(self, discrepancy_id: str) -> Discrepancy | None:
+        return await tables.discrepancy(self.store.reader, discrepancy_id)
+
+    async def act_on_case(self, discrepancy_id: str, decide: CaseDecision) -> Discrepancy | Result:
+        return await self.system.act_on_case(discrepancy_id, decide)
+
+    async def reconciliation_summary(self, now: int) -> ReconciliationSummary:
+        return await tables.reconciliation_summary(self.store.reader, now)
 
     # --- policy -----------------------------------------------------------------------------------
     def rules_in_force(self) -> RuleSetLoaded:
@@ -602,6 +620,49 @@ async def create_key(
         )
         assert isinstance(await store.audit([record]), Committed)
     return key, text
+
+
+@dataclasses.dataclass(frozen=True)
+class _Recorder:
+    journal: Store
+    clock: SystemClock
+    ids: SystemIds
+
+
+class StatementImport(msgspec.Struct, kw_only=True):
+    lines: int
+    new: int
+    # Credits the ledger already holds under the line's reference (a deposit credited).
+    explained: int
+    evidence_ids: list[str]
+
+
+async def import_statement(data_dir: Path, lines: list[StatementLine]) -> StatementImport:
+    """`stablerail reconcile --statement`: keep a bank statement's lines as evidence (once: a
+    file read twice adds nothing) and audit the import. The running service's reconciler pairs
+    them with the ledger at its next full round and opens a case for what nothing explains."""
+    clock = SystemClock()
+    async with Store.open(data_dir, clock=clock) as store:
+        recorder = _Recorder(store, clock, SystemIds(clock))
+        ids, new = await record_statement(recorder, lines)
+        explained = 0
+        for line in lines:
+            if line.direction == "credit":
+                deposit = deposit_id_for(line.bank, line.reference, line.booked_at)
+                explained += bool(await store.stream(deposit))
+        record = AuditRecord(
+            at=clock.now_us(),
+            actor_id=f"cli:{_os_user()}",
+            actor_type=ActorType.ADMIN,
+            action_type="import_statement",
+            resource_type="statements",
+            resource_id=lines[0].bank if lines else None,
+            outcome="ok",
+            diff_summary={"lines": str(len(lines)), "new": str(new)},
+            metadata={"via": "stablerail reconcile --statement"},
+        )
+        assert isinstance(await store.audit([record]), Committed)
+    return StatementImport(lines=len(lines), new=new, explained=explained, evidence_ids=ids)
 
 
 def _os_user() -> str:

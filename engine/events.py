@@ -284,6 +284,86 @@ class OverrideExecuted(_Event, tag="OverrideExecuted", frozen=True, kw_only=True
     outcome: str
 
 
+# --- Discrepancy streams (dc_...): a reconciliation case, opened, worked and closed (Series 5) --
+
+
+class DiscrepancyOpened(_Event, tag="DiscrepancyOpened", frozen=True, kw_only=True):
+    """The pipeline found a difference between the ledger and a source. `case_key` names the
+    difference (kind, source, subject) so a later round finds the open case instead of opening
+    another; amounts in `expected`/`actual` are minor units as text."""
+
+    discrepancy_id: str
+    case_key: str
+    kind: str
+    severity: str
+    confidence: int
+    source: str
+    transfer_id: str | None = None
+    evidence_ids: tuple[str, ...] = ()
+    expected: dict[str, str] = {}
+    actual: dict[str, str] = {}
+    sla_deadline: int
+    by: str
+
+
+class DiscrepancyAssigned(_Event, tag="DiscrepancyAssigned", frozen=True, kw_only=True):
+    """An operator took the case (it is INVESTIGATING): `owner` answers for it."""
+
+    discrepancy_id: str
+    owner: str
+    by: str
+
+
+class DiscrepancyNoted(_Event, tag="DiscrepancyNoted", frozen=True, kw_only=True):
+    discrepancy_id: str
+    note: str
+    by: str
+
+
+class DiscrepancyResolutionProposed(
+    _Event, tag="DiscrepancyResolutionProposed", frozen=True, kw_only=True
+):
+    """A resolution that moves money waits for a second operator: the correcting entries are
+    stated here, whole, and posted only by DiscrepancyResolved."""
+
+    discrepancy_id: str
+    resolution: str
+    notes: str
+    correction: Entries
+    by: str
+
+
+class DiscrepancyProposalRejected(
+    _Event, tag="DiscrepancyProposalRejected", frozen=True, kw_only=True
+):
+    discrepancy_id: str
+    reason: str
+    by: str
+
+
+class DiscrepancyResolved(_Event, tag="DiscrepancyResolved", frozen=True, kw_only=True):
+    """The case is closed (RESOLVED, FALSE_POSITIVE or WRITTEN_OFF). `entries` is the correcting
+    posting, if any (then `approved_by`, a second operator, agreed to it); history is never
+    edited, the correction is a new posting."""
+
+    discrepancy_id: str
+    resolution: str
+    notes: str
+    by: str
+    approved_by: str | None = None
+    entries: Entries = ()
+
+
+DISCREPANCY_EVENTS = (
+    DiscrepancyOpened,
+    DiscrepancyAssigned,
+    DiscrepancyNoted,
+    DiscrepancyResolutionProposed,
+    DiscrepancyProposalRejected,
+    DiscrepancyResolved,
+)
+
+
 Event = (
     TransferEvent
     | DepositCredited
@@ -296,6 +376,12 @@ Event = (
     | OverrideRequested
     | OverrideDecided
     | OverrideExecuted
+    | DiscrepancyOpened
+    | DiscrepancyAssigned
+    | DiscrepancyNoted
+    | DiscrepancyResolutionProposed
+    | DiscrepancyProposalRejected
+    | DiscrepancyResolved
 )
 
 _TAGS: dict[type, str] = {t: t.__struct_config__.tag for t in Event.__args__}

@@ -105,6 +105,25 @@ supervisor_fanout_max = 128
 # Past these the supervisor lets go; the STUCK timer's re-drive hands the transfer back to it.
 settlement_polls_max = 40
 reconcile_attempts_max = 40
+# Reconciliation (Series 5). A fuzzy lookup looks at most this many candidates in its amount range.
+reconcile_fuzzy_scan_max = 64
+# When each source's report is late (after the transfer's confirmation): missing evidence after.
+evidence_due_chain_us = 30 * 60 * 1_000_000
+evidence_due_provider_us = 2 * 3600 * 1_000_000
+evidence_due_bank_us = 3600 * 1_000_000
+# How long a case may stay unresolved, by severity (Series 5: 24 h normally, 72 h for edge cases).
+discrepancy_sla_us = {
+    "CRITICAL": 1 * 3600 * 1_000_000,
+    "HIGH": 24 * 3600 * 1_000_000,
+    "MEDIUM": 72 * 3600 * 1_000_000,
+    "LOW": 72 * 3600 * 1_000_000,
+}
+discrepancy_note_length_max = 1000
+discrepancy_notes_max = 200
+# An unclaimed report becomes an external-only case only after this (its transfer may lag it).
+external_only_grace_us = 3600 * 1_000_000
+# The pipeline's round: how often it re-reads the sources and the ledger.
+reconcile_round_us = 60 * 1_000_000
 # A STUCK timer re-drives the transfer's pending effects at most this often.
 stuck_redrive_us = 60 * 1_000_000
 idempotency_sweep_us = 3600 * 1_000_000

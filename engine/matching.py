@@ -1,16 +1,21 @@
-"""The per-transfer evidence match that lets a transfer reach RECONCILED.
+"""What a transfer's route needs each outside source to report, and evidence in the matcher's form.
 
 A transfer is reconciled when every source its route needs has reported, in integer minor units,
 exactly what the ledger says happened: the chain (the mined transaction paid the rail amount to
 the right address), and on the off-ramp route the provider (the payout was made, for the quoted
-target amount) and the receiving bank (the credit under the same reference, same amount). A
-missing or different witness is not a match: the transfer waits, and the time-in-state alert and
-the full reconciliation pipeline (Series 5) take it from there.
+target amount, at the quoted rate, with no fee of its own) and the receiving bank (the credit under
+the reference the provider named, for the amount the provider says it paid). `expectations`
+states those needs from the transfer's state; `observe` turns a stored evidence row into the
+matcher's `Observed`; the matcher (engine.reconciliation) pairs them and classifies every
+difference.
 """
 
 from __future__ import annotations
 
+from engine import limits
 from engine.events import EvidenceRecorded
+from engine.money import Rate, parse_rate
+from engine.reconciliation import Expected, Observed, Source
 from engine.states import Route, Status
 from engine.transfer import TransferState
 
@@ -18,8 +23,23 @@ CHAIN_CONFIRMED = "tx_confirmed"
 PAYOUT_PAID = "payout_paid"
 PAYOUT_RETURNED = "payout_returned"
 BANK_CREDIT = "bank_credit"
-# A client's deposit as the bank notified it (evidence for the deposit, not for a transfer).
+# A client's deposit as the bank notified it (the input that credits the deposit, not evidence
+# for a transfer).
 DEPOSIT_CREDIT = "deposit_credit"
+# One line of our bank account's statement (a file, or the bank's statement feed).
+STATEMENT_LINE = "statement_line"
+
+# The evidence kinds each source reports, for matching and for the reconciliation summary.
+SOURCE_OF: dict[str, Source] = {
+    CHAIN_CONFIRMED: Source.CHAIN,
+    PAYOUT_PAID: Source.PROVIDER,
+    PAYOUT_RETURNED: Source.PROVIDER,
+    BANK_CREDIT: Source.BANK,
+    DEPOSIT_CREDIT: Source.BANK,
+    STATEMENT_LINE: Source.BANK,
+}
+# Kinds that report a movement the matcher pairs with the ledger.
+MATCHED_KINDS = frozenset({CHAIN_CONFIRMED, PAYOUT_PAID, BANK_CREDIT, STATEMENT_LINE})
 
 
 def chain_provider(chain: str) -> str:
@@ -38,49 +58,127 @@ def reconcilable(state: TransferState) -> bool:
     )
 
 
-def match_transfer(
-    state: TransferState, evidence: list[EvidenceRecorded]
-) -> tuple[str, ...] | None:
-    """The evidence ids that together reconcile `state`, or None while any witness is missing
-    or disagrees."""
-    if not reconcilable(state) or state.mined is None or state.quote is None:
+def awaiting(state: TransferState) -> bool:
+    """Whether the pipeline watches the transfer: on chain and confirmed, not yet reconciled."""
+    return state.status in (Status.CONFIRMED, Status.FIAT_SETTLED)
+
+
+def sources_needed(route: Route) -> frozenset[Source]:
+    if route is Route.WALLET:
+        return frozenset({Source.CHAIN})
+    return frozenset({Source.CHAIN, Source.PROVIDER, Source.BANK})
+
+
+def _int(text: str | None) -> int | None:
+    if text is None or not text.isdigit() or len(text) > 30:
         return None
+    return int(text)
+
+
+def _rate_units(text: str | None) -> int | None:
+    rate = parse_rate(text) if text is not None else None
+    return rate.units if isinstance(rate, Rate) else None
+
+
+def observe(e: EvidenceRecorded) -> Observed | None:
+    """The matcher's view of a stored report, or None for kinds it does not pair (a deposit
+    notice, a returned payout) and for a row whose amount is not minor units."""
+    if e.event_type not in MATCHED_KINDS:
+        return None
+    n = e.normalized
+    amount = _int(n.get("amount"))
+    if amount is None:
+        return None
+    key, counterparty, memo, outflow = e.external_ref, "", "", False
+    match e.event_type:
+        case "tx_confirmed":
+            counterparty, outflow = n.get("to", ""), True
+        case "payout_paid":
+            memo = n.get("bank_reference", "")
+        case "bank_credit":
+            counterparty = n.get("account", "")
+        case _:  # a statement line: keyed by the reference it carries
+            key, counterparty = n.get("reference", ""), n.get("counterparty", "")
+            memo, outflow = n.get("memo", ""), n.get("direction") == "debit"
+    return Observed(
+        evidence_id=e.evidence_id,
+        source=SOURCE_OF[e.event_type],
+        key=key,
+        amount=amount,
+        currency=n.get("currency", ""),
+        at=e.occurred_at,
+        counterparty=counterparty,
+        memo=memo,
+        fee=_int(n.get("fee")),
+        rate=_rate_units(n.get("rate")),
+        transfer_id=e.transfer_id,
+        outflow=outflow,
+    )
+
+
+def expectations(state: TransferState, evidence: list[EvidenceRecorded]) -> list[Expected]:
+    """What the transfer's route needs each source to have reported, as of its state (nothing
+    before it is confirmed on chain). The receiving bank's reference is the one the transfer
+    settled under, or else the one the provider's report named."""
+    if not awaiting(state) or state.mined is None or state.quote is None:
+        return []
+    confirmed = state.confirmed_at or state.updated_at
     tx = next(t for t in state.txs if t.tx_hash == state.mined.tx_hash)
-    chain_ev = _find(
-        evidence,
-        CHAIN_CONFIRMED,
-        chain_ref(state.mined.tx_hash, state.mined.block_hash),
-        {
-            "amount": str(tx.amount),
-            "currency": tx.currency,
-            "to": tx.to_address.lower(),
-            "block_hash": state.mined.block_hash,
-        },
-    )
-    if chain_ev is None:
-        return None
+    found = [
+        Expected(
+            transfer_id=state.transfer_id,
+            source=Source.CHAIN,
+            key=chain_ref(state.mined.tx_hash, state.mined.block_hash),
+            amount=tx.amount,
+            currency=tx.currency,
+            at=confirmed,
+            due=confirmed + limits.evidence_due_chain_us,
+            counterparty=tx.to_address.lower(),
+        )
+    ]
     if state.route is Route.WALLET:
-        return (chain_ev,)
-    assert state.provider_trade_id is not None and state.bank_reference is not None
-    amount = {"amount": str(state.settled_amount), "currency": state.target_currency}
-    paid = _find(
-        evidence,
-        PAYOUT_PAID,
-        state.provider_trade_id,
-        {**amount, "bank_reference": state.bank_reference},
+        return found
+    quote = state.quote
+    clabe = getattr(state.destination, "clabe", "")
+    bank_reference = state.bank_reference
+    paid = next(
+        (
+            e
+            for e in evidence
+            if e.event_type == PAYOUT_PAID and e.external_ref == state.provider_trade_id
+        ),
+        None,
     )
-    credited = _find(evidence, BANK_CREDIT, state.bank_reference, amount)
-    if paid is None or credited is None or state.settled_amount != state.quote.target_amount:
-        return None
-    return (chain_ev, paid, credited)
-
-
-def _find(
-    evidence: list[EvidenceRecorded], kind: str, ref: str, expect: dict[str, str]
-) -> str | None:
-    for e in evidence:
-        if e.event_type != kind or e.external_ref != ref:
-            continue
-        if all(e.normalized.get(k) == v for k, v in expect.items()):
-            return e.evidence_id
-    return None
+    if bank_reference is None and paid is not None:
+        bank_reference = paid.normalized.get("bank_reference") or None
+    # The bank is checked against what the provider says it paid (a difference between that
+    # and the quote is the provider's, reported once, against the provider).
+    paid_amount = _int(paid.normalized.get("amount")) if paid is not None else None
+    found.append(
+        Expected(
+            transfer_id=state.transfer_id,
+            source=Source.PROVIDER,
+            key=state.provider_trade_id or "",
+            amount=quote.target_amount,
+            currency=quote.target_currency,
+            at=confirmed,
+            due=confirmed + limits.evidence_due_provider_us,
+            fee=0,
+            rate=_rate_units(quote.rate),
+            memo=state.transfer_id,
+        )
+    )
+    found.append(
+        Expected(
+            transfer_id=state.transfer_id,
+            source=Source.BANK,
+            key=bank_reference or "",
+            amount=paid_amount if paid_amount is not None else quote.target_amount,
+            currency=quote.target_currency,
+            at=confirmed,
+            due=confirmed + limits.evidence_due_bank_us,
+            counterparty=clabe,
+            memo=state.reference or "",
+        )
+    )
+    return found

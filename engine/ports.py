@@ -13,6 +13,7 @@ from typing import Protocol
 
 from engine.audit import AuditRecord
 from engine.chain import SignedTx
+from engine.discrepancies import Discrepancy
 from engine.events import Event, EvidenceRecorded
 from engine.quotes import Quote
 from engine.records import ClaimKey, IdempotencyRecord, IdempotencyStatus, Outcome, Recorded
@@ -77,6 +78,21 @@ class Journal(Protocol):
     def next_timer_due(self) -> Awaitable[int | None]: ...
 
     def evidence_for(self, transfer_id: str) -> Awaitable[list[EvidenceRecorded]]: ...
+
+    def evidence_since(
+        self, after_seq: int, limit: int
+    ) -> Awaitable[list[tuple[int, EvidenceRecorded, bool]]]:
+        """Evidence recorded after journal seq `after_seq`, in journal order: (seq, event,
+        whether a reconciled transfer names it)."""
+        ...
+
+    def awaiting_reconciliation(self, after: str, limit: int) -> Awaitable[list[str]]:
+        """Transfers confirmed on chain, not yet reconciled: a page in id order."""
+        ...
+
+    def discrepancies(self, open_only: bool) -> Awaitable[list[Discrepancy]]:
+        """Reconciliation cases (open ones only, or all), oldest first."""
+        ...
 
     def quote(self, quote_id: str) -> Awaitable[tuple[str | None, Quote] | None]: ...
 

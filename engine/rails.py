@@ -92,6 +92,8 @@ class PayoutRequest(msgspec.Struct, frozen=True, kw_only=True):
     destination: Destination
     # The on-chain transaction that funded the payout.
     tx_hash: str
+    # The quoted rate (target per rail unit) the provider committed to.
+    rate: str = ""
 
 
 class PayoutState(enum.StrEnum):
@@ -109,6 +111,10 @@ class PayoutStatus(msgspec.Struct, frozen=True, kw_only=True):
     amount: int
     bank_reference: str | None = None
     reason: str | None = None
+    # A paid trade's report: the fee the provider kept (target minor units) and the rate it
+    # filled at, when it states them (reconciliation compares both with the quote).
+    fee: int | None = None
+    rate: str | None = None
 
 
 class BankCredit(msgspec.Struct, frozen=True, kw_only=True):

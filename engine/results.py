@@ -66,6 +66,12 @@ class Result(enum.IntEnum):
     approval_duplicate = enum.auto()
     approval_terms_mismatch = enum.auto()
     override_not_pending = enum.auto()
+    # Reconciliation cases (engine.discrepancies).
+    discrepancy_not_found = enum.auto()
+    discrepancy_closed = enum.auto()
+    discrepancy_proposal_pending = enum.auto()
+    discrepancy_no_proposal = enum.auto()
+    correction_invalid = enum.auto()
 
     # Quotes.
     quote_mismatch = enum.auto()

@@ -8,7 +8,7 @@ else that transfer does.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import msgspec
@@ -17,6 +17,7 @@ from engine import commands as c
 from engine.access import ApiKey, Role
 from engine.audit import AuditRecord, AuditRow
 from engine.controls import Scope
+from engine.discrepancies import Discrepancy, DiscrepancyEvent
 from engine.events import ControlChanged, RuleSetLoaded
 from engine.overrides import Kind as OverrideKind
 from engine.overrides import Override
@@ -76,6 +77,45 @@ class LedgerQuery(msgspec.Struct, frozen=True, kw_only=True):
     # Keyset cursor: the (journal_seq, leg) of the last line already seen.
     after: tuple[int, int] | None = None
     limit: int
+
+
+# What an operator does to a case: its next event, or why not (engine.discrepancies decides).
+CaseDecision = Callable[[Discrepancy], DiscrepancyEvent | Result]
+
+
+class CaseQuery(msgspec.Struct, frozen=True, kw_only=True):
+    """A page of reconciliation cases, newest first."""
+
+    status: str | None = None
+    kind: str | None = None
+    severity: str | None = None
+    transfer_id: str | None = None
+    # Keyset cursor: the (created_at, discrepancy_id) of the last case already seen.
+    before: tuple[int, str] | None = None
+    limit: int
+
+
+class SourceCounts(msgspec.Struct, kw_only=True):
+    """Reports of one source: matched (a reconciled transfer names them) or not, with their
+    amounts per currency in minor units, and the unmatched ones by age."""
+
+    source: str
+    matched: int = 0
+    matched_amounts: dict[str, int] = {}
+    unmatched: int = 0
+    unmatched_amounts: dict[str, int] = {}
+    unmatched_by_age: dict[str, int] = {}
+
+
+class ReconciliationSummary(msgspec.Struct, kw_only=True):
+    sources: list[SourceCounts]
+    # Transfers confirmed on chain and not yet reconciled, by age since their confirmation.
+    awaiting_by_age: dict[str, int]
+    cases_by_status: dict[str, int]
+    cases_by_type: dict[str, int]
+    open_cases_by_age: dict[str, int]
+    open_cases_by_severity: dict[str, int]
+    sla_breached: int
 
 
 class Created(msgspec.Struct, frozen=True, kw_only=True):
@@ -220,6 +260,19 @@ class Service(Protocol):
     ) -> Awaitable[Override | Result]: ...
 
     def override(self, override_id: str) -> Awaitable[Override | None]: ...
+
+    # --- reconciliation -------------------------------------------------------------------------
+    def discrepancies(self, query: CaseQuery) -> Awaitable[list[Discrepancy]]: ...
+
+    def discrepancy(self, discrepancy_id: str) -> Awaitable[Discrepancy | None]: ...
+
+    def act_on_case(
+        self, discrepancy_id: str, decide: CaseDecision
+    ) -> Awaitable[Discrepancy | Result]:
+        """Fold the case, let `decide` answer with its next event (or a refusal), journal it."""
+        ...
+
+    def reconciliation_summary(self, now: int) -> Awaitable[ReconciliationSummary]: ...
 
     # --- policy ---------------------------------------------------------------------------------
     def rules_in_force(self) -> RuleSetLoaded: ...

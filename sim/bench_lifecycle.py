@@ -381,7 +381,7 @@ async def _memory_child(directory: Path, passivated: int, concurrency: int, seed
             ),
             live_actors=len(engine.system.registry.actors),
             watched_transactions=len(supervisors.confirmations.watches),
-            reconciliations_pending=len(supervisors.reconciler.pending),
+            reconciliations_pending=len(supervisors.reconciler.dirty),
             database_mb=round(db_path(directory).stat().st_size / 2**20, 1),
         )
     print(msgspec.json.encode(report).decode())

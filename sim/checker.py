@@ -19,6 +19,7 @@ from engine import events as ev
 from engine import ledger, matching
 from engine.audit import AuditRecord
 from engine.chain import SignedTx
+from engine.discrepancies import Discrepancy
 from engine.quotes import Quote
 from engine.records import (
     ClaimKey,
@@ -47,6 +48,8 @@ NAMES = (
     "confirmations_canonical",
     "all_terminal",
     "no_orphaned_timers",
+    "reconciled_on_every_source",
+    "no_discrepancy_disappears",
 )
 
 ENDINGS = (ev.Reconciled, ev.TransferCancelled, ev.TransferFailed, ev.TransferExpired)
@@ -97,6 +100,17 @@ class Checker:
 
     async def evidence_for(self, transfer_id: str) -> list[ev.EvidenceRecorded]:
         return await self.store.evidence_for(transfer_id)
+
+    async def evidence_since(
+        self, after_seq: int, limit: int
+    ) -> list[tuple[int, ev.EvidenceRecorded, bool]]:
+        return await self.store.evidence_since(after_seq, limit)
+
+    async def awaiting_reconciliation(self, after: str, limit: int) -> list[str]:
+        return await self.store.awaiting_reconciliation(after, limit)
+
+    async def discrepancies(self, open_only: bool) -> list[Discrepancy]:
+        return await self.store.discrepancies(open_only)
 
     async def quote(self, quote_id: str) -> tuple[str | None, Quote] | None:
         return await self.store.quote(quote_id)
@@ -255,6 +269,57 @@ class Checker:
                     f" {receipt.block_hash[:10]}, the journal last saw it in {seen[-1:]}",
                 )
 
+    async def check_reconciled(self) -> None:
+        """Every RECONCILED transfer names matched evidence from every source its route needs
+        (or an approved override that stands in for it)."""
+        rows = await self.store.reader.fetchall(
+            "SELECT transaction_id FROM transactions WHERE status = 'RECONCILED'"
+        )
+        for (tid,) in rows:
+            state = await self.store.transfer(tid)
+            assert state is not None
+            records = await self.store.stream(tid)
+            named = next(r.event.evidence for r in records if isinstance(r.event, ev.Reconciled))
+            if any(e.startswith("override:") for e in named):
+                continue
+            kinds = {e.evidence_id: e.event_type for e in await self.store.evidence_for(tid)}
+            kinds.update(await self._kinds([e for e in named if e not in kinds]))
+            sources = {matching.SOURCE_OF[kinds[e]] for e in named if e in kinds}
+            missing = matching.sources_needed(state.route) - sources
+            if missing:
+                self.fail(
+                    "reconciled_on_every_source",
+                    f"{tid} reconciled without {sorted(missing)} evidence ({named})",
+                )
+
+    async def _kinds(self, evidence_ids: list[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for evidence_id in evidence_ids:
+            if evidence_id.startswith("ex_"):
+                row = await self.store.reader.fetchone(
+                    "SELECT event_type FROM external_events WHERE event_id = ?", (evidence_id,)
+                )
+                if row is not None:
+                    found[evidence_id] = row[0]
+        return found
+
+    async def check_cases(self) -> None:
+        """Every case the journal opened is in the queue, open or closed by someone with a
+        note saying why: none is dropped."""
+        opened = await self.store.reader.fetchall(
+            "SELECT stream_id FROM journal WHERE event_type = 'DiscrepancyOpened'"
+        )
+        rows = await self.store.reader.fetchall(
+            "SELECT discrepancy_id, status, resolved_by, resolution_notes FROM discrepancies"
+        )
+        listed = {r[0]: r for r in rows}
+        for (did,) in opened:
+            row = listed.get(did)
+            if row is None:
+                self.fail("no_discrepancy_disappears", f"{did} was opened but is not listed")
+            elif row[1] not in ("OPEN", "INVESTIGATING") and not (row[2] and row[3]):
+                self.fail("no_discrepancy_disappears", f"{did} closed without who and why")
+
     def check_keys(self) -> None:
         for (client, key), holders in self.key_holders.items():
             if len(holders) > 1:
@@ -276,6 +341,8 @@ class Checker:
         timers = await self.store.reader.fetchall("SELECT transaction_id, kind FROM timers")
         if timers:
             self.fail("no_orphaned_timers", f"{len(timers)} timers left, e.g. {timers[:3]}")
+        await self.check_reconciled()
+        await self.check_cases()
         report = await verify.verify(data_dir)
         if not report.ok:
             bad = [f"{c.name}: {c.detail}" for c in report.checks if not c.ok]

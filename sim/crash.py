@@ -53,13 +53,16 @@ from sim.checker import Checker
 from sim.clock import SeededIds, VirtualClock, run_virtual
 from sim.durable import SavedWorld, WorldFile, verify_world
 from sim.faults import FaultLog, FaultPlan
+from sim.ops import OpsDesk
+from sim.providers import BANK
 from sim.world import (
     CLABES,
+    EXTERNAL_ONLY_GRACE_S,
     SimRails,
-    all_terminal,
     block_time_s,
     deposit_command,
     liveness_deadline_s,
+    settled,
     statement_import,
 )
 from store import verify
@@ -230,7 +233,7 @@ async def _incarnation(args: argparse.Namespace, clock: VirtualClock) -> ChildRe
             ids=ids,
             rails=saving.ports(),
             nonces=NonceBook(),
-            tuning=Tuning(rules_document=RULES),
+            tuning=Tuning(rules_document=RULES, external_only_grace_s=EXTERNAL_ONLY_GRACE_S),
             drills=drills,
         )
         system = System(ctx)
@@ -243,9 +246,10 @@ async def _incarnation(args: argparse.Namespace, clock: VirtualClock) -> ChildRe
             print("ready", flush=True)
             tasks.start_soon(statement_import, system, rails.bank)
             tasks.start_soon(_approver, system, store, data_dir)
+            tasks.start_soon(OpsDesk(system, BANK).run)
             await _workload(args, system, world, checker, ids)
             with anyio.move_on_after(liveness_deadline_s):
-                while not await all_terminal(store, args.transfers):  # noqa: ASYNC110
+                while not await settled(system, store, args.transfers):  # noqa: ASYNC110
                     await anyio.sleep(30)
             await anyio.sleep(block_time_s * 4)
             tasks.cancel_scope.cancel()

@@ -28,6 +28,11 @@ SWARM_RATE_MAX: dict[str, float] = {
     "bank_delayed": 0.5,
     "cancel": 0.2,  # the client cancels a transfer soon after creating it
     "retry_request": 0.3,  # the client re-sends a create with the same idempotency key
+    # Reconciliation (Series 5): what the sources report differs from the ledger.
+    "provider_fee": 0.1,  # the off-ramp keeps a fee of its own from the payout
+    "fx_slippage": 0.1,  # the off-ramp fills 2% off the quoted rate
+    "statement_late": 0.1,  # a payout's bank credit shows hours late (past its due time)
+    "statement_unknown_line": 0.3,  # a deposit comes with a wire nobody can name
 }
 
 DEFAULT_RATES: dict[str, float] = {
@@ -45,6 +50,10 @@ DEFAULT_RATES: dict[str, float] = {
     "bank_delayed": 0.2,
     "cancel": 0.05,
     "retry_request": 0.1,
+    "provider_fee": 0.03,
+    "fx_slippage": 0.03,
+    "statement_late": 0.01,
+    "statement_unknown_line": 0.2,
 }
 
 

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 import msgspec
 from anyio.abc import TaskGroup
 
-from engine import limits, quotes
+from engine import limits, money, quotes
 from engine.chain import SignedTx
 from engine.destinations import BankDestination
 from engine.funding import deposit_id_for
@@ -119,6 +119,10 @@ class _Payout:
     reason: str | None = None
     # The stablecoin going back to the treasury, signed before it is first sent.
     return_tx: SignedTx | None = None
+    # What was paid: the amount, the fee the provider kept and the rate it filled at.
+    paid: int | None = None
+    fee: int | None = None
+    rate: str | None = None
 
 
 class SimBank:
@@ -140,14 +144,16 @@ class SimBank:
         """Moves on every change anyone outside could observe (every change books a number)."""
         return self._n
 
-    def pay(self, *, clabe: str, currency: str, amount: int) -> str:
+    def pay(self, *, clabe: str, currency: str, amount: int, late: bool = False) -> str:
+        """`late`: the credit shows only hours later (past the reconciliation's due time)."""
         self._n += 1
         reference = f"SPEI{self._n:08d}"
-        delay_s = (
-            self.rng.uniform(30, 300)
-            if self.faults.fire("bank_delayed")
-            else self.rng.uniform(1, 10)
-        )
+        if late:
+            delay_s = self.rng.uniform(4_000, 5_400)
+        elif self.faults.fire("bank_delayed"):
+            delay_s = self.rng.uniform(30, 300)
+        else:
+            delay_s = self.rng.uniform(1, 10)
         visible = self.now() + int(delay_s * 1_000_000 / self.speed)
         self.credits[reference] = (
             visible,
@@ -165,11 +171,15 @@ class SimBank:
         return found[1]
 
     def book_deposit(self, client_id: str, amount: int) -> tuple[str, str, int]:
-        """A client's wire arrives: (deposit id, bank reference, booked at)."""
+        """A client's wire arrives: (deposit id, bank reference, booked at). Now and then a wire
+        from a payer nobody can name lands too (a statement line no ledger entry explains)."""
         self._n += 1
         reference = f"DEP{self._n:08d}"
         booked = self.now()
         self.statement.append((booked, reference, client_id, amount))
+        if self.faults.fire("statement_unknown_line"):
+            self._n += 1
+            self.statement.append((booked, f"WIRE{self._n:08d}", "", self.rng.randint(100, 10**6)))
         return deposit_id_for(BANK, reference, booked), reference, booked
 
 
@@ -250,9 +260,11 @@ class SimOffRamp:
             provider_trade_id=payout.trade_id,
             state=payout.state,
             currency=payout.request.target_currency,
-            amount=payout.request.target_amount,
+            amount=payout.paid if payout.paid is not None else payout.request.target_amount,
             bank_reference=payout.bank_reference,
             reason=payout.reason,
+            fee=payout.fee,
+            rate=payout.rate,
         )
 
     async def _work(self, payout: _Payout) -> None:
@@ -272,10 +284,13 @@ class SimOffRamp:
             else:
                 destination = request.destination
                 assert isinstance(destination, BankDestination)
+                self._fill(payout)
+                assert payout.paid is not None
                 payout.bank_reference = self.bank.pay(
                     clabe=destination.clabe,
                     currency=request.target_currency,
-                    amount=request.target_amount,
+                    amount=payout.paid,
+                    late=self.faults.fire("statement_late"),
                 )
                 payout.state = PayoutState.PAID
             self.generation += 1
@@ -285,6 +300,21 @@ class SimOffRamp:
             payout.reason = "beneficiary account rejected the credit"
             self.generation += 1
         await self._announce(payout)
+
+    def _fill(self, payout: _Payout) -> None:
+        """The trade as filled: at the quoted rate with no fee of the provider's own, unless a
+        fault makes it keep a fee (1%) or fill 2% off the quote (beyond any slippage
+        tolerance); the beneficiary gets what the fill leaves."""
+        request = payout.request
+        payout.paid, payout.fee, payout.rate = request.target_amount, 0, request.rate or None
+        if self.faults.fire("provider_fee"):
+            payout.fee = request.target_amount // 100
+            payout.paid = request.target_amount - payout.fee
+        elif self.faults.fire("fx_slippage") and request.rate:
+            rate = money.parse_rate(request.rate)
+            assert isinstance(rate, money.Rate)
+            payout.rate = money.format_rate(money.Rate(rate.units * 98 // 100))
+            payout.paid = request.target_amount * 98 // 100
 
     def _sign_return(self, request: PayoutRequest) -> SignedTx:
         tx = sign_token_transfer(

@@ -23,7 +23,7 @@ from pathlib import Path
 import anyio
 import msgspec
 
-from actors.context import Context, Rails
+from actors.context import Context, Rails, Tuning
 from actors.drills import Drills
 from actors.system import System
 from engine import commands as c
@@ -37,12 +37,15 @@ from engine.nonces import NonceBook
 from engine.ports import Clock, Ids, Journal
 from engine.records import Committed
 from engine.results import Result
+from engine.statements import StatementLine
+from engine.states import Status
 from engine.transfer import TransferState, evolve
 from sim.chain import SimChain
 from sim.checker import Checker
 from sim.clock import SeededIds, VirtualClock, run_virtual
 from sim.custody import SimCustody
 from sim.faults import FaultLog, FaultPlan
+from sim.ops import OpsDesk
 from sim.providers import BANK, SimBank, SimOffRamp, SimQuotes
 from store.executor import ExecutorKind
 from store.store import Store
@@ -55,6 +58,9 @@ transfer_usd_minor_low = 10_00
 transfer_usd_minor_high = 5_000_00
 liveness_deadline_s = 6 * 3600
 statement_poll_s = 60
+# A simulated day is short: unclaimed statement lines wait ten minutes, not an hour, before
+# they are external_only cases (the operators in sim.ops are as quick).
+EXTERNAL_ONLY_GRACE_S = 600
 CLABES = ("032180000118359719", "002010077777777771", "014027000000000008")
 
 
@@ -82,6 +88,9 @@ class SimReport(msgspec.Struct, kw_only=True):
     virtual_s: float
     time_in_state_s: dict[str, dict[str, float]]
     alerts: int
+    # Reconciliation: transfers reconciled, and cases by type, opened and closed.
+    reconciled: int
+    discrepancies: dict[str, dict[str, int]]
     crashes: int
     reorgs: int
     reproduce: str
@@ -131,6 +140,7 @@ async def _run(
             rails=rails.ports(),
             nonces=NonceBook(),
             drills=Drills(canaries=frozenset(config.canaries)),
+            tuning=Tuning(external_only_grace_s=EXTERNAL_ONLY_GRACE_S),
         )
         system = System(ctx)
         async with anyio.create_task_group() as world:
@@ -139,12 +149,13 @@ async def _run(
             world.start_soon(chain.run, block_time_s)
             await world.start(system.run)
             world.start_soon(statement_import, system, bank)
+            world.start_soon(OpsDesk(system, BANK).run)
             workload = Workload(config, system, bank, checker, faults, _rng(seed, "workload"), ids)
             await workload.run()
             checker.check_chain(chain, treasury)
             faults.enabled = False
             with anyio.move_on_after(liveness_deadline_s):
-                while not await all_terminal(store, config.transfers):  # noqa: ASYNC110
+                while not await settled(system, store, config.transfers):  # noqa: ASYNC110
                     await anyio.sleep(30)
             # Let the last confirmations sink past any reorg the chain could still do.
             await anyio.sleep(block_time_s * 4)
@@ -162,6 +173,10 @@ async def _run(
             "SELECT count(*) FROM journal WHERE event_type = 'AlertRaised'"
         )
         tis = await _time_in_state(store)
+        cases = await store.reader.fetchall(
+            "SELECT discrepancy_type, count(*), sum(status NOT IN ('OPEN', 'INVESTIGATING'))"
+            " FROM discrepancies GROUP BY discrepancy_type ORDER BY discrepancy_type"
+        )
     assert alerts is not None
     return SimReport(
         seed=seed,
@@ -178,6 +193,8 @@ async def _run(
         virtual_s=round(clock.elapsed_us / 1e6, 3),
         time_in_state_s=tis,
         alerts=alerts[0],
+        reconciled=next((n for s, n in statuses if s == Status.RECONCILED.value), 0),
+        discrepancies={k: {"opened": n, "resolved": r} for k, n, r in cases},
         crashes=system.registry.crashes,
         reorgs=chain.reorgs,
         reproduce=(
@@ -253,13 +270,23 @@ class SimRails:
 
 
 async def statement_import(system: System, bank: SimBank, poll_s: float = statement_poll_s) -> None:
-    """Reading the bank statement catches every deposit whose webhook was lost."""
+    """Reading the bank statement: every line is kept as evidence (reconciliation pairs it with
+    the ledger and flags what nothing explains), and a deposit whose notice was lost is credited
+    from its line."""
     seen = 0
     while True:
         await anyio.sleep(poll_s)
         lines = bank.statement[seen:]
         for booked, reference, client, amount in lines:
-            await system.credit_deposit(deposit_command(booked, reference, client, amount))
+            line = StatementLine(
+                bank=BANK, line_id=reference, booked_at=booked, amount=amount, currency="USD",
+                direction="credit", reference=reference, counterparty=client,
+            )  # fmt: skip
+            [evidence_id], _ = await system.record_statement([line])
+            if client:
+                await system.credit_from_statement(
+                    deposit_command(booked, reference, client, amount), evidence_id
+                )
         seen += len(lines)
 
 
@@ -353,6 +380,15 @@ class Workload:
         if cancel and holder is not None:
             await anyio.sleep(self.rng.uniform(0, 0.5))
             await self.system.registry.ask(holder, c.CancelTransfer(by=f"user-{client}"))
+
+
+async def settled(system: System, store: Store, expected: int) -> bool:
+    """Every transfer ended, every case closed and every unclaimed report classified."""
+    if not await all_terminal(store, expected):
+        return False
+    if system.supervisors.reconciler.unclassified:
+        return False
+    return not await system.ctx.journal.discrepancies(open_only=True)
 
 
 async def all_terminal(store: Store, expected: int) -> bool:

@@ -279,6 +279,15 @@ def _stream_of(event: ev.Event) -> str | None:
             return oid
         case ev.OverrideExecuted(override_id=oid):
             return oid
+        case (
+            ev.DiscrepancyOpened(discrepancy_id=did)
+            | ev.DiscrepancyAssigned(discrepancy_id=did)
+            | ev.DiscrepancyNoted(discrepancy_id=did)
+            | ev.DiscrepancyResolutionProposed(discrepancy_id=did)
+            | ev.DiscrepancyProposalRejected(discrepancy_id=did)
+            | ev.DiscrepancyResolved(discrepancy_id=did)
+        ):
+            return did
     return None
 
 

@@ -113,6 +113,28 @@ _INSERT_EVIDENCE = (
     " external_ref, occurred_at, received_at, normalized_data, raw_payload, raw_sha256)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_INSERT_DISCREPANCY = (
+    "INSERT INTO discrepancies (discrepancy_id, journal_seq, case_key, transaction_id,"
+    " discrepancy_type, severity, confidence, source, evidence_ids, expected_value, actual_value,"
+    " sla_deadline, status, created_at, updated_at, version)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'OPEN', ?, ?, 1)"
+)
+# Every later event of a case, as one statement (so a batch's events apply in journal order):
+# ?1 id, ?2 status, ?3 owner, ?4 note (JSON object to append), ?5 proposal op ('set', 'clear' or
+# NULL), ?6 proposal (JSON), ?7 resolution, ?8 resolution notes, ?9 resolved by, ?10 approved by,
+# ?11 correction (JSON), ?12 resolved at, ?13 updated at.
+_UPDATE_DISCREPANCY = (
+    "UPDATE discrepancies SET status = coalesce(?2, status), owner = coalesce(?3, owner),"
+    " notes = CASE WHEN ?4 IS NULL THEN notes ELSE json_insert(notes, '$[#]', json(?4)) END,"
+    " proposal = CASE ?5 WHEN 'set' THEN ?6 WHEN 'clear' THEN NULL ELSE proposal END,"
+    " resolution = coalesce(?7, resolution), resolution_notes = coalesce(?8, resolution_notes),"
+    " resolved_by = coalesce(?9, resolved_by), approved_by = coalesce(?10, approved_by),"
+    " correction = coalesce(?11, correction), resolved_at = coalesce(?12, resolved_at),"
+    " updated_at = ?13, version = version + 1 WHERE discrepancy_id = ?1"
+)
+_INSERT_MATCH = (
+    "INSERT INTO evidence_matches (evidence_id, transaction_id, journal_seq) VALUES (?, ?, ?)"
+)
 
 
 def _ts(us: int | None) -> str | None:
@@ -200,6 +222,9 @@ class Projection:
         self.balance_deltas: dict[tuple[str, str], list[int]] = {}
         self.outbox_rows: list[tuple[object, ...]] = []
         self.evidence_rows: list[tuple[object, ...]] = []
+        self.case_inserts: list[tuple[object, ...]] = []
+        self.case_updates: list[tuple[object, ...]] = []
+        self.match_rows: list[tuple[object, ...]] = []
 
     def transfer(self, transfer_id: str) -> TransferState | None:
         found = self.transfers.get(transfer_id)
@@ -242,6 +267,20 @@ class Projection:
             case ev.EvidenceRecorded():
                 assert raw is not None, "evidence without its raw payload"
                 self.evidence_rows.append(_evidence_row(rec, event, raw))
+            case ev.Reconciled(evidence=evidence):
+                for evidence_id in dict.fromkeys(evidence):
+                    if evidence_id.startswith("ex_"):
+                        self.match_rows.append((evidence_id, rec.stream_id, rec.seq))
+            case ev.DiscrepancyOpened():
+                self.case_inserts.append(_case_row(rec, event))
+            case (
+                ev.DiscrepancyAssigned()
+                | ev.DiscrepancyNoted()
+                | ev.DiscrepancyResolutionProposed()
+                | ev.DiscrepancyProposalRejected()
+                | ev.DiscrepancyResolved()
+            ):
+                self.case_updates.append(_case_update(event))
             case _:
                 pass
         for leg, entry in enumerate(ev.entries_of(event)):
@@ -299,6 +338,9 @@ class Projection:
         add(_UPSERT_BALANCE, [(a, c, d, cr) for (a, c), (d, cr) in self.balance_deltas.items()])
         add(_INSERT_OUTBOX, self.outbox_rows)
         add(_INSERT_EVIDENCE, self.evidence_rows)
+        add(_INSERT_MATCH, self.match_rows)
+        add(_INSERT_DISCREPANCY, self.case_inserts)
+        add(_UPDATE_DISCREPANCY, self.case_updates)
         return found
 
 
@@ -338,3 +380,64 @@ def _evidence_row(rec: Recorded, event: ev.EvidenceRecorded, raw: bytes) -> tupl
         raw,
         event.raw_sha256,
     )
+
+
+def _case_row(rec: Recorded, event: ev.DiscrepancyOpened) -> tuple[object, ...]:
+    return (
+        event.discrepancy_id,
+        rec.seq,
+        event.case_key,
+        event.transfer_id,
+        event.kind,
+        event.severity,
+        event.confidence,
+        event.source,
+        _json.encode(event.evidence_ids).decode(),
+        _json.encode(event.expected).decode(),
+        _json.encode(event.actual).decode(),
+        rfc3339_us(event.sla_deadline),
+        rfc3339_us(event.at),
+        rfc3339_us(event.at),
+    )
+
+
+def _case_note(at: int, by: str, text: str) -> str:
+    return _json.encode({"at": rfc3339_us(at), "by": by, "text": text}).decode()
+
+
+def _case_update(
+    event: ev.DiscrepancyAssigned
+    | ev.DiscrepancyNoted
+    | ev.DiscrepancyResolutionProposed
+    | ev.DiscrepancyProposalRejected
+    | ev.DiscrepancyResolved,
+) -> tuple[object, ...]:
+    """The parameters of _UPDATE_DISCREPANCY for one event (None leaves a column as it is)."""
+    row: list[object] = [event.discrepancy_id, *([None] * 11), rfc3339_us(event.at)]
+    match event:
+        case ev.DiscrepancyAssigned(owner=owner):
+            row[1], row[2] = "INVESTIGATING", owner
+        case ev.DiscrepancyNoted(note=text, by=by):
+            row[3] = _case_note(event.at, by, text)
+        case ev.DiscrepancyResolutionProposed():
+            row[4] = "set"
+            row[5] = _json.encode(
+                {
+                    "resolution": event.resolution,
+                    "notes": event.notes,
+                    "by": event.by,
+                    "at": rfc3339_us(event.at),
+                    "correction": event.correction,
+                }
+            ).decode()
+        case ev.DiscrepancyProposalRejected(reason=reason, by=by):
+            row[3] = _case_note(event.at, by, f"proposal rejected: {reason}")
+            row[4] = "clear"
+        case ev.DiscrepancyResolved():
+            row[1] = event.resolution.upper()
+            row[4] = "clear"
+            row[6], row[7], row[8] = event.resolution, event.notes, event.by
+            row[9] = event.approved_by
+            row[10] = _json.encode(event.entries).decode()
+            row[11] = rfc3339_us(event.at)
+    return tuple(row)

@@ -11,6 +11,8 @@ import msgspec
 from engine import events as ev
 from engine import ledger
 from engine.chain import SignedTx
+from engine.discrepancies import Discrepancy
+from engine.discrepancies import evolve as discrepancy_evolve
 from engine.quotes import Quote
 from engine.records import IdempotencyRecord, IdempotencyStatus, Recorded
 from engine.states import CANCELLABLE, TERMINAL
@@ -234,6 +236,50 @@ async def evidence_for(ex: Executor, transfer_id: str) -> list[ev.EvidenceRecord
     )
     found = [ev.decode(r[0]) for r in rows]
     return [e for e in found if isinstance(e, ev.EvidenceRecorded)]
+
+
+async def evidence_since(
+    ex: Executor, after_seq: int, limit: int
+) -> list[tuple[int, ev.EvidenceRecorded, bool]]:
+    """Evidence recorded after journal seq `after_seq`, in journal order (the reconciliation
+    pipeline's feed): (seq, event, whether a reconciled transfer names it)."""
+    rows = await ex.fetchall(
+        "SELECT e.journal_seq, j.payload, EXISTS (SELECT 1 FROM evidence_matches m"
+        " WHERE m.evidence_id = e.event_id) FROM external_events e JOIN journal j"
+        " ON j.seq = e.journal_seq WHERE e.journal_seq > ? ORDER BY e.journal_seq LIMIT ?",
+        (after_seq, limit),
+    )
+    found: list[tuple[int, ev.EvidenceRecorded, bool]] = []
+    for seq, payload, matched in rows:
+        event = ev.decode(payload)
+        assert isinstance(event, ev.EvidenceRecorded)
+        found.append((seq, event, bool(matched)))
+    return found
+
+
+async def awaiting_reconciliation(ex: Executor, after: str, limit: int) -> list[str]:
+    """Transfers confirmed on chain and not yet reconciled, in id order after `after`."""
+    rows = await ex.fetchall(
+        "SELECT transaction_id FROM transactions WHERE status IN ('CONFIRMED', 'FIAT_SETTLED')"
+        " AND transaction_id > ? ORDER BY transaction_id LIMIT ?",
+        (after, limit),
+    )
+    return [r[0] for r in rows]
+
+
+async def discrepancies(ex: Executor, open_only: bool) -> list[Discrepancy]:
+    """Cases folded from their journal streams (open ones only, or all), oldest first."""
+    where = " WHERE d.status IN ('OPEN', 'INVESTIGATING')" if open_only else ""
+    rows = await ex.fetchall(
+        "SELECT j.stream_id, j.payload FROM discrepancies d JOIN journal j"
+        f" ON j.stream_id = d.discrepancy_id{where} ORDER BY d.journal_seq, j.version"
+    )
+    cases: dict[str, Discrepancy] = {}
+    for stream_id, payload in rows:
+        event = ev.decode(payload)
+        assert isinstance(event, ev.DISCREPANCY_EVENTS)
+        cases[stream_id] = discrepancy_evolve(cases.get(stream_id), event)
+    return list(cases.values())
 
 
 async def quote(ex: Executor, quote_id: str) -> tuple[str | None, Quote] | None:

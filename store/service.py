@@ -11,12 +11,24 @@ from typing import Any
 
 import msgspec
 
+from engine import discrepancies as dc
 from engine import events as ev
-from engine import limits
+from engine import limits, matching
 from engine.access import ApiKey, Role
 from engine.audit import AuditRecord, AuditRow
+from engine.discrepancies import Discrepancy
+from engine.reconciliation import Kind, Severity, Source
 from engine.records import Recorded
-from engine.service import Balance, FeedEvent, LedgerLine, LedgerQuery, TransferQuery
+from engine.service import (
+    Balance,
+    CaseQuery,
+    FeedEvent,
+    LedgerLine,
+    LedgerQuery,
+    ReconciliationSummary,
+    SourceCounts,
+    TransferQuery,
+)
 from engine.states import TERMINAL
 from engine.timefmt import parse_rfc3339, rfc3339_us
 from engine.transfer import TransferState, evolve
@@ -253,6 +265,104 @@ async def evidence_facts(ex: Executor, evidence_id: str) -> tuple[int, dict[str,
     if row is None:
         return None
     return _us_required(row[0]), msgspec.json.decode(row[1], type=dict[str, str])
+
+
+# --- reconciliation -------------------------------------------------------------------------------
+
+
+async def discrepancy_page(ex: Executor, query: CaseQuery) -> list[Discrepancy]:
+    where, params = [], []
+    for column, value in (
+        ("status", query.status),
+        ("discrepancy_type", query.kind),
+        ("severity", query.severity),
+        ("transaction_id", query.transfer_id),
+    ):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    if query.before is not None:
+        where.append("(created_at, discrepancy_id) < (?, ?)")
+        params.extend((rfc3339_us(query.before[0]), query.before[1]))
+    clause = f" WHERE {' AND '.join(where)}" if where else ""
+    rows = await ex.fetchall(
+        f"SELECT discrepancy_id FROM discrepancies{clause}"
+        " ORDER BY created_at DESC, discrepancy_id DESC LIMIT ?",
+        (*params, query.limit),
+    )
+    return [case for (did,) in rows if (case := await discrepancy(ex, did)) is not None]
+
+
+async def discrepancy(ex: Executor, discrepancy_id: str) -> Discrepancy | None:
+    records = await queries.load_stream(ex, discrepancy_id)
+    events = [r.event for r in records if isinstance(r.event, ev.DISCREPANCY_EVENTS)]
+    return dc.fold(events) if events and len(events) == len(records) else None
+
+
+_MATCHED_KINDS = ", ".join(f"'{k}'" for k in sorted(matching.MATCHED_KINDS))
+
+
+async def reconciliation_summary(ex: Executor, now: int) -> ReconciliationSummary:
+    """Matched and unmatched reports per source and age, transfers awaiting reconciliation by
+    age, and the cases by status, type, age and severity."""
+    evidence, awaiting, cases = await ex.fetch_each(
+        [
+            (
+                "SELECT e.event_type, json_extract(e.normalized_data, '$.currency'),"
+                " json_extract(e.normalized_data, '$.amount'), e.occurred_at,"
+                " EXISTS (SELECT 1 FROM evidence_matches m WHERE m.evidence_id = e.event_id)"
+                f" FROM external_events e WHERE e.event_type IN ({_MATCHED_KINDS})",
+                (),
+            ),
+            (
+                "SELECT coalesce(confirmed_at, status_since) FROM transactions"
+                " WHERE status IN ('CONFIRMED', 'FIAT_SETTLED')",
+                (),
+            ),
+            (
+                "SELECT status, discrepancy_type, severity, created_at, sla_deadline"
+                " FROM discrepancies",
+                (),
+            ),
+        ]
+    )
+    sources: dict[str, SourceCounts] = {s.value: SourceCounts(source=s.value) for s in Source}
+    for kind, currency, amount, occurred, matched in evidence:
+        counts = sources[matching.SOURCE_OF[kind].value]
+        minor = int(amount) if isinstance(amount, str) and amount.isdigit() else 0
+        if matched:
+            counts.matched += 1
+            counts.matched_amounts[currency] = counts.matched_amounts.get(currency, 0) + minor
+        else:
+            counts.unmatched += 1
+            counts.unmatched_amounts[currency] = counts.unmatched_amounts.get(currency, 0) + minor
+            age = dc.bucket(now - _us_required(occurred)).value
+            counts.unmatched_by_age[age] = counts.unmatched_by_age.get(age, 0) + 1
+    buckets = {b.value: 0 for b in dc.Bucket}
+    awaiting_by_age = dict(buckets)
+    for (since,) in awaiting:
+        awaiting_by_age[dc.bucket(now - _us_required(since)).value] += 1
+    by_status = {s.value: 0 for s in dc.Status}
+    by_type = {k.value: 0 for k in Kind}
+    open_by_age = dict(buckets)
+    open_by_severity = {s.value: 0 for s in Severity}
+    breached = 0
+    for status, kind, severity, created, deadline in cases:
+        by_status[status] += 1
+        by_type[kind] += 1
+        if status in (dc.Status.OPEN, dc.Status.INVESTIGATING):
+            open_by_age[dc.bucket(now - _us_required(created)).value] += 1
+            open_by_severity[severity] += 1
+            breached += now >= _us_required(deadline)
+    return ReconciliationSummary(
+        sources=list(sources.values()),
+        awaiting_by_age=awaiting_by_age,
+        cases_by_status=by_status,
+        cases_by_type=by_type,
+        open_cases_by_age=open_by_age,
+        open_cases_by_severity=open_by_severity,
+        sla_breached=breached,
+    )
 
 
 # --- money ----------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from typing import cast
 
 from engine.audit import AuditRecord
 from engine.chain import SignedTx
+from engine.discrepancies import Discrepancy
 from engine.events import Event, EvidenceRecorded
 from engine.ports import Clock
 from engine.quotes import Quote
@@ -217,6 +218,17 @@ class Store:
 
     async def evidence_for(self, transfer_id: str) -> list[EvidenceRecorded]:
         return await queries.evidence_for(self.reader, transfer_id)
+
+    async def evidence_since(
+        self, after_seq: int, limit: int
+    ) -> list[tuple[int, EvidenceRecorded, bool]]:
+        return await queries.evidence_since(self.reader, after_seq, limit)
+
+    async def awaiting_reconciliation(self, after: str, limit: int) -> list[str]:
+        return await queries.awaiting_reconciliation(self.reader, after, limit)
+
+    async def discrepancies(self, open_only: bool) -> list[Discrepancy]:
+        return await queries.discrepancies(self.reader, open_only)
 
     async def quote(self, quote_id: str) -> tuple[str | None, Quote] | None:
         return await queries.quote(self.reader, quote_id)

@@ -44,6 +44,8 @@ PROJECTION_TABLES = (
     "timers",
     "outbox",
     "external_events",
+    "evidence_matches",
+    "discrepancies",
 )
 _REBUILD_CHUNK = 2000
 

@@ -65,9 +65,11 @@ ENGINE_STDLIB = frozenset(
         "re",
         "string",
         "struct",
-        # Parsers of text handed in (policy rule sets, sanctions lists); they read no file.
+        # Parsers of text handed in (policy rule sets, sanctions lists, bank statements in CSV
+        # or camt.053 XML); they read no file.
         "tomllib",
         "csv",
+        "xml",
         "io",
         "types",
         "typing",

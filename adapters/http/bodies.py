@@ -83,9 +83,27 @@ class ApiKeyBody(_Body, frozen=True, kw_only=True):
     client_id: str | None = None
 
 
+class CorrectionLine(_Body, frozen=True, kw_only=True):
+    """One correcting ledger line: exactly one of debit and credit, a decimal string."""
+
+    account: str
+    currency: str
+    debit: str | None = None
+    credit: str | None = None
+
+
 class ResolveBody(_Body, frozen=True, kw_only=True):
     resolution: str
-    notes: str = ""
+    notes: str
+    correction: list[CorrectionLine] = []
+
+
+class AssignBody(_Body, frozen=True, kw_only=True):
+    owner: str | None = None
+
+
+class NoteBody(_Body, frozen=True, kw_only=True):
+    note: str
 
 
 class ControlBody(_Body, frozen=True, kw_only=True):

@@ -9,10 +9,13 @@ from typing import Any
 
 import msgspec
 
-from adapters.http.routes import ROUTES, Route
+from adapters.http.discrepancies import RESOLUTIONS
+from adapters.http.routes import OPTIONAL_BODIES, ROUTES, Route
+from engine import discrepancies as dc
 from engine import limits, money
 from engine.access import Role
 from engine.policy import CORRIDOR_IDS
+from engine.reconciliation import Kind, Severity, Source
 from engine.states import Status
 from engine.webhooks import EVENT_TYPES
 
@@ -24,6 +27,15 @@ _NSTRING = {"type": ["string", "null"]}
 _MONEY = {"type": "string", "pattern": r"^-?[0-9]+\.[0-9]+$|^[0-9]+$"}
 _NMONEY = {"type": ["string", "null"]}
 _TIME = {"type": "string", "format": "date-time"}
+_STRINGS = {"type": "object", "additionalProperties": {"type": "string"}}
+_COUNTS = {"type": "object", "additionalProperties": {"type": "integer"}}
+_AMOUNTS = {"type": "object", "additionalProperties": _MONEY}
+_CORRECTION = {
+    "type": "object",
+    "properties": {"account": _STRING, "currency": _STRING, "debit": _MONEY, "credit": _MONEY},
+    "required": ["account", "currency"],
+    "additionalProperties": False,
+}
 
 
 def _obj(props: JSON, required: list[str] | None = None, extra: bool = False) -> JSON:
@@ -264,14 +276,44 @@ SCHEMAS: JSON = {
     "Discrepancy": _obj(
         {
             "id": _STRING,
-            "type": _STRING,
-            "status": {"enum": ["open", "resolved"]},
+            "type": {"enum": [k.value for k in Kind]},
+            "severity": {"enum": [v.value for v in Severity]},
+            "confidence": {"type": "string", "pattern": r"^[01]\.[0-9]{2}$"},
+            "source": {"enum": [v.value for v in Source]},
+            "status": {"enum": [v.value for v in dc.Status]},
             "transfer_id": _NSTRING,
-            "expected": {"type": ["object", "null"]},
-            "observed": {"type": ["object", "null"]},
-            "resolution": _NSTRING,
-            "notes": _NSTRING,
+            "evidence_ids": {"type": "array", "items": _STRING},
+            "expected": _STRINGS,
+            "observed": _STRINGS,
+            "owner": _NSTRING,
+            "notes": {
+                "type": "array",
+                "items": _obj({"at": _TIME, "by": _STRING, "text": _STRING}),
+            },
+            "proposal": {
+                "anyOf": [
+                    _obj(
+                        {
+                            "resolution": {"enum": list(RESOLUTIONS)},
+                            "notes": _STRING,
+                            "by": _STRING,
+                            "at": _TIME,
+                            "correction": {"type": "array", "items": _CORRECTION},
+                        }
+                    ),
+                    {"type": "null"},
+                ]
+            },
+            "resolution": {"anyOf": [{"enum": list(RESOLUTIONS)}, {"type": "null"}]},
+            "resolution_notes": _NSTRING,
+            "resolved_by": _NSTRING,
+            "approved_by": _NSTRING,
+            "correction": {"type": "array", "items": _CORRECTION},
+            "sla_deadline": _TIME,
+            "sla_breached": {"type": "boolean"},
+            "age_bucket": {"anyOf": [{"enum": [b.value for b in dc.Bucket]}, {"type": "null"}]},
             "created_at": _TIME,
+            "updated_at": _TIME,
             "resolved_at": {"type": ["string", "null"], "format": "date-time"},
         }
     ),
@@ -331,13 +373,32 @@ SCHEMAS: JSON = {
     "ReconciliationSummary": _obj(
         {
             "as_of": _TIME,
-            "transfers_by_status": {
-                "type": "object",
-                "additionalProperties": {"type": "integer"},
-            },
+            "transfers_by_status": _COUNTS,
             "reconciled": {"type": "integer"},
             "awaiting_reconciliation": {"type": "integer"},
             "open_discrepancies": {"type": "integer"},
+            "sources": {
+                "type": "array",
+                "items": _obj(
+                    {
+                        "source": {"enum": [v.value for v in Source]},
+                        "matched": _obj({"count": {"type": "integer"}, "amounts": _AMOUNTS}),
+                        "unmatched": _obj(
+                            {"count": {"type": "integer"}, "amounts": _AMOUNTS, "by_age": _COUNTS}
+                        ),
+                    }
+                ),
+            },
+            "awaiting_by_age": _COUNTS,
+            "discrepancies": _obj(
+                {
+                    "by_status": _COUNTS,
+                    "by_type": _COUNTS,
+                    "open_by_age": _COUNTS,
+                    "open_by_severity": _COUNTS,
+                    "sla_breached": {"type": "integer"},
+                }
+            ),
         }
     ),
 }
@@ -481,7 +542,7 @@ def document() -> JSON:
             )
         if route.body is not None:
             operation["requestBody"] = {
-                "required": route.method == "POST" and route.body.__name__ != "ReasonBody",
+                "required": route.method == "POST" and route.body.__name__ not in OPTIONAL_BODIES,
                 "content": {"application/json": {"schema": _ref(route.body.__name__)}},
             }
         if route.signed:
@@ -496,6 +557,8 @@ def document() -> JSON:
         if route.response is not None:
             success["content"] = {"application/json": {"schema": _ref(route.response)}}
         operation["responses"][str(route.status)] = success
+        for status in route.also:
+            operation["responses"][str(status)] = success
         if route.idempotent_key:
             operation["responses"]["422"] = _problem("Refused (stored) or invalid input")
         for status, meaning in sorted(_errors(route).items()):

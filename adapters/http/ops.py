@@ -86,30 +86,9 @@ async def sim_advance(request: web.Request) -> web.Response:
     raise Problem.http("clock_not_virtual")
 
 
-# --- discrepancies, controls, audit, the trial balance and reconciliation ------------------------
-# These have their final shapes. Discrepancies are built by the reconciliation issue: until then
-# the queue is empty (nothing raises one yet). The audit trail reads the journal until the
-# hash-chained audit log exists. Freezes and halts are journaled and enforced (System.control).
-
-DISCREPANCY_STATUSES = ("open", "resolved")
-DISCREPANCY_TYPES = ("missing", "amount_mismatch", "duplicate", "unexpected", "stale")
-RESOLUTIONS = ("matched", "written_off", "refunded", "false_positive")
-
-
-async def discrepancies(request: web.Request) -> web.Response:
-    await authorize(request, Permission.OPERATE)
-    _choice(request, "status", DISCREPANCY_STATUSES)
-    _choice(request, "type", DISCREPANCY_TYPES)
-    page_limit(request)
-    return json({"data": [], "next_cursor": None, "has_more": False})
-
-
-async def resolve_discrepancy(request: web.Request) -> web.Response:
-    await authorize(request, Permission.OPERATE)
-    body = bodies.decode(await request.read(), bodies.ResolveBody)
-    if body.resolution not in RESOLUTIONS:
-        raise Problem.http("field_invalid", f"resolution is one of {', '.join(RESOLUTIONS)}")
-    raise Problem.http("not_found", f"no discrepancy {request.match_info['id']}")
+# --- controls, audit and the trial balance ------------------------------------------------------
+# Freezes and halts are journaled and enforced (System.control). Reconciliation cases and the
+# summary live in adapters/http/discrepancies.py.
 
 
 CONTROL_REASON_LENGTH_MAX = 400
@@ -193,9 +172,3 @@ async def trial_balance(request: web.Request) -> web.Response:
     await authorize(request, Permission.OPERATE)
     rows = await service(request).trial_balance()
     return json(render.trial_balance(rows, request.app[CLOCK].now_us()))
-
-
-async def reconciliation_summary(request: web.Request) -> web.Response:
-    await authorize(request, Permission.OPERATE)
-    counts = await service(request).status_counts()
-    return json(render.reconciliation_summary(counts, request.app[CLOCK].now_us()))

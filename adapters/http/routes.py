@@ -9,7 +9,17 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from adapters.http import bodies, inbound, keys, ops, overrides, policy, transfers, webhooks
+from adapters.http import (
+    bodies,
+    discrepancies,
+    inbound,
+    keys,
+    ops,
+    overrides,
+    policy,
+    transfers,
+    webhooks,
+)
 from engine.access import Permission
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -32,6 +42,12 @@ class Route:
     simulated_only: bool = False
     # Authenticated by a webhook signature instead of an API key.
     signed: bool = False
+    # Other success statuses it may answer with.
+    also: tuple[int, ...] = ()
+
+
+# Bodies a POST may leave out (the handler reads an empty body as the defaults).
+OPTIONAL_BODIES = frozenset({"ReasonBody", "AssignBody"})
 
 
 PAGE = (("limit", "integer"), ("cursor", "string"))
@@ -79,11 +95,26 @@ ROUTES: tuple[Route, ...] = (
           query=(("status", "string"), ("stuck", "string"), ("limit", "integer"))),
     Route("POST", "/v1/ops/transfers/{id}/retry", ops.retry_transfer, Permission.OPERATE,
           "Re-drive a transfer's pending effects", 202, "Transfer"),
-    Route("GET", "/v1/ops/discrepancies", ops.discrepancies, Permission.OPERATE,
-          "Reconciliation discrepancies", 200, "DiscrepancyPage",
-          query=(("status", "string"), ("type", "string"), *PAGE)),
-    Route("POST", "/v1/ops/discrepancies/{id}/resolve", ops.resolve_discrepancy,
-          Permission.OPERATE, "Resolve a discrepancy", 200, "Discrepancy", bodies.ResolveBody),
+    Route("GET", "/v1/ops/discrepancies", discrepancies.list_discrepancies, Permission.OPERATE,
+          "Reconciliation cases, newest first", 200, "DiscrepancyPage",
+          query=(("status", "string"), ("type", "string"), ("severity", "string"),
+                 ("transfer_id", "string"), *PAGE)),
+    Route("GET", "/v1/ops/discrepancies/{id}", discrepancies.get_discrepancy,
+          Permission.OPERATE, "A reconciliation case", 200, "Discrepancy"),
+    Route("POST", "/v1/ops/discrepancies/{id}/assign", discrepancies.assign, Permission.OPERATE,
+          "Take a case (INVESTIGATING); owner defaults to the caller", 200, "Discrepancy",
+          bodies.AssignBody),
+    Route("POST", "/v1/ops/discrepancies/{id}/notes", discrepancies.add_note,
+          Permission.OPERATE, "Add a note to an open case", 200, "Discrepancy", bodies.NoteBody),
+    Route("POST", "/v1/ops/discrepancies/{id}/resolve", discrepancies.resolve,
+          Permission.OPERATE,
+          "Close a case; with correcting entries, propose it for a second operator (202)", 200,
+          "Discrepancy", bodies.ResolveBody, also=(202,)),
+    Route("POST", "/v1/ops/discrepancies/{id}/approve", discrepancies.approve,
+          Permission.OPERATE, "Approve a proposed correction (not its proposer); it is posted",
+          200, "Discrepancy", bodies.ReasonBody),
+    Route("POST", "/v1/ops/discrepancies/{id}/reject", discrepancies.reject, Permission.OPERATE,
+          "Reject a proposed correction, with a reason", 200, "Discrepancy", bodies.ControlBody),
     *(
         Route("POST", path, ops.control, Permission.OPERATE, summary, 200, "Control",
               bodies.ControlBody)
@@ -121,7 +152,7 @@ ROUTES: tuple[Route, ...] = (
           "PolicyDryRun", bodies.DryRunBody),
     Route("GET", "/v1/ops/ledger/trial-balance", ops.trial_balance, Permission.OPERATE,
           "Every ledger account's debits and credits", 200, "TrialBalance"),
-    Route("GET", "/v1/ops/reconciliation/summary", ops.reconciliation_summary,
+    Route("GET", "/v1/ops/reconciliation/summary", discrepancies.summary,
           Permission.OPERATE, "Reconciliation at a glance", 200, "ReconciliationSummary"),
     Route("POST", "/v1/api-keys", keys.create_key, Permission.KEYS,
           "Create a client API key (shown once)", 201, "ApiKeyCreated", bodies.ApiKeyBody),

@@ -27,7 +27,7 @@ def test_migrate_then_verify(tmp_path: Path) -> None:
     data_dir = str(tmp_path / "data")
     made = stablerail("migrate", "--data-dir", data_dir)
     assert made.returncode == 0, made.stderr
-    assert "schema version 0 -> 4" in made.stdout
+    assert "schema version 0 -> 5" in made.stdout
     again = stablerail("migrate", "--data-dir", data_dir)
     assert "up to date" in again.stdout
     checked = stablerail("verify", "--data-dir", data_dir, "--json")
@@ -115,7 +115,8 @@ def test_simulate_reports_every_invariant_and_the_kept_data_dir_verifies(tmp_pat
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
-    for key in ("seed", "transfers", "final_status", "invariants", "faults_fired", "digest", "ok"):
+    for key in ("seed", "transfers", "final_status", "invariants", "faults_fired", "digest", "ok",
+                "reconciled", "discrepancies"):  # fmt: skip
         assert key in report
     assert report["ok"] is True and set(report["invariants"].values()) == {"ok"}
     assert sum(report["final_status"].values()) == 20
@@ -183,3 +184,37 @@ def test_audit_verify_finds_an_edited_row_and_a_rewritten_chain(tmp_path: Path) 
     assert edited.returncode == 1 and "row 2: its hash does not match" in edited.stdout
     whole = stablerail("verify", "--data-dir", data_dir)
     assert whole.returncode == 1 and "FAIL audit" in whole.stdout, whole.stdout
+
+
+def test_reconcile_feeds_a_statement_once_and_refuses_a_bad_one_whole(tmp_path: Path) -> None:
+    data_dir = str(tmp_path / "data")
+    assert stablerail("migrate", "--data-dir", data_dir).returncode == 0
+    good = tmp_path / "nov.csv"
+    good.write_text(
+        "line_id,booked_at,amount,currency,direction,reference,counterparty,memo\n"
+        "L1,2026-11-30T10:00:00Z,1500.00,USD,credit,WIRE1,ACME SA,invoice 7\n"
+        "L2,2026-11-30T11:30:00Z,20.50,USD,debit,FEE-NOV,,monthly fee\n"
+    )
+    first = stablerail("reconcile", "--data-dir", data_dir, "--statement", str(good), "--json")
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout) | {"evidence_ids": []} == {
+        "lines": 2, "new": 2, "explained": 0, "evidence_ids": [],
+    }  # fmt: skip
+    again = stablerail("reconcile", "--data-dir", data_dir, "--statement", str(good))
+    assert again.returncode == 0 and "2 lines, 0 new (2 already recorded)" in again.stdout
+    bad = tmp_path / "bad.csv"
+    bad.write_text(good.read_text() + "L3,yesterday,1.00,USD,credit,X,,\n")
+    refused = stablerail("reconcile", "--data-dir", data_dir, "--statement", str(bad))
+    assert refused.returncode == 1 and "line 3: booked_at" in refused.stderr
+    assert "nothing was imported" in refused.stderr
+    with sqlite3.connect(db_path(Path(data_dir))) as db:
+        rows = db.execute(
+            "SELECT external_ref, event_type, transaction_id FROM external_events ORDER BY 1"
+        ).fetchall()
+        audited = db.execute(
+            "SELECT count(*) FROM audit_log WHERE action_type = 'import_statement'"
+        ).fetchone()
+    assert rows == [("L1", "statement_line", None), ("L2", "statement_line", None)]
+    assert audited == (2,)
+    checked = stablerail("verify", "--data-dir", data_dir)
+    assert checked.returncode == 0, checked.stdout

@@ -1,0 +1,88 @@
+"""Two simulated operators working the reconciliation queue, as people would, so a simulated run
+exercises the whole case workflow (and its transfers can finish).
+
+A case is left alone for `patience_s` (the pipeline may close it by itself: a late report
+arrives). Then one operator takes it and decides by kind:
+  unconfirmed_match             confirmed (resolved): the transfer may reconcile on it
+  amount / fee / fx mismatch    resolved with a note (the provider's terms accepted; no money)
+  duplicate (HIGH)              false positive
+  external_only                 written off to suspense: the first operator proposes the
+                                correcting entries, the second approves them (maker-checker)
+  missing_evidence              left to the pipeline (it closes when the report comes)
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import anyio
+
+from actors.system import System
+from engine import discrepancies as dc
+from engine import ledger
+from engine.reconciliation import Kind
+from engine.results import Result
+from engine.service import CaseDecision
+
+MAKER, CHECKER = "ops-ana", "ops-bo"
+
+
+class OpsDesk:
+    def __init__(self, system: System, bank: str, patience_s: float = 600) -> None:
+        self.system = system
+        self.bank = bank
+        self.patience_us = int(patience_s * 1_000_000)
+        self.done: Counter[str] = Counter()
+
+    async def run(self, poll_s: float = 60) -> None:
+        while True:
+            await anyio.sleep(poll_s)
+            await self.work()
+
+    async def work(self) -> None:
+        ctx = self.system.ctx
+        now = ctx.clock.now_us()
+        for case in await ctx.journal.discrepancies(open_only=True):
+            if now - case.created_at < self.patience_us:
+                continue
+            if case.proposal is not None:
+                await self._act(case, lambda k: dc.decide_proposal(k, True, "", CHECKER, now))
+                continue
+            match case.kind:
+                case Kind.UNCONFIRMED_MATCH:
+                    await self._resolve(case, dc.Resolution.RESOLVED, "match confirmed", now)
+                case Kind.AMOUNT_MISMATCH | Kind.FEE_MISMATCH | Kind.FX_MISMATCH:
+                    note = "provider's terms checked against the contract and accepted"
+                    await self._resolve(case, dc.Resolution.RESOLVED, note, now)
+                case Kind.DUPLICATE_EXTERNAL_EVENT:
+                    await self._resolve(case, dc.Resolution.FALSE_POSITIVE, "bank re-sent", now)
+                case Kind.EXTERNAL_ONLY:
+                    await self._write_off(case, now)
+
+    async def _resolve(
+        self, case: dc.Discrepancy, resolution: dc.Resolution, note: str, now: int
+    ) -> None:
+        await self._act(case, lambda k: dc.resolve(k, resolution, note, (), MAKER, now))
+
+    async def _write_off(self, case: dc.Discrepancy, now: int) -> None:
+        amount, currency = int(case.actual["amount"]), case.actual["currency"]
+        bank, suspense = ledger.bank(self.bank), ledger.SUSPENSE
+        if case.actual.get("direction") == "out":
+            entries = (
+                dc.correction_entry(suspense, currency, amount, 0),
+                dc.correction_entry(bank, currency, 0, amount),
+            )
+        else:
+            entries = (
+                dc.correction_entry(bank, currency, amount, 0),
+                dc.correction_entry(suspense, currency, 0, amount),
+            )
+        note = "no payer found: parked in suspense"
+        await self._act(
+            case, lambda k: dc.resolve(k, dc.Resolution.WRITTEN_OFF, note, entries, MAKER, now)
+        )
+
+    async def _act(self, case: dc.Discrepancy, decide: CaseDecision) -> None:
+        found = await self.system.act_on_case(case.discrepancy_id, decide)
+        if not isinstance(found, Result):
+            self.done[found.status.value if found.closed else "proposed"] += 1
