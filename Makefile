@@ -51,6 +51,7 @@ bench: $(STAMP)
 	$(BIN)/stablerail bench store
 	$(BIN)/stablerail bench lifecycle
 	$(BIN)/stablerail bench api
+	$(BIN)/stablerail bench reconcile
 
 # Longer randomized runs than make test: hypothesis with 2,000 examples per property, then
 # 2,000 swarm seeds of the simulated world (seeds 1000.., beyond the 200 make test runs).

@@ -392,11 +392,9 @@ class System:
         """A deposit the statement shows: credited if its notice never came, and then the lost
         notice is a case of its own (missing evidence, closed at once: the statement line is the
         evidence, the credit is made), so a lost webhook is counted, not hidden."""
-        if await self.ctx.journal.stream(command.deposit_id):
-            return Result.ok
-        result = await self.credit_deposit(command)
-        if result is not Result.ok:
-            return result
+        result, made = await self._credit(command)
+        if result is not Result.ok or not made:
+            return result  # Refused, or the notice credited it first.
         now = self.ctx.clock.now_us()
         finding = reconciliation.Finding(
             kind=reconciliation.Kind.MISSING_EVIDENCE,
@@ -418,11 +416,16 @@ class System:
 
     async def credit_deposit(self, command: CreditDeposit) -> Result:
         """A bank credit to a client (a webhook, a statement line): once per deposit id."""
+        result, _ = await self._credit(command)
+        return result
+
+    async def _credit(self, command: CreditDeposit) -> tuple[Result, bool]:
+        """The result, and whether this call made the credit (False: it was made before)."""
         credited = decide_deposit(command, self.ctx.clock.now_us())
         if not isinstance(credited, DepositCredited):
-            return credited
+            return credited, False
         outcome = await self.ctx.journal.append(credited.deposit_id, 0, [credited])
         if isinstance(outcome, Rejected) and outcome.result is Result.stream_exists:
-            return Result.ok
+            return Result.ok, False
         assert isinstance(outcome, Committed), outcome
-        return Result.ok
+        return Result.ok, True
