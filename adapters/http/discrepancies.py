@@ -143,7 +143,7 @@ async def _act(
     return json(render_case(found, request.app[CLOCK].now_us()), status=status(found))
 
 
-async def assign(request: web.Request) -> web.Response:
+async def assign_discrepancy(request: web.Request) -> web.Response:
     """Take the case (INVESTIGATING): the owner is the caller, or the user the body names."""
     principal = await authorize(request, Permission.OPERATE)
     raw = await request.read()
@@ -153,7 +153,7 @@ async def assign(request: web.Request) -> web.Response:
     return await _act(request, lambda k: dc.assign(k, owner, principal.user, now))
 
 
-async def add_note(request: web.Request) -> web.Response:
+async def note_discrepancy(request: web.Request) -> web.Response:
     principal = await authorize(request, Permission.OPERATE)
     body = bodies.decode(await request.read(), bodies.NoteBody)
     now = request.app[CLOCK].now_us()
@@ -182,7 +182,7 @@ def _correction(lines: list[bodies.CorrectionLine]) -> ledger.Entries:
     return tuple(entries)
 
 
-async def resolve(request: web.Request) -> web.Response:
+async def resolve_discrepancy(request: web.Request) -> web.Response:
     """Close the case (200), or, with correcting entries, propose the closing for a second
     operator (202: the case stays open with its proposal)."""
     principal = await authorize(request, Permission.OPERATE)
@@ -202,7 +202,7 @@ async def resolve(request: web.Request) -> web.Response:
     )
 
 
-async def approve(request: web.Request) -> web.Response:
+async def approve_correction(request: web.Request) -> web.Response:
     principal = await authorize(request, Permission.OPERATE)
     raw = await request.read()
     if raw.strip():
@@ -211,7 +211,7 @@ async def approve(request: web.Request) -> web.Response:
     return await _act(request, lambda k: dc.decide_proposal(k, True, "", principal.user, now))
 
 
-async def reject(request: web.Request) -> web.Response:
+async def reject_correction(request: web.Request) -> web.Response:
     principal = await authorize(request, Permission.OPERATE)
     body = bodies.decode(await request.read(), bodies.ControlBody)
     now = request.app[CLOCK].now_us()

@@ -101,6 +101,17 @@ async def test_a_write_off_is_worked_proposed_approved_and_posted(api: Api) -> N
     ]  # fmt: skip
     status, problem = await act(api, case_id, "notes", ops, {"note": "late"})
     assert (status, problem["code"]) == (409, "discrepancy_closed")
+    # Every step, refused ones too, is in the audit log under its own action.
+    audited = await api.node.store.reader.fetchall(
+        "SELECT action_type, outcome FROM audit_log WHERE resource_type = 'discrepancies'"
+        " ORDER BY seq"
+    )
+    assert audited == [
+        ("assign_discrepancy", "ok"), ("note_discrepancy", "ok"),
+        ("resolve_discrepancy", "correction_invalid"), ("resolve_discrepancy", "ok"),
+        ("approve_correction", "maker_cannot_approve"), ("approve_correction", "ok"),
+        ("note_discrepancy", "discrepancy_closed"),
+    ]  # fmt: skip
 
     status, summary = await call(
         api, route("GET", "/v1/ops/reconciliation/summary"), "/v1/ops/reconciliation/summary", ops
