@@ -259,8 +259,7 @@ class Reconciler:
             self._remember(case)
 
     async def _load(self, discrepancy_id: str) -> dc.Discrepancy | None:
-        records = await self.ctx.journal.stream(discrepancy_id)
-        return dc.fold([r.event for r in records])  # type: ignore[misc]
+        return dc.from_records(await self.ctx.journal.stream(discrepancy_id))
 
     def _remember(self, case: dc.Discrepancy) -> None:
         if case.closed:

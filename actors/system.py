@@ -37,7 +37,6 @@ from engine import (
     reconciliation,
     sanctions,
 )
-from engine import events as ev
 from engine.commands import CancelTransfer, CreateTransfer, CreditDeposit
 from engine.destinations import CHAINS
 from engine.events import ControlChanged, DepositCredited, OverrideExecuted, QuoteIssued
@@ -330,11 +329,7 @@ class System:
         return done_now
 
     async def discrepancy(self, discrepancy_id: str) -> discrepancies.Discrepancy | None:
-        records = await self.ctx.journal.stream(discrepancy_id)
-        events = [r.event for r in records if isinstance(r.event, ev.DISCREPANCY_EVENTS)]
-        if not events or len(events) != len(records):
-            return None
-        return discrepancies.fold(events)
+        return discrepancies.from_records(await self.ctx.journal.stream(discrepancy_id))
 
     async def act_on_case(
         self, discrepancy_id: str, decide: CaseDecision

@@ -17,6 +17,7 @@ as a false positive is not reopened (the operator's decision stands).
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 
 import msgspec
 
@@ -24,6 +25,7 @@ from engine import events as ev
 from engine import invariants, ledger, limits
 from engine.ledger import AccountKind, Entries, Entry, EntryType
 from engine.reconciliation import Finding, Kind
+from engine.records import Recorded
 from engine.results import Result
 
 SYSTEM_ACTOR = "system:reconciler"
@@ -176,6 +178,14 @@ def fold(events: list[DiscrepancyEvent]) -> Discrepancy | None:
     for event in events:
         case = evolve(case, event)
     return case
+
+
+def from_records(records: Sequence[Recorded]) -> Discrepancy | None:
+    """The case a stream's records hold, or None when the stream is not a case's."""
+    events = [r.event for r in records if isinstance(r.event, ev.DISCREPANCY_EVENTS)]
+    if not events or len(events) != len(records):
+        return None
+    return fold(events)
 
 
 # --- Deciding: the pipeline's and the operators' commands, checked against the case ----------

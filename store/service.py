@@ -294,9 +294,7 @@ async def discrepancy_page(ex: Executor, query: CaseQuery) -> list[Discrepancy]:
 
 
 async def discrepancy(ex: Executor, discrepancy_id: str) -> Discrepancy | None:
-    records = await queries.load_stream(ex, discrepancy_id)
-    events = [r.event for r in records if isinstance(r.event, ev.DISCREPANCY_EVENTS)]
-    return dc.fold(events) if events and len(events) == len(records) else None
+    return dc.from_records(await queries.load_stream(ex, discrepancy_id))
 
 
 _MATCHED_KINDS = ", ".join(f"'{k}'" for k in sorted(matching.MATCHED_KINDS))
