@@ -10,7 +10,7 @@ from actors.screening import ListScreener
 from engine import limits
 from engine.nonces import NonceBook
 from engine.ports import Clock, Ids, Journal
-from engine.rails import BankReports, ChainNode, Custody, OffRamp, QuoteSource
+from engine.rails import BankReports, ChainIndexer, ChainNode, Custody, OffRamp, QuoteSource
 from engine.sanctions import Screener, sample
 
 
@@ -19,6 +19,7 @@ class Rails:
     quotes: QuoteSource
     custody: Custody
     chain: ChainNode
+    indexer: ChainIndexer
     offramp: OffRamp
     bank: BankReports
 
@@ -43,6 +44,10 @@ class Tuning:
     # external_only case, and how often the reconciler runs a full round.
     external_only_grace_s: float = limits.external_only_grace_us / 1e6
     reconcile_round_s: float = limits.reconcile_round_us / 1e6
+    # How often the balances are read against their holders, and how long an unexplained drift
+    # stays before it is a balance_drift case.
+    balance_check_s: float = limits.balance_check_us / 1e6
+    balance_drift_persist_s: float = limits.balance_drift_persist_us / 1e6
 
 
 def _sample_screener() -> Screener:

@@ -10,9 +10,13 @@ from __future__ import annotations
 import hashlib
 from typing import Protocol
 
+import msgspec
+
 from engine import matching
 from engine.events import EvidenceRecorded
 from engine.ports import Clock, Ids, Journal
+from engine.provider_reports import ReportLine
+from engine.rails import PayoutState
 from engine.records import Committed, Duplicate, Rejected
 from engine.statements import StatementLine
 
@@ -115,3 +119,41 @@ async def record_statement(ctx: Recorder, lines: list[StatementLine]) -> tuple[l
         found.append(evidence_id)
         new += fresh
     return found, new
+
+
+async def record_provider_report(
+    ctx: Recorder, lines: list[ReportLine]
+) -> tuple[list[str], int, int]:
+    """Keep each row of a provider's trade report as the provider's payout report: the evidence
+    ids, how many rows were new, and how many disagreed with what the provider had told us
+    about the same trade (kept beside it, once per distinct content, for the matcher to see).
+    A row that agrees with what is stored adds nothing."""
+    found: list[str] = []
+    new = differing = 0
+    for line in lines:
+        status = line.status()
+        kind = (
+            matching.PAYOUT_PAID if status.state is PayoutState.PAID else matching.PAYOUT_RETURNED
+        )
+        facts = matching.payout_facts(status)
+        transfer_id = await ctx.journal.transfer_for_trade(line.trade_id)
+        evidence_id, fresh = await record_evidence_fresh(
+            ctx, provider=line.provider, event_type=kind, external_ref=line.trade_id,
+            occurred_at=line.reported_at, transfer_id=transfer_id, normalized=facts,
+            raw=line.raw(),
+        )  # fmt: skip
+        if not fresh:
+            [stored] = [r.event for r in await ctx.journal.stream(evidence_id)]
+            assert isinstance(stored, EvidenceRecorded)
+            if stored.normalized != facts:
+                digest = hashlib.sha256(msgspec.json.encode(facts)).hexdigest()[:16]
+                evidence_id, fresh = await record_evidence_fresh(
+                    ctx, provider=line.provider, event_type=kind,
+                    external_ref=f"{line.trade_id}{matching.REPORTED_AGAIN}{digest}",
+                    occurred_at=line.reported_at, transfer_id=transfer_id or stored.transfer_id,
+                    normalized=facts, raw=line.raw(),
+                )  # fmt: skip
+                differing += fresh
+        found.append(evidence_id)
+        new += fresh
+    return found, new, differing

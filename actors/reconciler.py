@@ -15,6 +15,11 @@ classify every difference. Then:
   closed by the pipeline with a note saying why: no case disappears silently;
 - an open case past its SLA deadline raises one alert.
 
+A transfer already RECONCILED is looked at again when a report about it arrives: a report that
+contradicts what it reconciled on (a provider's trade report stating another fee) is a case; the
+transfer's history stands. Every `Tuning.balance_check_s` a full round also runs the balance-level
+checks (actors.balances).
+
 Reports nobody claims (a statement line, a provider report line) stay in a pool: they may match a
 transfer later, or after their grace (`Tuning.external_only_grace_s`, an hour) become
 `external_only` cases. A round runs soon after a transfer asks (its confirmation, its
@@ -29,12 +34,22 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from actors.alerts import raise_alert
+from actors.balances import BalanceChecks
 from actors.messages import Envelope
 from engine import commands as c
 from engine import discrepancies as dc
+from engine import matching
 from engine.events import EvidenceRecorded
 from engine.funding import deposit_id_for
-from engine.matching import awaiting, expectations, observe, reconcilable, sources_needed
+from engine.matching import (
+    awaiting,
+    checked,
+    expectations,
+    observe,
+    reconcilable,
+    sources_needed,
+)
+from engine.rails import RailError
 from engine.reconciliation import (
     CERTAIN,
     Expected,
@@ -47,6 +62,7 @@ from engine.reconciliation import (
 )
 from engine.records import Committed, Rejected
 from engine.results import Result
+from engine.states import Status
 from engine.transfer import TransferState
 
 if TYPE_CHECKING:
@@ -87,6 +103,7 @@ class Reconciler:
         self.loaded = False
         self.next_full_us = 0
         self.rounds = 0
+        self.balances = BalanceChecks(ctx, self)
 
     @property
     def _grace_us(self) -> int:
@@ -129,7 +146,7 @@ class Reconciler:
         if full:
             await self._recheck_pool(now)
             tids = await self._all_awaiting()
-            tids |= {k.transfer_id for k in self.open.values() if k.transfer_id}
+            tids |= {k.transfer_id for k in self.open.values() if k.transfer_id} | self.dirty
         else:
             tids = set(self.dirty)
         self.dirty.clear()
@@ -144,7 +161,7 @@ class Reconciler:
                 self.dirty.add(tid)  # Again once the node has confirmed the confirmation.
                 continue
             states[tid] = state
-            if not awaiting(state):
+            if not checked(state):
                 continue
             evidence = await self.ctx.journal.evidence_for(tid)
             expected.extend(expectations(state, evidence))
@@ -153,6 +170,18 @@ class Reconciler:
         outcome = reconcile(expected, observed, now)
         findings = [f for f in outcome.findings if full or f.kind is not Kind.EXTERNAL_ONLY]
         findings = [f for f in findings if not self._too_soon(f, now)]
+        # A reconciled transfer is checked for reports that contradict it, not for missing
+        # ones (an approved override stands in for evidence that never came).
+        findings = [
+            f
+            for f in findings
+            if not (
+                f.kind is Kind.MISSING_EVIDENCE
+                and f.transfer_id is not None
+                and states[f.transfer_id].status is Status.RECONCILED
+            )
+        ]
+        findings = [f for f in findings if not await self._reorged_away(f)]
         self.rounds += 1
 
         witnessed: dict[str, dict[Source, tuple[str, ...]]] = {}
@@ -162,7 +191,7 @@ class Reconciler:
         found_keys: set[str] = set()
         for finding in findings:
             found_keys.add(finding.case_key)
-            accepted = await self._case_for(finding, now)
+            accepted = await self.case_for(finding, now)
             if accepted is not None and finding.transfer_id is not None:
                 witnessed.setdefault(finding.transfer_id, {})[finding.source] = (
                     *finding.evidence_ids,
@@ -182,6 +211,8 @@ class Reconciler:
             e for f in findings if f.kind is not Kind.EXTERNAL_ONLY for e in f.evidence_ids
         }
         await self._close_gone(found_keys, states, paired, full, now)
+        if full:
+            await self.balances.maybe_check(now)
         await self._alert_breaches(now)
 
     def _too_soon(self, finding: Finding, now: int) -> bool:
@@ -191,6 +222,28 @@ class Reconciler:
             return False
         pooled = self.pool.get(finding.evidence_ids[0])
         return pooled is not None and now - pooled[1] < self._grace_us
+
+    async def _reorged_away(self, finding: Finding) -> bool:
+        """An unclaimed chain log is checked against the node before it is called external-only:
+        one from a block a reorg took away leaves the pool (the new fork's log, if the
+        transaction was mined again, is its own report). A node that cannot answer now
+        postpones the call to a later round."""
+        if finding.kind is not Kind.EXTERNAL_ONLY or finding.source is not Source.CHAIN:
+            return False
+        pooled = self.pool.get(finding.evidence_ids[0])
+        if pooled is None:
+            return False
+        event = pooled[2]
+        chain = matching.chain_of(event.provider)
+        try:
+            receipt = await self.ctx.rails.chain.receipt(chain, event.normalized["tx_hash"])
+        except (RailError, TimeoutError):
+            return True
+        if receipt is not None and receipt.block_hash == event.normalized["block_hash"]:
+            return False
+        del self.pool[event.evidence_id]
+        self.released.add(event.evidence_id)
+        return True
 
     async def _recheck_pool(self, now: int) -> None:
         """A pooled report the ledger came to explain (its deposit was credited after the
@@ -232,8 +285,15 @@ class Reconciler:
                 return
 
     async def _explained(self, event: EvidenceRecorded) -> bool:
-        """A statement line the ledger already holds under its own key (a client's deposit,
-        credited under the deposit id its bank reference and booking time name)."""
+        """A report the ledger already holds under its own key: a statement line of a client's
+        deposit (credited under the deposit id its bank reference and booking time name), or
+        stablecoin coming back to the treasury that a provider reported as a returned payout
+        (the transfer's FundsReturned booked it)."""
+        if event.event_type == matching.CHAIN_TRANSFER:
+            if event.normalized.get("direction") != "in":
+                return False
+            tx_hash = event.normalized.get("tx_hash", "")
+            return await self.ctx.journal.transfer_paid_by(tx_hash) is not None
         reference = event.normalized.get("reference", "")
         if event.normalized.get("direction") != "credit" or not reference:
             return False
@@ -270,7 +330,7 @@ class Reconciler:
         else:
             self.open[case.case_key] = case
 
-    async def _case_for(self, finding: Finding, now: int) -> dc.Discrepancy | None:
+    async def case_for(self, finding: Finding, now: int) -> dc.Discrepancy | None:
         """Open a case for `finding` unless one is open or an operator closed it; returns the
         closed case whose closing accepts the finding's report, if there is one."""
         key = finding.case_key
@@ -281,17 +341,17 @@ class Reconciler:
                 accepting = _ACCEPTING.get(case.kind, frozenset())
                 return case if case.status in accepting else None
         opened = dc.open_case(self.ctx.ids.new("dc"), finding, now)
-        new = await self._append(None, opened)
+        new = await self.append_case(None, opened)
         if new is None:
             return None
         if finding.kind is Kind.DUPLICATE_EXTERNAL_EVENT and finding.severity is Severity.LOW:
             note = (
                 f"the same event reported twice ({', '.join(finding.evidence_ids)}): counted once"
             )
-            await self._append(new, dc.close_by_pipeline(new, note, now))
+            await self.append_case(new, dc.close_by_pipeline(new, note, now))
         return None
 
-    async def _append(
+    async def append_case(
         self, case: dc.Discrepancy | None, event: dc.DiscrepancyEvent
     ) -> dc.Discrepancy | None:
         version = 0 if case is None else case.version
@@ -333,7 +393,7 @@ class Reconciler:
                 note = "the report is now paired with the ledger"
             else:
                 continue
-            await self._append(case, dc.close_by_pipeline(case, note, now))
+            await self.append_case(case, dc.close_by_pipeline(case, note, now))
         # Only what an open case may still need to know is kept.
         self.released &= {e for k in self.open.values() for e in k.evidence_ids}
 

@@ -21,6 +21,7 @@ from actors.messages import Envelope
 from engine import commands as c
 from engine import limits, matching
 from engine.backoff import delay_us
+from engine.matching import payout_facts
 from engine.rails import PayoutState, PayoutStatus, RailError
 
 if TYPE_CHECKING:
@@ -37,21 +38,6 @@ class _Trade:
     trade_id: str
     attempt: int = 0
     next_poll_us: int = 0
-
-
-def payout_facts(status: PayoutStatus) -> dict[str, str]:
-    """A payout report's normalized fields (the fee and fill rate only when the provider states
-    them: an absent one is not compared)."""
-    facts = {
-        "amount": str(status.amount),
-        "currency": status.currency,
-        "bank_reference": status.bank_reference or "",
-    }
-    if status.fee is not None:
-        facts["fee"] = str(status.fee)
-    if status.rate is not None:
-        facts["rate"] = status.rate
-    return facts
 
 
 class SettlementTracker:

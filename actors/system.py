@@ -20,7 +20,8 @@ from actors.alerts import raise_alert
 from actors.confirmations import ConfirmationWatcher
 from actors.context import Context
 from actors.controls import ControlBook
-from actors.evidence import record_statement
+from actors.evidence import record_provider_report, record_statement
+from actors.indexer import ChainIndexFeed
 from actors.reconciler import Reconciler
 from actors.registry import Registry
 from actors.retry import call_rail
@@ -41,6 +42,7 @@ from engine.commands import CancelTransfer, CreateTransfer, CreditDeposit
 from engine.destinations import CHAINS
 from engine.events import ControlChanged, DepositCredited, OverrideExecuted, QuoteIssued
 from engine.funding import decide_deposit
+from engine.provider_reports import ReportLine
 from engine.quotes import Quote
 from engine.rails import QuoteRequest, RailError
 from engine.records import Committed, IdempotencyStatus, Rejected
@@ -68,6 +70,7 @@ class Supervisors:
         self.confirmations = ConfirmationWatcher(ctx, registry)
         self.settlements = SettlementTracker(ctx, registry)
         self.reconciler = Reconciler(ctx, registry, self.confirmations)
+        self.indexer = ChainIndexFeed(ctx, self.reconciler)
         self.timers = TimerSupervisor(ctx, registry)
         self.watch = StateWatch()
         # Called after every commit (the webhook dispatcher's nudge, metrics).
@@ -124,6 +127,7 @@ class System:
             tasks.start_soon(s.confirmations.run, name="confirmation watcher")
             tasks.start_soon(s.settlements.run, name="settlement tracker")
             tasks.start_soon(s.reconciler.run, name="reconciler")
+            tasks.start_soon(s.indexer.run, name="chain indexer feed")
             tasks.start_soon(s.timers.run, name="timers")
             self._tasks = tasks
             self.recovered = await self.registry.recover()
@@ -382,6 +386,11 @@ class System:
     async def record_statement(self, lines: list[StatementLine]) -> tuple[list[str], int]:
         """Keep each statement line as evidence: the ids, and how many were new."""
         return await record_statement(self.ctx, lines)
+
+    async def record_provider_report(self, rows: list[ReportLine]) -> tuple[list[str], int, int]:
+        """Keep a provider's trade report rows as its payout reports: the ids, how many were
+        new, how many disagreed with an earlier report of the same trade."""
+        return await record_provider_report(self.ctx, rows)
 
     async def credit_from_statement(self, command: CreditDeposit, evidence_id: str) -> Result:
         """A deposit the statement shows: credited if its notice never came, and then the lost

@@ -10,6 +10,7 @@
     stablerail bench store [--json] ...           durable appends vs raw sqlite3, same run
     stablerail bench api [--json] ...             POST /v1/transfers over loopback vs echo
     stablerail reconcile --data-dir DIR --statement FILE [--bank NAME] [--json]
+    stablerail reconcile --data-dir DIR --provider-report FILE [--provider NAME] [--json]
     stablerail bench reconcile [--json] ...       the matcher over 100k noisy rows vs a key join
     stablerail keys create --data-dir DIR [--client ID] --role ROLE --user NAME [--json]
                                                   an API key, printed once (only its hash is kept)
@@ -29,7 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import anyio
@@ -94,11 +95,18 @@ def _parser() -> argparse.ArgumentParser:
     check = rule_commands.add_parser("check", help="check a rule set document (TOML or JSON)")
     check.add_argument("file", type=Path)
     recon = commands.add_parser(
-        "reconcile", help="feed a bank statement (CSV or camt.053 XML) to reconciliation by hand"
+        "reconcile",
+        help="feed a bank statement (CSV or camt.053 XML) or a provider's trade report (CSV)"
+        " to reconciliation by hand",
     )
     recon.add_argument("--data-dir", type=Path, required=True)
-    recon.add_argument("--statement", type=Path, required=True, help="a .csv or .xml file")
+    fed = recon.add_mutually_exclusive_group(required=True)
+    fed.add_argument("--statement", type=Path, help="a bank statement: a .csv or .xml file")
+    fed.add_argument("--provider-report", type=Path, help="an off-ramp's trade report (.csv)")
     recon.add_argument("--bank", default="bank-sim", help="the bank the statement is from")
+    recon.add_argument(
+        "--provider", default="bitso-sim", help="the off-ramp provider the report is from"
+    )
     recon.add_argument("--json", action="store_true", help="print one JSON object")
     verify = commands.add_parser("verify", help="check a data dir end to end")
     verify.add_argument("--data-dir", type=Path, required=True)
@@ -245,20 +253,16 @@ def _reconcile(args: argparse.Namespace) -> int:
     from adapters.main import import_statement
     from engine import ledger, statements
 
+    if args.provider_report is not None:
+        return _provider_report(args)
     if not ledger.is_name(args.bank):
         print(f"stablerail: --bank {args.bank!r} is not a bank name", file=sys.stderr)
         return EXIT_UNUSABLE
-    try:
-        data = args.statement.read_bytes()
-    except OSError as e:
-        print(f"stablerail: cannot read {args.statement}: {e.strerror}", file=sys.stderr)
-        return EXIT_UNUSABLE
-    parsed = statements.parse(args.bank, args.statement.name, data)
-    if not parsed or isinstance(parsed[0], str):
-        for problem in parsed:
-            print(f"{args.statement}: {problem}", file=sys.stderr)
-        print("stablerail: nothing was imported", file=sys.stderr)
-        return EXIT_CHECK_FAILED
+    parsed = _read_rows(
+        args.statement, lambda data: statements.parse(args.bank, args.statement.name, data)
+    )
+    if isinstance(parsed, int):
+        return parsed
     lines = [line for line in parsed if isinstance(line, statements.StatementLine)]
     report = asyncio.run(import_statement(args.data_dir, lines))
     if args.json:
@@ -271,6 +275,50 @@ def _reconcile(args: argparse.Namespace) -> int:
             " a case (GET /v1/ops/discrepancies)."
         )
     return EXIT_OK
+
+
+def _provider_report(args: argparse.Namespace) -> int:
+    from adapters.main import import_provider_report
+    from engine import ledger, provider_reports
+
+    if not ledger.is_name(args.provider):
+        print(f"stablerail: --provider {args.provider!r} is not a provider name", file=sys.stderr)
+        return EXIT_UNUSABLE
+    parsed = _read_rows(
+        args.provider_report, lambda data: provider_reports.parse_csv(args.provider, data)
+    )
+    if isinstance(parsed, int):
+        return parsed
+    rows = [row for row in parsed if isinstance(row, provider_reports.ReportLine)]
+    report = asyncio.run(import_provider_report(args.data_dir, rows))
+    if args.json:
+        print(msgspec.json.encode(report).decode())
+    else:
+        print(
+            f"{args.provider_report}: {report.rows} rows, {report.new} new"
+            f" ({report.rows - report.new} already recorded as the provider reported them);"
+            f" {report.differing} disagree with an earlier report of the same trade. The"
+            " service's reconciler matches them and opens a case for each disagreement"
+            " (GET /v1/ops/discrepancies)."
+        )
+    return EXIT_OK
+
+
+def _read_rows(path: Path, parse: Callable[[bytes], Sequence[object]]) -> Sequence[object] | int:
+    """A fed file's rows, or (after saying why on stderr) the exit code: a file that cannot be
+    read, or one with any problem (every problem is named; nothing is imported)."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        print(f"stablerail: cannot read {path}: {e.strerror}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    parsed = parse(data)
+    if not parsed or isinstance(parsed[0], str):
+        for problem in parsed:
+            print(f"{path}: {problem}", file=sys.stderr)
+        print("stablerail: nothing was imported", file=sys.stderr)
+        return EXIT_CHECK_FAILED
+    return parsed
 
 
 def _policy(args: argparse.Namespace) -> int:
@@ -656,7 +704,7 @@ def _bench_lifecycle(args: argparse.Namespace) -> int:
     )
     print(
         f"  eventsourcing  {r.eventsourcing_lifecycles_per_s:>9.0f} lifecycles/s,"
-        f" {r.eventsourcing_transfers} per round, same seven events and payloads, SQLite"
+        f" {r.eventsourcing_transfers} per round, same eight events and payloads, SQLite"
     )
     print(
         f"  raw sqlite3    {r.raw_lifecycles_per_s:>9.0f} lifecycles/s, the engine's journal"

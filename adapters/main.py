@@ -30,7 +30,7 @@ from aiohttp import web
 from loguru import logger
 
 from actors.context import Context, Rails, Tuning
-from actors.evidence import record_evidence, record_statement
+from actors.evidence import record_evidence, record_provider_report, record_statement
 from actors.messages import Redrive
 from actors.screening import ListScreener
 from actors.system import System
@@ -43,7 +43,7 @@ from adapters.http.context import HttpConfig
 from adapters.http.metrics import Metrics
 from adapters.http.transfers import create_answer
 from adapters.webhook_sender import HttpSender
-from engine import access, controls, limits, matching, overrides, policy, sanctions
+from engine import access, controls, limits, matching, overrides, policy, sanctions, statements
 from engine import commands as c
 from engine.access import ApiKey, Role
 from engine.audit import ActorType, AuditRecord, AuditRow
@@ -53,6 +53,7 @@ from engine.funding import decide_deposit, deposit_id_for
 from engine.nonces import NonceBook
 from engine.policy import Explained, RuleSet
 from engine.ports import Clock, Ids
+from engine.provider_reports import ReportLine
 from engine.quotes import Quote
 from engine.records import Committed, IdempotencyRecord, IdempotencyStatus, Recorded
 from engine.results import Result
@@ -75,7 +76,15 @@ from sim.durable import SavedWorld, WorldFile
 from sim.faults import FaultLog, FaultPlan
 from sim.instant import DigestCustody, decode_digest
 from sim.providers import BANK, OFFRAMP
-from sim.world import SimRails, block_time_s, deposit_command, statement_import, statement_poll_s
+from sim.world import (
+    SimRails,
+    block_time_s,
+    deposit_command,
+    provider_report_import,
+    provider_report_poll_s,
+    statement_import,
+    statement_poll_s,
+)
 from store import anchor
 from store import service as tables
 from store.store import Store, migrate_data_dir
@@ -331,8 +340,26 @@ class Node:
             understood = await self.system.supervisors.settlements.on_webhook(raw)
             return Result.ok if understood else Result.command_malformed
         if provider == BANK:
+            if _kind(raw) == STATEMENT_LINE_KIND:
+                return await self._statement_line(raw)
             return await self._bank_credit(raw)
         return Result.command_malformed
+
+    async def _statement_line(self, raw: bytes) -> Result:
+        """The bank's statement feed: a line kept as evidence, once per line id, for the
+        reconciler to pair (as a statement file's lines are); a line that would not pass in a
+        file is refused here too, with nothing kept."""
+        try:
+            notice = msgspec.json.decode(raw, type=bodies.StatementLineNotice)
+        except msgspec.DecodeError:
+            return Result.command_malformed
+        fields = msgspec.structs.asdict(notice)
+        del fields["kind"]
+        found = statements.line(BANK, fields)
+        if not isinstance(found, StatementLine):
+            return Result.command_malformed
+        await record_statement(self.system.ctx, [found])
+        return Result.ok
 
     async def _bank_credit(self, raw: bytes) -> Result:
         """The bank's credit notice: its raw payload kept as evidence, then the deposit credited
@@ -506,6 +533,9 @@ async def running(config: ServeConfig) -> AsyncIterator[tuple[Node, web.Applicat
                 rails.offramp.resume()
                 await tasks.start(system.run)
                 tasks.start_soon(statement_import, system, rails.bank, statement_poll_s / speed)
+                tasks.start_soon(
+                    provider_report_import, system, rails.offramp, provider_report_poll_s / speed
+                )
                 tasks.start_soon(dispatcher.run)
                 tasks.start_soon(_anchor_every, store, config.data_dir, clock)
                 metrics.up.set(1)
@@ -650,19 +680,65 @@ async def import_statement(data_dir: Path, lines: list[StatementLine]) -> Statem
             if line.direction == "credit":
                 deposit = deposit_id_for(line.bank, line.reference, line.booked_at)
                 explained += bool(await store.stream(deposit))
-        record = AuditRecord(
-            at=clock.now_us(),
-            actor_id=f"cli:{_os_user()}",
-            actor_type=ActorType.ADMIN,
-            action_type="import_statement",
-            resource_type="statements",
-            resource_id=lines[0].bank if lines else None,
-            outcome="ok",
-            diff_summary={"lines": str(len(lines)), "new": str(new)},
-            metadata={"via": "stablerail reconcile --statement"},
-        )
-        assert isinstance(await store.audit([record]), Committed)
+        diff = {"lines": str(len(lines)), "new": str(new)}
+        source = lines[0].bank if lines else None
+        await _audit_import(store, "import_statement", "statements", source, diff, "--statement")
     return StatementImport(lines=len(lines), new=new, explained=explained, evidence_ids=ids)
+
+
+class ProviderReportImport(msgspec.Struct, kw_only=True):
+    rows: int
+    new: int
+    # Rows that disagree with what the provider told us before about the same trade.
+    differing: int
+    evidence_ids: list[str]
+
+
+async def import_provider_report(data_dir: Path, rows: list[ReportLine]) -> ProviderReportImport:
+    """`stablerail reconcile --provider-report`: keep a provider's trade report rows as its payout
+    reports (a row that agrees with what is stored adds nothing; one that disagrees is kept
+    beside it) and audit the import."""
+    clock = SystemClock()
+    async with Store.open(data_dir, clock=clock) as store:
+        recorder = _Recorder(store, clock, SystemIds(clock))
+        ids, new, differing = await record_provider_report(recorder, rows)
+        diff = {"rows": str(len(rows)), "new": str(new), "differing": str(differing)}
+        source = rows[0].provider if rows else None
+        await _audit_import(
+            store, "import_provider_report", "provider_reports", source, diff, "--provider-report"
+        )
+    return ProviderReportImport(rows=len(rows), new=new, differing=differing, evidence_ids=ids)
+
+
+# The bank's webhooks: a credit notice (no kind), or a statement line (this kind).
+STATEMENT_LINE_KIND = "statement_line"
+
+
+def _kind(raw: bytes) -> str | None:
+    try:
+        found = msgspec.json.decode(raw, type=dict[str, object])
+    except msgspec.DecodeError:
+        return None
+    kind = found.get("kind")
+    return kind if isinstance(kind, str) else None
+
+
+async def _audit_import(
+    store: Store, action: str, resource: str, source: str | None, diff: dict[str, str], flag: str
+) -> None:
+    """A file fed by hand is a command: audited under the operating-system user who ran it."""
+    record = AuditRecord(
+        at=store.clock.now_us(),
+        actor_id=f"cli:{_os_user()}",
+        actor_type=ActorType.ADMIN,
+        action_type=action,
+        resource_type=resource,
+        resource_id=source,
+        outcome="ok",
+        diff_summary=diff,
+        metadata={"via": f"stablerail reconcile {flag}"},
+    )
+    assert isinstance(await store.audit([record]), Committed)
 
 
 def _os_user() -> str:

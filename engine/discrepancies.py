@@ -306,6 +306,7 @@ def decide_proposal(
         by=proposal.by,
         approved_by=by,
         entries=proposal.correction,
+        transfer_id=case.transfer_id,
     )
 
 

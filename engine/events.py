@@ -352,6 +352,8 @@ class DiscrepancyResolved(_Event, tag="DiscrepancyResolved", frozen=True, kw_onl
     by: str
     approved_by: str | None = None
     entries: Entries = ()
+    # The transfer the case names: the correcting lines name it in the ledger too.
+    transfer_id: str | None = None
 
 
 DISCREPANCY_EVENTS = (

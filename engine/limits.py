@@ -107,6 +107,9 @@ settlement_polls_max = 40
 reconcile_attempts_max = 40
 # Reconciliation (Series 5). A fuzzy lookup looks at most this many candidates in its amount range.
 reconcile_fuzzy_scan_max = 64
+# The chain indexer's feed: blocks read per request (a block is read once it has
+# confirmations_required, the depth at which a transfer counts as confirmed).
+index_blocks_max = 1_000
 # When each source's report is late (after the transfer's confirmation): missing evidence after.
 evidence_due_chain_us = 30 * 60 * 1_000_000
 evidence_due_provider_us = 2 * 3600 * 1_000_000
@@ -124,6 +127,12 @@ discrepancy_notes_max = 200
 external_only_grace_us = 3600 * 1_000_000
 # The pipeline's round: how often it re-reads the sources and the ledger.
 reconcile_round_us = 60 * 1_000_000
+# Balance-level checks (engine.balances): how often each held account is read against its holder,
+# how long a drift the transfers in flight do not explain must stay before it is a case, and how
+# many transfers in flight a check folds (past that the window is not known: no case is opened).
+balance_check_us = 5 * 60 * 1_000_000
+balance_drift_persist_us = 30 * 60 * 1_000_000
+balance_in_flight_max = 20_000
 # A STUCK timer re-drives the transfer's pending effects at most this often.
 stuck_redrive_us = 60 * 1_000_000
 idempotency_sweep_us = 3600 * 1_000_000

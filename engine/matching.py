@@ -1,13 +1,13 @@
 """What a transfer's route needs each outside source to report, and evidence in the matcher's form.
 
 A transfer is reconciled when every source its route needs has reported, in integer minor units,
-exactly what the ledger says happened: the chain (the mined transaction paid the rail amount to
-the right address), and on the off-ramp route the provider (the payout was made, for the quoted
-target amount, at the quoted rate, with no fee of its own) and the receiving bank (the credit under
-the reference the provider named, for the amount the provider says it paid). `expectations`
-states those needs from the transfer's state; `observe` turns a stored evidence row into the
-matcher's `Observed`; the matcher (engine.reconciliation) pairs them and classifies every
-difference.
+exactly what the ledger says happened: the chain (the indexer's Transfer log: the mined
+transaction paid the rail amount to the right address, in the block the ledger names), and on
+the off-ramp route the provider (the payout was made, for the quoted target amount, at the
+quoted rate, with no fee of its own) and the receiving bank (the credit under the reference the
+provider named, for the amount the provider says it paid). `expectations` states those needs
+from the transfer's state; `observe` turns a stored evidence row into the matcher's `Observed`;
+the matcher (engine.reconciliation) pairs them and classifies every difference.
 """
 
 from __future__ import annotations
@@ -15,11 +15,16 @@ from __future__ import annotations
 from engine import limits
 from engine.events import EvidenceRecorded
 from engine.money import Rate, parse_rate
+from engine.rails import PayoutStatus, TransferLog
 from engine.reconciliation import Expected, Observed, Source
 from engine.states import Route, Status
 from engine.transfer import TransferState
 
+# The confirmation watcher's receipt: what drives the transfer (not matched: the chain's witness
+# for reconciliation is the indexer's log, a feed independent of the node the watcher asks).
 CHAIN_CONFIRMED = "tx_confirmed"
+# A token Transfer log from or to a treasury wallet, as the chain indexer delivered it.
+CHAIN_TRANSFER = "chain_transfer"
 PAYOUT_PAID = "payout_paid"
 PAYOUT_RETURNED = "payout_returned"
 BANK_CREDIT = "bank_credit"
@@ -32,6 +37,7 @@ STATEMENT_LINE = "statement_line"
 # The evidence kinds each source reports, for matching and for the reconciliation summary.
 SOURCE_OF: dict[str, Source] = {
     CHAIN_CONFIRMED: Source.CHAIN,
+    CHAIN_TRANSFER: Source.CHAIN,
     PAYOUT_PAID: Source.PROVIDER,
     PAYOUT_RETURNED: Source.PROVIDER,
     BANK_CREDIT: Source.BANK,
@@ -39,17 +45,60 @@ SOURCE_OF: dict[str, Source] = {
     STATEMENT_LINE: Source.BANK,
 }
 # Kinds that report a movement the matcher pairs with the ledger.
-MATCHED_KINDS = frozenset({CHAIN_CONFIRMED, PAYOUT_PAID, BANK_CREDIT, STATEMENT_LINE})
+MATCHED_KINDS = frozenset({CHAIN_TRANSFER, PAYOUT_PAID, BANK_CREDIT, STATEMENT_LINE})
 
 
 def chain_provider(chain: str) -> str:
     return f"chain:{chain}"
 
 
+def chain_of(provider: str) -> str:
+    """The chain a `chain_provider` name is for."""
+    return provider.removeprefix("chain:")
+
+
 def chain_ref(tx_hash: str, block_hash: str) -> str:
     """A confirmation is a fact about a transaction in one block: after a reorg the same
     transaction mined elsewhere is a new fact, so the block is part of the reference."""
     return f"{tx_hash}/{block_hash}"
+
+
+# A provider's report that differs from what it told us before about the same trade is kept under
+# its trade id plus this and a digest of its facts (once per distinct content).
+REPORTED_AGAIN = "/report/"
+
+
+def payout_facts(status: PayoutStatus) -> dict[str, str]:
+    """A payout report's normalized fields (the fee and fill rate only when the provider states
+    them: an absent one is not compared)."""
+    facts = {
+        "amount": str(status.amount),
+        "currency": status.currency,
+        "bank_reference": status.bank_reference or "",
+    }
+    if status.fee is not None:
+        facts["fee"] = str(status.fee)
+    if status.rate is not None:
+        facts["rate"] = status.rate
+    if status.return_tx_hash is not None:
+        facts["return_tx_hash"] = status.return_tx_hash
+    return facts
+
+
+def normalize_log(log: TransferLog, ours: frozenset[str]) -> dict[str, str]:
+    """An indexer's Transfer log in Series 8's normalized form; `direction` says whether value
+    left one of `ours` (the treasury wallets) or came in."""
+    return {
+        "tx_hash": log.tx_hash,
+        "log_index": str(log.log_index),
+        "block_number": str(log.block_number),
+        "block_hash": log.block_hash,
+        "currency": log.currency,
+        "amount": str(log.amount),
+        "from": log.from_address.lower(),
+        "to": log.to_address.lower(),
+        "direction": "out" if log.from_address.lower() in ours else "in",
+    }
 
 
 def reconcilable(state: TransferState) -> bool:
@@ -61,6 +110,13 @@ def reconcilable(state: TransferState) -> bool:
 def awaiting(state: TransferState) -> bool:
     """Whether the pipeline watches the transfer: on chain and confirmed, not yet reconciled."""
     return state.status in (Status.CONFIRMED, Status.FIAT_SETTLED)
+
+
+def checked(state: TransferState) -> bool:
+    """Whether a report about the transfer is matched against the ledger: while it awaits
+    reconciliation, and after it (a later report, such as a provider's trade report, that
+    contradicts what the transfer reconciled on is still a case)."""
+    return awaiting(state) or state.status is Status.RECONCILED
 
 
 def sources_needed(route: Route) -> frozenset[Source]:
@@ -91,9 +147,12 @@ def observe(e: EvidenceRecorded) -> Observed | None:
         return None
     key, counterparty, memo, outflow = e.external_ref, "", "", False
     match e.event_type:
-        case "tx_confirmed":
-            counterparty, outflow = n.get("to", ""), True
+        case "chain_transfer":
+            key = chain_ref(n.get("tx_hash", ""), n.get("block_hash", ""))
+            outflow = n.get("direction") == "out"
+            counterparty = n.get("to", "") if outflow else n.get("from", "")
         case "payout_paid":
+            key = e.external_ref.split(REPORTED_AGAIN)[0]
             memo = n.get("bank_reference", "")
         case "bank_credit":
             counterparty = n.get("account", "")
@@ -118,9 +177,10 @@ def observe(e: EvidenceRecorded) -> Observed | None:
 
 def expectations(state: TransferState, evidence: list[EvidenceRecorded]) -> list[Expected]:
     """What the transfer's route needs each source to have reported, as of its state (nothing
-    before it is confirmed on chain). The receiving bank's reference is the one the transfer
-    settled under, or else the one the provider's report named."""
-    if not awaiting(state) or state.mined is None or state.quote is None:
+    before it is confirmed on chain; after it is reconciled, still the same). The receiving
+    bank's reference is the one the transfer settled under, or else the one the provider's
+    report named."""
+    if not checked(state) or state.mined is None or state.quote is None:
         return []
     confirmed = state.confirmed_at or state.updated_at
     tx = next(t for t in state.txs if t.tx_hash == state.mined.tx_hash)

@@ -90,6 +90,29 @@ class Journal(Protocol):
         """Transfers confirmed on chain, not yet reconciled: a page in id order."""
         ...
 
+    def transfer_paid_by(self, tx_hash: str) -> Awaitable[str | None]:
+        """The transfer a chain transaction belongs to: its payment (mined, or its latest
+        broadcast), or the provider's return of it."""
+        ...
+
+    def transfer_for_trade(self, provider_trade_id: str) -> Awaitable[str | None]:
+        """The transfer an off-ramp trade pays out."""
+        ...
+
+    def last_indexed_block(self, provider: str) -> Awaitable[int | None]:
+        """The highest block number among the chain indexer's logs kept from `provider`."""
+        ...
+
+    def held_balances(self) -> Awaitable[list[tuple[str, str, int]]]:
+        """(account, currency, debits - credits) of every account that stands for value held
+        outside: treasury wallets, providers, banks."""
+        ...
+
+    def in_flight(self, limit: int) -> Awaitable[list[TransferState]]:
+        """Transfers whose payment is on chain and not yet settled in the books (SENT_ON_CHAIN,
+        CONFIRMED), at most `limit`."""
+        ...
+
     def discrepancies(self, open_only: bool) -> Awaitable[list[Discrepancy]]:
         """Reconciliation cases (open ones only, or all), oldest first."""
         ...

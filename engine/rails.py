@@ -74,6 +74,31 @@ class TxPresence(enum.StrEnum):
     UNKNOWN = "unknown"
 
 
+class TransferLog(msgspec.Struct, frozen=True, kw_only=True):
+    """One token Transfer log as a chain indexer delivers it (Series 5's chain_indexer_events).
+    `event_id` is the indexer's own id for the delivery: the same log delivered twice under two
+    ids is the indexer's duplicate, which the matcher sees and counts."""
+
+    event_id: str
+    tx_hash: str
+    log_index: int
+    block_number: int
+    block_hash: str
+    currency: str
+    from_address: str
+    to_address: str
+    amount: int
+
+
+class IndexedBlocks(msgspec.Struct, frozen=True, kw_only=True):
+    """The indexer's answer for a range of blocks: the blocks it covered (number, hash and parent
+    hash, in order; empty when none is deep enough yet) and the logs in them that touch the
+    addresses asked about."""
+
+    blocks: tuple[tuple[int, str, str], ...]
+    logs: tuple[TransferLog, ...]
+
+
 class ChainView(msgspec.Struct, frozen=True, kw_only=True):
     head: int
     # The fee cap a new transaction needs to be mined soon (wei per gas).
@@ -115,6 +140,9 @@ class PayoutStatus(msgspec.Struct, frozen=True, kw_only=True):
     # filled at, when it states them (reconciliation compares both with the quote).
     fee: int | None = None
     rate: str | None = None
+    # A returned trade's stablecoin transaction back to the treasury (the chain indexer sees it
+    # come in; this names whose it is).
+    return_tx_hash: str | None = None
 
 
 class BankCredit(msgspec.Struct, frozen=True, kw_only=True):
@@ -156,11 +184,42 @@ class ChainNode(Protocol):
         ...
 
 
+class ChainIndexer(Protocol):
+    """A feed of token Transfer logs, independent of the node the confirmation watcher asks (a
+    third-party indexer, or the node's own log index)."""
+
+    def transfers(
+        self,
+        chain: str,
+        first_block: int,
+        addresses: frozenset[str],
+        *,
+        confirmations: int,
+        blocks_max: int,
+    ) -> Awaitable[IndexedBlocks]:
+        """Blocks from `first_block` on that have at least `confirmations` (at most
+        `blocks_max` of them), with every Transfer log from or to one of `addresses`."""
+        ...
+
+    def token_balance(self, chain: str, currency: str, address: str) -> Awaitable[int]:
+        """The token balance the chain holds for `address` now, in minor units."""
+        ...
+
+
 class OffRamp(Protocol):
     def start_payout(self, request: PayoutRequest) -> Awaitable[str]: ...
 
     def payout_status(self, provider: str, provider_trade_id: str) -> Awaitable[PayoutStatus]: ...
 
+    def prefunded(self, provider: str, currency: str) -> Awaitable[int]:
+        """The stablecoin the provider reports holding for us (received, not yet paid out or
+        sent back), in minor units."""
+        ...
+
 
 class BankReports(Protocol):
     def credit(self, bank_reference: str) -> Awaitable[BankCredit | None]: ...
+
+    def closing_balance(self, bank: str, currency: str) -> Awaitable[int]:
+        """Our account's balance at `bank` as its latest statement closes it, in minor units."""
+        ...

@@ -107,8 +107,25 @@ class SourceCounts(msgspec.Struct, kw_only=True):
     unmatched_by_age: dict[str, int] = {}
 
 
+class BalanceRow(msgspec.Struct, frozen=True, kw_only=True):
+    """The latest reading of one held account against its holder (engine.balances)."""
+
+    source: str
+    holder: str
+    account: str
+    currency: str
+    ledger: int
+    external: int
+    drift: int
+    in_flight_low: int
+    in_flight_high: int
+    read_at: int
+
+
 class ReconciliationSummary(msgspec.Struct, kw_only=True):
     sources: list[SourceCounts]
+    # Each held account's latest balance reading (recorded when its drift last changed).
+    balances: list[BalanceRow]
     # Transfers confirmed on chain and not yet reconciled, by age since their confirmation.
     awaiting_by_age: dict[str, int]
     cases_by_status: dict[str, int]

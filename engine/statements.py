@@ -1,7 +1,7 @@
 """Bank statements (Series 8: "always reconcile against bank statements"): one line per booked
-movement on our account, read from a CSV file or a camt.053-style XML file, normalized into the
-evidence schema. Parsing is strict: a file with any bad line is refused whole, naming every
-problem, so a statement is never half-imported.
+movement on our account, read from a CSV file or a camt.053-style XML file (or pushed one by one by
+the bank's statement webhook), normalized into the evidence schema. Parsing is strict: a file with
+any bad line is refused whole, naming every problem, so a statement is never half-imported.
 
 CSV columns (a header row, in any order; extra columns are ignored):
   line_id      the bank's id for the line (unique within the bank); defaults to the reference
@@ -20,15 +20,12 @@ party's name or account (counterparty). Namespaces are ignored.
 
 from __future__ import annotations
 
-import csv
-import io
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 
 import msgspec
 
-from engine import money
-from engine.results import Result
+from engine import csvfiles
 from engine.timefmt import parse_rfc3339
 
 LINES_MAX = 100_000
@@ -62,15 +59,10 @@ class StatementLine(msgspec.Struct, frozen=True, kw_only=True):
 
 def _line(bank: str, n: int, fields: dict[str, str], problems: list[str]) -> StatementLine | None:
     where = f"line {n}"
-    currency = fields.get("currency", "").strip().upper()
-    asset = money.asset(currency)
-    if asset is None:
-        problems.append(f"{where}: currency {currency!r} is not one we know")
+    priced = csvfiles.positive_amount(fields, where, problems)
+    if priced is None:
         return None
-    amount = money.parse_amount(fields.get("amount", "").strip(), asset)
-    if isinstance(amount, Result) or amount <= 0:
-        problems.append(f"{where}: amount must be a positive {currency} amount")
-        return None
+    asset, amount = priced
     booked = parse_rfc3339(fields.get("booked_at", "").strip())
     if booked is None:
         problems.append(f"{where}: booked_at must be an RFC 3339 timestamp")
@@ -101,18 +93,18 @@ def _line(bank: str, n: int, fields: dict[str, str], problems: list[str]) -> Sta
     )  # fmt: skip
 
 
+def line(bank: str, fields: dict[str, str]) -> StatementLine | list[str]:
+    """One line on its own (the bank's statement feed pushes lines one by one), or its
+    problems."""
+    problems: list[str] = []
+    found = _line(bank, 1, fields, problems)
+    return found if found is not None else problems
+
+
 def parse_csv(bank: str, data: bytes) -> list[StatementLine] | list[str]:
     """The statement's lines, or every problem found (then nothing is imported)."""
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return ["the file is not UTF-8 text"]
-    rows = csv.DictReader(io.StringIO(text))
-    needed = {"booked_at", "amount", "currency", "direction", "reference"}
-    missing = needed - set(rows.fieldnames or ())
-    if missing:
-        return [f"the header lacks {', '.join(sorted(missing))}"]
-    return _collect(bank, ({k: v or "" for k, v in row.items() if k} for row in rows))
+    found = csvfiles.rows(data, {"booked_at", "amount", "currency", "direction", "reference"})
+    return found if isinstance(found, list) else _collect(bank, found)
 
 
 def _collect(bank: str, rows: Iterable[dict[str, str]]) -> list[StatementLine] | list[str]:

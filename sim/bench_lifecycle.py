@@ -6,12 +6,12 @@ the same run.
                  USD -> USDC wallet transfers from create to RECONCILED against the simulated
                  chain, custody and quote provider answering at once (custody signs with a
                  digest, sim.instant). `concurrency` clients create transfers; the clock stops
-                 when every one is RECONCILED. A lifecycle is seven journal rows:
+                 when every one is RECONCILED. A lifecycle is eight journal rows:
                  TransferCreated, QuoteCaptured, FundsLocked, OnChainSubmitted, the
-                 confirmation's EvidenceRecorded, OnChainConfirmed, Reconciled; plus their ledger
-                 lines and projections.
+                 confirmation's EvidenceRecorded, OnChainConfirmed, the chain indexer's
+                 EvidenceRecorded, Reconciled; plus their ledger lines and projections.
   eventsourcing  The `eventsourcing` library (sim.reference_eventsourcing) persisting the same
-                 seven events, with the same payloads, to SQLite: one aggregate per transfer,
+                 eight events, with the same payloads, to SQLite: one aggregate per transfer,
                  saved after each step as a command handler would.
   raw            Plain sqlite3 writing the engine round's own journal and ledger rows again, in
                  transactions of `concurrency` lifecycles (no checks, no projections): the ceiling
@@ -68,7 +68,7 @@ from store.schema import db_path
 from store.store import Store
 
 CLIENT = "bench"
-EVENTS_PER_LIFECYCLE = 7
+EVENTS_PER_LIFECYCLE = 8
 # The simulated chain makes a block every BLOCK_S and the supervisors look for work every
 # POLL_S: a lifecycle waits ~12 blocks for its confirmations, so these bound its latency, not
 # the throughput, which `concurrency` transfers in flight keep up.
@@ -248,13 +248,13 @@ def _eventsourcing_round(directory: Path, payloads: list[list[str]]) -> float:
 
 
 def _lifecycle_payloads(rows: RawRows) -> list[list[str]]:
-    """Each transfer's seven journal payloads, in order (the evidence names its transfer)."""
+    """Each transfer's eight journal payloads, in order (the evidence names its transfer)."""
     by_transfer: dict[str, list[str]] = {}
     for stream, payload in rows.streams_and_payloads():
         owner = stream if stream.startswith("tr_") else msgspec.json.decode(payload)["transfer_id"]
         by_transfer.setdefault(owner, []).append(payload)
     lifecycles = list(by_transfer.values())
-    assert all(len(p) == EVENTS_PER_LIFECYCLE for p in lifecycles), "not a seven-event lifecycle"
+    assert all(len(p) == EVENTS_PER_LIFECYCLE for p in lifecycles), "not an eight-event lifecycle"
     return lifecycles
 
 

@@ -1,13 +1,15 @@
 """A simulated EVM-like chain: blocks on a timer, a mempool, per-sender nonces, an EIP-1559-style
-base fee that moves, ERC-20 stablecoin balances, and the faults real chains have.
+base fee that moves, ERC-20 stablecoin balances, a log index (the indexer's feed), and the faults
+real chains have.
 
 Transactions arrive as the raw bytes a custody service signed; the node decodes them and recovers
 the sender from the signature with eth-account, as a real node would. A block takes, per sender,
 the pending transactions in nonce order from the sender's next nonce while each bids at least the
 base fee (a nonce gap or an underpriced transaction stops that sender). Faults, each drawn from
 the run's fault plan: RPC calls refused, a broadcast whose answer is lost although the node took
-the transaction, pending transactions dropped, base-fee spikes, and reorgs that undo the last few
-blocks (their transactions go back to the mempool, or are lost) and grow a longer fork.
+the transaction, pending transactions dropped, base-fee spikes, reorgs that undo the last few
+blocks (their transactions go back to the mempool, or are lost) and grow a longer fork, and an
+indexer that delivers a log twice.
 """
 
 from __future__ import annotations
@@ -17,13 +19,14 @@ import dataclasses
 import random
 from collections.abc import Callable
 
+import msgspec
 from eth_account import Account
 from eth_account.typed_transactions.typed_transaction import TypedTransaction
 from eth_utils.crypto import keccak
 from hexbytes import HexBytes
 
 from engine.chain import SignedTx
-from engine.rails import ChainView, RailError, Receipt, TxPresence
+from engine.rails import ChainView, IndexedBlocks, RailError, Receipt, TransferLog, TxPresence
 from engine.results import Result
 from sim.custody import CHAIN_ID, TOKENS, TRANSFER_SELECTOR
 from sim.faults import FaultLog
@@ -36,6 +39,10 @@ rpc_latency_s = 0.05
 # Blocks deeper than this are final: no reorg reaches them (the deepest a fault plan draws is 14),
 # so the node keeps only their transactions, as a pruned node does.
 unfinalized_blocks_max = 64
+# The indexer serves logs from final blocks until it has read past them (a reorg rewind or a
+# restart may ask again for the 64 below what it asked last), and from at most this many back
+# (over two hours at a 2 s block time), so the saved world stays small.
+final_blocks_kept = 4_096
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -73,6 +80,8 @@ class SimChain:
         self.blocks: list[Block] = [Block(0, self._hash(), [], [])]
         # tx hash -> (block number, block hash, transaction, succeeded), for final blocks.
         self.finalized: dict[str, tuple[int, str, ChainTx, bool]] = {}
+        # Final blocks by number, for the indexer's log feed.
+        self.final_blocks: dict[int, Block] = {}
         self.mempool: dict[str, ChainTx] = {}
         self.slots: dict[tuple[str, int], str] = {}
         self.nonces: dict[str, int] = {}
@@ -167,6 +176,9 @@ class SimChain:
         self.blocks.append(block)
         while len(self.blocks) > unfinalized_blocks_max:
             final = self.blocks.pop(0)
+            final.undo.clear()
+            self.final_blocks[final.number] = final
+            self.final_blocks.pop(final.number - final_blocks_kept, None)
             for tx, ok in final.txs:
                 self.finalized[tx.tx_hash] = (final.number, final.block_hash, tx, ok)
 
@@ -268,6 +280,51 @@ class SimChain:
     async def nonce(self, chain: str, address: str) -> int:
         return self.nonces.get(address.lower(), 0)
 
+    # --- the indexer's feed (engine.rails.ChainIndexer) ---------------------------------------
+
+    async def transfers(
+        self,
+        chain: str,
+        first_block: int,
+        addresses: frozenset[str],
+        *,
+        confirmations: int,
+        blocks_max: int,
+    ) -> IndexedBlocks:
+        """Transfer logs from or to `addresses` in the canonical blocks deep enough. The
+        indexer duplicates a delivery now and then (`indexer_duplicate`): the same log again
+        under a second event id."""
+        await asyncio.sleep(self.rpc_latency_s / self.speed)
+        for number in [n for n in self.final_blocks if n < first_block - unfinalized_blocks_max]:
+            del self.final_blocks[number]
+        last = min(self.head - confirmations + 1, first_block + blocks_max - 1)
+        blocks: list[tuple[int, str, str]] = []
+        logs: list[TransferLog] = []
+        for number in range(max(first_block, 0), last + 1):
+            block = self._block(number)
+            if block is None:
+                continue  # Pruned before anyone asked (forget_final): nothing to report.
+            parent = self._block(number - 1)
+            blocks.append((number, block.block_hash, parent.block_hash if parent else ""))
+            for log_index, (tx, ok) in enumerate(block.txs):
+                if not ok or (tx.sender not in addresses and tx.to_address not in addresses):
+                    continue
+                log = _log(tx, log_index, block)
+                logs.append(log)
+                if self.faults.fire("indexer_duplicate"):
+                    logs.append(msgspec.structs.replace(log, event_id=log.event_id + "-again"))
+        return IndexedBlocks(blocks=tuple(blocks), logs=tuple(logs))
+
+    async def token_balance(self, chain: str, currency: str, address: str) -> int:
+        await asyncio.sleep(self.rpc_latency_s / self.speed)
+        return self.balance(currency, address)
+
+    def _block(self, number: int) -> Block | None:
+        tail = number - self.blocks[0].number
+        if tail >= 0:
+            return self.blocks[tail] if tail < len(self.blocks) else None
+        return self.final_blocks.get(number)
+
     def forget_final(self) -> None:
         """Drop the receipts of final blocks, as a pruned node does (the lifecycle benchmark's
         memory reading: the node's memory is not the engine's). Their transactions read as
@@ -275,11 +332,27 @@ class SimChain:
         for tx_hash in self.finalized:
             del self.mined_at[tx_hash]
         self.finalized.clear()
+        self.final_blocks.clear()
 
     def mined_transfers(self) -> list[ChainTx]:
         """Every successful token transfer in the canonical chain, oldest first."""
         final = [tx for _, _, tx, ok in self.finalized.values() if ok]
         return final + [tx for block in self.blocks for tx, ok in block.txs if ok]
+
+
+def _log(tx: ChainTx, log_index: int, block: Block) -> TransferLog:
+    identity = f"{block.block_hash}:{tx.tx_hash}:{log_index}".encode()
+    return TransferLog(
+        event_id="ix_" + keccak(identity).hex()[:32],
+        tx_hash=tx.tx_hash,
+        log_index=log_index,
+        block_number=block.number,
+        block_hash=block.block_hash,
+        currency=tx.currency,
+        from_address=tx.sender,
+        to_address=tx.to_address,
+        amount=tx.amount,
+    )
 
 
 def decode(raw: str) -> ChainTx:

@@ -15,12 +15,14 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from engine import balances, ledger, matching
 from engine import events as ev
-from engine import ledger, matching
 from engine.audit import AuditRecord
 from engine.chain import SignedTx
 from engine.discrepancies import Discrepancy
 from engine.quotes import Quote
+from engine.rails import BankReports, OffRamp
+from engine.reconciliation import Source
 from engine.records import (
     ClaimKey,
     Committed,
@@ -50,6 +52,7 @@ NAMES = (
     "no_orphaned_timers",
     "reconciled_on_every_source",
     "no_discrepancy_disappears",
+    "held_balances_agree",
 )
 
 ENDINGS = (ev.Reconciled, ev.TransferCancelled, ev.TransferFailed, ev.TransferExpired)
@@ -111,6 +114,21 @@ class Checker:
 
     async def discrepancies(self, open_only: bool) -> list[Discrepancy]:
         return await self.store.discrepancies(open_only)
+
+    async def held_balances(self) -> list[tuple[str, str, int]]:
+        return await self.store.held_balances()
+
+    async def in_flight(self, limit: int) -> list[TransferState]:
+        return await self.store.in_flight(limit)
+
+    async def transfer_paid_by(self, tx_hash: str) -> str | None:
+        return await self.store.transfer_paid_by(tx_hash)
+
+    async def transfer_for_trade(self, provider_trade_id: str) -> str | None:
+        return await self.store.transfer_for_trade(provider_trade_id)
+
+    async def last_indexed_block(self, provider: str) -> int | None:
+        return await self.store.last_indexed_block(provider)
 
     async def quote(self, quote_id: str) -> tuple[str | None, Quote] | None:
         return await self.store.quote(quote_id)
@@ -325,10 +343,36 @@ class Checker:
             if len(holders) > 1:
                 self.fail("idempotency_key_one_transfer", f"{client}/{key} -> {sorted(holders)}")
 
+    async def check_held_balances(self, bank: BankReports, offramp: OffRamp) -> None:
+        """After the run: our bank account and the provider's prefunding, as the ledger has
+        them, are what the bank's statement closes at and what the provider reports holding
+        (the treasury wallet is treasury_matches_chain's)."""
+        for account, currency, booked in await self.store.held_balances():
+            name = account.split(":")[1]
+            match balances.source_of(account):
+                case Source.BANK:
+                    held = await bank.closing_balance(name, currency)
+                case Source.PROVIDER:
+                    held = await offramp.prefunded(name, currency)
+                case _:
+                    continue
+            if held != booked:
+                self.fail(
+                    "held_balances_agree", f"{account} {currency}: ledger {booked}, holder {held}"
+                )
+
     async def check_end(
-        self, chain: SimChain, treasury: str, treasury_currency: str, data_dir: Path
+        self,
+        chain: SimChain,
+        treasury: str,
+        treasury_currency: str,
+        data_dir: Path,
+        holders: tuple[BankReports, OffRamp] | None = None,
     ) -> None:
+        """`holders`: the bank and the off-ramp, to check the balances they hold for us."""
         self.check_chain(chain, treasury)
+        if holders is not None:
+            await self.check_held_balances(*holders)
         self.check_keys()
         await self.check_treasury(chain, treasury, treasury_currency)
         await self.check_confirmations(chain)

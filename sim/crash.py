@@ -256,7 +256,8 @@ async def _incarnation(args: argparse.Namespace, clock: VirtualClock) -> ChildRe
         for number, holders in read_acks(data_dir).items():
             create = _transfer_command(seed, number, "")
             checker.key_holders[(create.client_id, create.idempotency_key)] |= holders
-        await checker.check_end(rails.chain, rails.treasury, "USDC", data_dir)
+        bank_and_offramp = (rails.bank, rails.offramp)
+        await checker.check_end(rails.chain, rails.treasury, "USDC", data_dir, bank_and_offramp)
         statuses = await store.reader.fetchall(
             "SELECT status, count(*) FROM transactions GROUP BY status ORDER BY status"
         )

@@ -27,7 +27,15 @@ from typing import TypeVar
 
 from actors.context import Rails
 from engine.ports import Clock, Ids
-from engine.rails import BankCredit, ChainView, PayoutRequest, PayoutStatus, Receipt, TxPresence
+from engine.rails import (
+    BankCredit,
+    ChainView,
+    IndexedBlocks,
+    PayoutRequest,
+    PayoutStatus,
+    Receipt,
+    TxPresence,
+)
 from engine.states import TERMINAL
 from sim.checker import OK, Checker
 from sim.clock import SeededIds, VirtualClock
@@ -38,7 +46,8 @@ from store.store import Store
 
 T = TypeVar("T")
 WORLD_FILE = "world.pickle"
-FORMAT = 1
+# 2: the chain keeps its final blocks (the indexer reads them).
+FORMAT = 2
 
 
 @dataclasses.dataclass(slots=True)
@@ -141,6 +150,7 @@ class SavingRails:
             quotes=self.rails.quotes,
             custody=self.rails.custody,
             chain=self.chain,
+            indexer=self.chain,
             offramp=self.offramp,
             bank=self.bank,
         )
@@ -182,6 +192,23 @@ class _SavingChain:
     def nonce(self, chain: str, address: str) -> Awaitable[int]:
         return _saved(self.rails.chain.nonce(chain, address), self.save)
 
+    def transfers(
+        self,
+        chain: str,
+        first_block: int,
+        addresses: frozenset[str],
+        *,
+        confirmations: int,
+        blocks_max: int,
+    ) -> Awaitable[IndexedBlocks]:
+        found = self.rails.chain.transfers(
+            chain, first_block, addresses, confirmations=confirmations, blocks_max=blocks_max
+        )
+        return _saved(found, self.save)
+
+    def token_balance(self, chain: str, currency: str, address: str) -> Awaitable[int]:
+        return _saved(self.rails.chain.token_balance(chain, currency, address), self.save)
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class _SavingOffRamp:
@@ -194,6 +221,9 @@ class _SavingOffRamp:
     def payout_status(self, provider: str, provider_trade_id: str) -> Awaitable[PayoutStatus]:
         return _saved(self.rails.offramp.payout_status(provider, provider_trade_id), self.save)
 
+    def prefunded(self, provider: str, currency: str) -> Awaitable[int]:
+        return _saved(self.rails.offramp.prefunded(provider, currency), self.save)
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class _SavingBank:
@@ -202,6 +232,9 @@ class _SavingBank:
 
     def credit(self, bank_reference: str) -> Awaitable[BankCredit | None]:
         return _saved(self.rails.bank.credit(bank_reference), self.save)
+
+    def closing_balance(self, bank: str, currency: str) -> Awaitable[int]:
+        return _saved(self.rails.bank.closing_balance(bank, currency), self.save)
 
 
 async def verify_world(data_dir: Path) -> list[str]:

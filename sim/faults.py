@@ -33,6 +33,8 @@ SWARM_RATE_MAX: dict[str, float] = {
     "fx_slippage": 0.1,  # the off-ramp fills 2% off the quoted rate
     "statement_late": 0.1,  # a payout's bank credit shows hours late (past its due time)
     "statement_unknown_line": 0.3,  # a deposit comes with a wire nobody can name
+    "indexer_duplicate": 0.1,  # the chain indexer delivers a Transfer log twice (two event ids)
+    "provider_report_differs": 0.1,  # a trade report row states a fee the webhook did not
 }
 
 DEFAULT_RATES: dict[str, float] = {
@@ -54,6 +56,8 @@ DEFAULT_RATES: dict[str, float] = {
     "fx_slippage": 0.03,
     "statement_late": 0.01,
     "statement_unknown_line": 0.2,
+    "indexer_duplicate": 0.03,
+    "provider_report_differs": 0.03,
 }
 
 

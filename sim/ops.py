@@ -5,9 +5,11 @@ A case is left alone for `patience_s` (the pipeline may close it by itself: a la
 arrives). Then one operator takes it and decides by kind:
   unconfirmed_match             confirmed (resolved): the transfer may reconcile on it
   amount / fee / fx mismatch    resolved with a note (the provider's terms accepted; no money)
-  duplicate (HIGH)              false positive
-  external_only                 written off to suspense: the first operator proposes the
+  duplicate (HIGH)              false positive (the report the ledger agrees with stands)
+  external_only                 written off to suspense from where the value is (the bank
+                                account, the treasury wallet): the first operator proposes the
                                 correcting entries, the second approves them (maker-checker)
+  balance_drift                 left to the pipeline (it closes when the books agree again)
   missing_evidence              left to the pipeline (it closes when the report comes)
 """
 
@@ -20,9 +22,10 @@ import anyio
 from actors.system import System
 from engine import discrepancies as dc
 from engine import ledger
-from engine.reconciliation import Kind
+from engine.reconciliation import Kind, Source
 from engine.results import Result
 from engine.service import CaseDecision
+from engine.transfer import RAIL_CHAIN
 
 MAKER, CHECKER = "ops-ana", "ops-bo"
 
@@ -55,7 +58,8 @@ class OpsDesk:
                     note = "provider's terms checked against the contract and accepted"
                     await self._resolve(case, dc.Resolution.RESOLVED, note, now)
                 case Kind.DUPLICATE_EXTERNAL_EVENT:
-                    await self._resolve(case, dc.Resolution.FALSE_POSITIVE, "bank re-sent", now)
+                    note = "two reports of one event: the one the ledger agrees with stands"
+                    await self._resolve(case, dc.Resolution.FALSE_POSITIVE, note, now)
                 case Kind.EXTERNAL_ONLY:
                     await self._write_off(case, now)
 
@@ -65,16 +69,21 @@ class OpsDesk:
         await self._act(case, lambda k: dc.resolve(k, resolution, note, (), MAKER, now))
 
     async def _write_off(self, case: dc.Discrepancy, now: int) -> None:
+        """The value is booked where it is (our bank account, or the treasury wallet the chain
+        shows it in or out of), against suspense."""
         amount, currency = int(case.actual["amount"]), case.actual["currency"]
-        bank, suspense = ledger.bank(self.bank), ledger.SUSPENSE
+        held, suspense = ledger.bank(self.bank), ledger.SUSPENSE
+        if case.source == Source.CHAIN:
+            custody = self.system.ctx.rails.custody
+            held = ledger.treasury(RAIL_CHAIN, custody.address(RAIL_CHAIN))
         if case.actual.get("direction") == "out":
             entries = (
                 dc.correction_entry(suspense, currency, amount, 0),
-                dc.correction_entry(bank, currency, 0, amount),
+                dc.correction_entry(held, currency, 0, amount),
             )
         else:
             entries = (
-                dc.correction_entry(bank, currency, amount, 0),
+                dc.correction_entry(held, currency, amount, 0),
                 dc.correction_entry(suspense, currency, 0, amount),
             )
         note = "no payer found: parked in suspense"

@@ -27,6 +27,7 @@ from engine.destinations import BankDestination
 from engine.funding import deposit_id_for
 from engine.policy import corridor_id
 from engine.ports import Ids
+from engine.provider_reports import ReportLine
 from engine.quotes import Quote
 from engine.rails import (
     BankCredit,
@@ -170,6 +171,17 @@ class SimBank:
             return None
         return found[1]
 
+    async def closing_balance(self, bank: str, currency: str) -> int:
+        """Our account's balance as the statement so far closes it (every line is a credit in
+        USD)."""
+        await asyncio.sleep(0.05 / self.speed)
+        if bank != BANK:
+            raise RailError(Result.provider_unavailable, f"no account at {bank}", transient=False)
+        now = self.now()
+        if currency != "USD":
+            return 0
+        return sum(amount for booked, _, _, amount in self.statement if booked <= now)
+
     def book_deposit(self, client_id: str, amount: int) -> tuple[str, str, int]:
         """A client's wire arrives: (deposit id, bank reference, booked at). Now and then a wire
         from a payer nobody can name lands too (a statement line no ledger entry explains)."""
@@ -211,6 +223,8 @@ class SimOffRamp:
         self._n = 0
         self._nonce = 0
         self.generation = 0
+        # Trades already in a trade report.
+        self.reported: set[str] = set()
 
     def __getstate__(self) -> dict[str, object]:
         """What outlives the process (sim.durable): the payouts and the books, not the key
@@ -254,6 +268,46 @@ class SimOffRamp:
             raise RailError(Result.transaction_unknown, provider_trade_id, transient=False)
         return self._status(found)
 
+    async def prefunded(self, provider: str, currency: str) -> int:
+        """The stablecoin we sent that the provider holds: deposits on chain for payouts neither
+        paid nor sent back yet."""
+        await asyncio.sleep(self.rng.uniform(0.05, 0.2) / self.speed)
+        if self.faults.fire("offramp_outage"):
+            raise RailError(Result.provider_unavailable, f"{OFFRAMP} is down", transient=True)
+        held = 0
+        for payout in self.payouts.values():
+            request = payout.request
+            if (
+                request.rail_currency != currency
+                or payout.state is not PayoutState.PENDING
+                or request.tx_hash not in self.chain.mined_at
+                or (
+                    payout.return_tx is not None and payout.return_tx.tx_hash in self.chain.mined_at
+                )
+            ):
+                continue
+            held += request.rail_amount
+        return held
+
+    def trade_report(self) -> list[ReportLine]:
+        """The provider's report of the trades settled (paid or returned) since its last one.
+        Now and then a paid row states a fee its webhook and status API did not
+        (`provider_report_differs`)."""
+        rows: list[ReportLine] = []
+        for payout in self.payouts.values():
+            if payout.state is PayoutState.PENDING or payout.trade_id in self.reported:
+                continue
+            self.reported.add(payout.trade_id)
+            status = self._status(payout)
+            if status.state is PayoutState.PAID and self.faults.fire("provider_report_differs"):
+                extra = max(1, status.amount // 100)
+                status = msgspec.structs.replace(
+                    status, amount=status.amount - extra, fee=(status.fee or 0) + extra
+                )
+            rows.append(ReportLine.of(status, self.bank.now()))
+        self.generation += bool(rows)
+        return rows
+
     def _status(self, payout: _Payout) -> PayoutStatus:
         return PayoutStatus(
             provider=OFFRAMP,
@@ -265,6 +319,11 @@ class SimOffRamp:
             reason=payout.reason,
             fee=payout.fee,
             rate=payout.rate,
+            return_tx_hash=(
+                payout.return_tx.tx_hash
+                if payout.return_tx is not None and payout.state is PayoutState.RETURNED
+                else None
+            ),
         )
 
     async def _work(self, payout: _Payout) -> None:

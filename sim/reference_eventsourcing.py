@@ -1,4 +1,4 @@
-"""The `eventsourcing` library persisting a transfer's seven-event lifecycle to SQLite: the
+"""The `eventsourcing` library persisting a transfer's eight-event lifecycle to SQLite: the
 reference `stablerail bench lifecycle` sets the engine against.
 
 One aggregate per transfer, one event per step, each carrying the payload the engine journaled for
@@ -53,6 +53,7 @@ STEPS = (
     Transfer.submit,
     Transfer.record_evidence,
     Transfer.confirm,
+    Transfer.record_evidence,  # the chain indexer's log
     Transfer.reconcile,
 )
 

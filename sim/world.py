@@ -58,6 +58,7 @@ transfer_usd_minor_low = 10_00
 transfer_usd_minor_high = 5_000_00
 liveness_deadline_s = 6 * 3600
 statement_poll_s = 60
+provider_report_poll_s = 5 * 60
 # A simulated day is short: unclaimed statement lines wait ten minutes, not an hour, before
 # they are external_only cases (the operators in sim.ops are as quick).
 EXTERNAL_ONLY_GRACE_S = 600
@@ -149,6 +150,7 @@ async def _run(
             world.start_soon(chain.run, block_time_s)
             await world.start(system.run)
             world.start_soon(statement_import, system, bank)
+            world.start_soon(provider_report_import, system, offramp)
             world.start_soon(OpsDesk(system, BANK).run)
             workload = Workload(config, system, bank, checker, faults, _rng(seed, "workload"), ids)
             await workload.run()
@@ -160,7 +162,7 @@ async def _run(
             # Let the last confirmations sink past any reorg the chain could still do.
             await anyio.sleep(block_time_s * 4)
             world.cancel_scope.cancel()
-        await checker.check_end(chain, treasury, "USDC", data_dir)
+        await checker.check_end(chain, treasury, "USDC", data_dir, (bank, offramp))
         head_seq, head_hash = await store.head()
         statuses = await store.reader.fetchall(
             "SELECT status, count(*) FROM transactions GROUP BY status ORDER BY status"
@@ -243,6 +245,7 @@ class SimRails:
             quotes=self.quotes,
             custody=self.custody,
             chain=self.chain,
+            indexer=self.chain,
             offramp=self.offramp,
             bank=self.bank,
         )
@@ -288,6 +291,19 @@ async def statement_import(system: System, bank: SimBank, poll_s: float = statem
                     deposit_command(booked, reference, client, amount), evidence_id
                 )
         seen += len(lines)
+
+
+async def provider_report_import(
+    system: System, offramp: SimOffRamp, poll_s: float = provider_report_poll_s
+) -> None:
+    """Reading the off-ramp's trade report: each row is kept as the provider's payout report
+    (one that agrees with its webhook adds nothing; one that disagrees is kept beside it and
+    the reconciler opens a case)."""
+    while True:
+        await anyio.sleep(poll_s)
+        rows = offramp.trade_report()
+        if rows:
+            await system.record_provider_report(rows)
 
 
 def deposit_command(booked: int, reference: str, client: str, amount: int) -> c.CreditDeposit:

@@ -283,6 +283,8 @@ class Projection:
                 self.case_updates.append(_case_update(event))
             case _:
                 pass
+        if isinstance(event, ev.DiscrepancyResolved):
+            transfer_id = event.transfer_id  # a correction names the case's transfer
         for leg, entry in enumerate(ev.entries_of(event)):
             self.ledger_rows.append(
                 (

@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 
 from engine import events as ev
-from engine import ledger
+from engine import ledger, matching
 from engine.chain import SignedTx
 from engine.discrepancies import Discrepancy
 from engine.discrepancies import evolve as discrepancy_evolve
@@ -265,6 +265,55 @@ async def awaiting_reconciliation(ex: Executor, after: str, limit: int) -> list[
         (after, limit),
     )
     return [r[0] for r in rows]
+
+
+async def held_balances(ex: Executor) -> list[tuple[str, str, int]]:
+    rows = await ex.fetchall(
+        "SELECT account_id, currency, debits - credits FROM account_balances"
+        " WHERE account_id LIKE 'treasury:%' OR account_id LIKE 'provider:%'"
+        " OR account_id LIKE 'bank:%' ORDER BY account_id, currency"
+    )
+    return [(str(a), str(c), int(b)) for a, c, b in rows]
+
+
+async def in_flight(ex: Executor, limit: int) -> list[TransferState]:
+    rows = await ex.fetchall(
+        "SELECT transaction_id FROM transactions WHERE status IN ('SENT_ON_CHAIN', 'CONFIRMED')"
+        " ORDER BY transaction_id LIMIT ?",
+        (limit,),
+    )
+    found = [await transfer(ex, tid) for (tid,) in rows]
+    return [state for state in found if state is not None]
+
+
+async def transfer_paid_by(ex: Executor, tx_hash: str) -> str | None:
+    """The transfer a chain transaction belongs to: its payment, or the provider's return of
+    it (named by the provider's report of the returned payout)."""
+    row = await ex.fetchone(
+        "SELECT transaction_id FROM transactions WHERE on_chain_tx_hash = ?1 UNION ALL"
+        " SELECT transaction_id FROM external_events WHERE event_type = ?2"
+        " AND transaction_id IS NOT NULL"
+        " AND json_extract(normalized_data, '$.return_tx_hash') = ?1 LIMIT 1",
+        (tx_hash, matching.PAYOUT_RETURNED),
+    )
+    return None if row is None else str(row[0])
+
+
+async def transfer_for_trade(ex: Executor, provider_trade_id: str) -> str | None:
+    row = await ex.fetchone(
+        "SELECT transaction_id FROM transactions WHERE provider_trade_id = ?",
+        (provider_trade_id,),
+    )
+    return None if row is None else str(row[0])
+
+
+async def last_indexed_block(ex: Executor, provider: str) -> int | None:
+    row = await ex.fetchone(
+        "SELECT max(CAST(json_extract(normalized_data, '$.block_number') AS INTEGER))"
+        " FROM external_events WHERE provider = ? AND event_type = ?",
+        (provider, matching.CHAIN_TRANSFER),
+    )
+    return None if row is None or row[0] is None else int(row[0])
 
 
 async def discrepancies(ex: Executor, open_only: bool) -> list[Discrepancy]:

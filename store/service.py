@@ -16,11 +16,13 @@ from engine import events as ev
 from engine import limits, matching
 from engine.access import ApiKey, Role
 from engine.audit import AuditRecord, AuditRow
+from engine.balances import BALANCE_READING
 from engine.discrepancies import Discrepancy
 from engine.reconciliation import Kind, Severity, Source
 from engine.records import Recorded
 from engine.service import (
     Balance,
+    BalanceRow,
     CaseQuery,
     FeedEvent,
     LedgerLine,
@@ -303,7 +305,7 @@ _MATCHED_KINDS = ", ".join(f"'{k}'" for k in sorted(matching.MATCHED_KINDS))
 async def reconciliation_summary(ex: Executor, now: int) -> ReconciliationSummary:
     """Matched and unmatched reports per source and age, transfers awaiting reconciliation by
     age, and the cases by status, type, age and severity."""
-    evidence, awaiting, cases = await ex.fetch_each(
+    evidence, awaiting, cases, readings = await ex.fetch_each(
         [
             (
                 "SELECT e.event_type, json_extract(e.normalized_data, '$.currency'),"
@@ -321,6 +323,14 @@ async def reconciliation_summary(ex: Executor, now: int) -> ReconciliationSummar
                 "SELECT status, discrepancy_type, severity, created_at, sla_deadline"
                 " FROM discrepancies",
                 (),
+            ),
+            (
+                "SELECT e.provider, e.normalized_data, e.occurred_at FROM external_events e"
+                " WHERE e.journal_seq IN (SELECT max(journal_seq) FROM external_events"
+                " WHERE event_type = ?1 GROUP BY json_extract(normalized_data, '$.account'),"
+                " json_extract(normalized_data, '$.currency'))"
+                " ORDER BY json_extract(e.normalized_data, '$.account')",
+                (BALANCE_READING,),
             ),
         ]
     )
@@ -352,8 +362,26 @@ async def reconciliation_summary(ex: Executor, now: int) -> ReconciliationSummar
             open_by_age[dc.bucket(now - _us_required(created)).value] += 1
             open_by_severity[severity] += 1
             breached += now >= _us_required(deadline)
+    balances = []
+    for holder, normalized, read_at in readings:
+        n = msgspec.json.decode(normalized, type=dict[str, str])
+        balances.append(
+            BalanceRow(
+                source=n["source"],
+                holder=holder,
+                account=n["account"],
+                currency=n["currency"],
+                ledger=int(n["ledger"]),
+                external=int(n["amount"]),
+                drift=int(n["drift"]),
+                in_flight_low=int(n["in_flight_low"]),
+                in_flight_high=int(n["in_flight_high"]),
+                read_at=_us_required(read_at),
+            )
+        )
     return ReconciliationSummary(
         sources=list(sources.values()),
+        balances=balances,
         awaiting_by_age=awaiting_by_age,
         cases_by_status=by_status,
         cases_by_type=by_type,

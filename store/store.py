@@ -230,6 +230,21 @@ class Store:
     async def discrepancies(self, open_only: bool) -> list[Discrepancy]:
         return await queries.discrepancies(self.reader, open_only)
 
+    async def held_balances(self) -> list[tuple[str, str, int]]:
+        return await queries.held_balances(self.reader)
+
+    async def in_flight(self, limit: int) -> list[TransferState]:
+        return await queries.in_flight(self.reader, limit)
+
+    async def transfer_paid_by(self, tx_hash: str) -> str | None:
+        return await queries.transfer_paid_by(self.reader, tx_hash)
+
+    async def transfer_for_trade(self, provider_trade_id: str) -> str | None:
+        return await queries.transfer_for_trade(self.reader, provider_trade_id)
+
+    async def last_indexed_block(self, provider: str) -> int | None:
+        return await queries.last_indexed_block(self.reader, provider)
+
     async def quote(self, quote_id: str) -> tuple[str | None, Quote] | None:
         return await queries.quote(self.reader, quote_id)
 

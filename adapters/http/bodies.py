@@ -145,6 +145,20 @@ class BankCreditNotice(_Body, frozen=True, kw_only=True):
     booked_at: str
 
 
+class StatementLineNotice(_Body, frozen=True, kw_only=True):
+    """The bank's statement feed: one booked line on our account, as it is booked."""
+
+    kind: str
+    line_id: str
+    booked_at: str
+    amount: str
+    currency: str
+    direction: str
+    reference: str
+    counterparty: str = ""
+    memo: str = ""
+
+
 class DepositBody(_Body, frozen=True, kw_only=True):
     client_id: str
     currency: str

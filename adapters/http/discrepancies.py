@@ -242,6 +242,24 @@ def render_summary(
         }
         for s in summary.sources
     ]
+    found["balances"] = [
+        {
+            "source": b.source,
+            "holder": b.holder,
+            "account": b.account,
+            "currency": b.currency,
+            "ledger": _amount(b.ledger, b.currency),
+            "holder_reports": _amount(b.external, b.currency),
+            "drift": _amount(b.drift, b.currency),
+            "in_flight": {
+                "low": _amount(b.in_flight_low, b.currency),
+                "high": _amount(b.in_flight_high, b.currency),
+            },
+            "explained": b.in_flight_low <= b.drift <= b.in_flight_high,
+            "read_at": rfc3339(b.read_at),
+        }
+        for b in summary.balances
+    ]
     found["awaiting_by_age"] = summary.awaiting_by_age
     found["discrepancies"] = {
         "by_status": summary.cases_by_status,

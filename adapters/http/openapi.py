@@ -389,6 +389,23 @@ SCHEMAS: JSON = {
                     }
                 ),
             },
+            "balances": {
+                "type": "array",
+                "items": _obj(
+                    {
+                        "source": {"enum": [v.value for v in Source]},
+                        "holder": _STRING,
+                        "account": _STRING,
+                        "currency": _STRING,
+                        "ledger": _MONEY,
+                        "holder_reports": _MONEY,
+                        "drift": _MONEY,
+                        "in_flight": _obj({"low": _MONEY, "high": _MONEY}),
+                        "explained": {"type": "boolean"},
+                        "read_at": _TIME,
+                    }
+                ),
+            },
             "awaiting_by_age": _COUNTS,
             "discrepancies": _obj(
                 {

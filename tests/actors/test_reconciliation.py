@@ -3,7 +3,8 @@ a provider that keeps a fee opens a fee_mismatch case and the transfer waits in 
 until an operator closes the case, then reconciles on the accepted report; a bank credit that
 shows hours late is missing evidence (a case) until it comes, then the case closes by itself and
 the transfer reconciles; a statement line nothing explains becomes an external_only case after
-its grace, while a line the ledger explains never does."""
+its grace, while a line the ledger explains never does; a provider's trade report that contradicts
+what its webhook said about a transfer already reconciled is a HIGH duplicate case."""
 
 from __future__ import annotations
 
@@ -55,6 +56,17 @@ async def cases(world: World) -> list[dc.Discrepancy]:
     return await world.store.discrepancies(open_only=False)
 
 
+async def transfer_reaching(
+    system: System, world: World, create: c.CreateTransfer, status: Status
+) -> str:
+    """Fund the client, create the transfer, and wait until it reaches `status`: its id."""
+    await fund_usd(system, world, 1_000_00)
+    result, tid = await system.create_transfer(create)
+    assert result is Result.ok and tid is not None
+    await settle(world, tid, status)
+    return tid
+
+
 async def wait_for(predicate: Callable[[], Awaitable[bool]], within_s: float = 4 * 3600) -> None:
     with anyio.fail_after(within_s):
         while not await predicate():  # noqa: ASYNC110 (the store is the one to ask)
@@ -67,10 +79,7 @@ def test_a_provider_fee_is_a_case_and_the_transfer_waits_for_an_operator(tmp_pat
         system = System(world.context())
         async with anyio.create_task_group() as tasks:
             await tasks.start(system.run)
-            await fund_usd(system, world, 1_000_00)
-            result, tid = await system.create_transfer(payout(world))
-            assert result is Result.ok and tid is not None
-            await settle(world, tid, Status.FIAT_SETTLED)
+            tid = await transfer_reaching(system, world, payout(world), Status.FIAT_SETTLED)
 
             async def opened() -> bool:
                 return any(k.kind is Kind.FEE_MISMATCH for k in await cases(world))
@@ -166,6 +175,35 @@ def test_a_statement_line_nothing_explains_becomes_external_only(tmp_path: Path)
                 dc.Status.RESOLVED, "LOW", (ids[1],),
             )  # fmt: skip
             assert matching.SOURCE_OF[matching.STATEMENT_LINE].value == external.source
+            tasks.cancel_scope.cancel()
+
+    in_world(tmp_path, body)
+
+
+def test_a_trade_report_that_contradicts_the_webhook_is_a_high_duplicate(tmp_path: Path) -> None:
+    async def body(world: World) -> None:
+        with_fault(world, "provider_report_differs")
+        system = System(world.context())
+        async with anyio.create_task_group() as tasks:
+            await tasks.start(system.run)
+            # Reconciled on the webhook's report first.
+            tid = await transfer_reaching(system, world, payout(world), Status.RECONCILED)
+            rows = world.rails.offramp.trade_report()
+            ids, new, differing = await system.record_provider_report(rows)
+            assert (len(rows), new, differing) == (1, 1, 1)
+            assert await system.record_provider_report(rows) == (ids, 0, 0)
+
+            async def contradicted() -> bool:
+                return any(k.kind is Kind.DUPLICATE_EXTERNAL_EVENT for k in await cases(world))
+
+            await wait_for(contradicted, within_s=600)
+            [case] = await cases(world)
+            assert (case.severity, case.transfer_id, case.source, case.status) == (
+                "HIGH", tid, "provider", dc.Status.OPEN,
+            )  # fmt: skip
+            assert ids[0] in case.evidence_ids and int(case.actual["fee"]) > 0
+            state = await world.store.transfer(tid)
+            assert state is not None and state.status is Status.RECONCILED  # history stands
             tasks.cancel_scope.cancel()
 
     in_world(tmp_path, body)

@@ -27,7 +27,7 @@ def test_migrate_then_verify(tmp_path: Path) -> None:
     data_dir = str(tmp_path / "data")
     made = stablerail("migrate", "--data-dir", data_dir)
     assert made.returncode == 0, made.stderr
-    assert "schema version 0 -> 5" in made.stdout
+    assert "schema version 0 -> 6" in made.stdout
     again = stablerail("migrate", "--data-dir", data_dir)
     assert "up to date" in again.stdout
     checked = stablerail("verify", "--data-dir", data_dir, "--json")
@@ -218,3 +218,48 @@ def test_reconcile_feeds_a_statement_once_and_refuses_a_bad_one_whole(tmp_path: 
     assert audited == (2,)
     checked = stablerail("verify", "--data-dir", data_dir)
     assert checked.returncode == 0, checked.stdout
+
+
+def test_reconcile_keeps_a_provider_report_once_and_a_disagreeing_row_beside(
+    tmp_path: Path,
+) -> None:
+    data_dir = str(tmp_path / "data")
+    assert stablerail("migrate", "--data-dir", data_dir).returncode == 0
+    header = "trade_id,state,currency,amount,fee,rate,bank_reference,reported_at\n"
+    report = tmp_path / "bitso-2026-11-30.csv"
+    report.write_text(
+        header + "BTS1,paid,MXN,9000.00,0.00,18.00,SPEI1,2026-11-30T10:00:00Z\n"
+        "BTS2,returned,MXN,500.00,,,,2026-11-30T10:05:00Z\n"
+    )
+    first = stablerail(
+        "reconcile", "--data-dir", data_dir, "--provider-report", str(report), "--json"
+    )
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout) | {"evidence_ids": []} == {
+        "rows": 2, "new": 2, "differing": 0, "evidence_ids": [],
+    }  # fmt: skip
+    again = stablerail("reconcile", "--data-dir", data_dir, "--provider-report", str(report))
+    assert again.returncode == 0 and "2 rows, 0 new" in again.stdout, again.stdout
+    # The next day's report says the provider kept a fee on BTS1 after all: kept beside.
+    revised = tmp_path / "bitso-2026-12-01.csv"
+    revised.write_text(header + "BTS1,paid,MXN,8910.00,90.00,18.00,SPEI1,2026-12-01T10:00:00Z\n")
+    third = stablerail("reconcile", "--data-dir", data_dir, "--provider-report", str(revised))
+    assert third.returncode == 0 and "1 disagree" in third.stdout, third.stdout
+    bad = tmp_path / "bad.csv"
+    bad.write_text(header + "BTS3,maybe,MXN,1.00,,,,2026-11-30T10:00:00Z\n")
+    refused = stablerail("reconcile", "--data-dir", data_dir, "--provider-report", str(bad))
+    assert refused.returncode == 1 and "row 1: state is paid or returned" in refused.stderr
+    with sqlite3.connect(db_path(Path(data_dir))) as db:
+        rows = db.execute(
+            "SELECT external_ref, event_type, json_extract(normalized_data, '$.fee')"
+            " FROM external_events ORDER BY journal_seq"
+        ).fetchall()
+        audited = db.execute(
+            "SELECT count(*) FROM audit_log WHERE action_type = 'import_provider_report'"
+        ).fetchone()
+    assert [r[1:] for r in rows] == [
+        ("payout_paid", "0"), ("payout_returned", None), ("payout_paid", "9000"),
+    ]  # fmt: skip
+    assert rows[0][0] == "BTS1" and rows[2][0].startswith("BTS1/report/")
+    assert audited == (3,)
+    assert stablerail("verify", "--data-dir", data_dir).returncode == 0

@@ -66,6 +66,7 @@ def test_a_correction_waits_for_a_second_operator_and_posts_when_approved() -> N
     done = dc.decide_proposal(case, True, "", "bo", T0 + 1)
     assert isinstance(done, ev.DiscrepancyResolved)
     assert (done.by, done.approved_by, ev.entries_of(done)) == ("ana", "bo", WRITE_OFF)
+    assert done.transfer_id == case.transfer_id
     case = step(case, done)
     assert (case.status, case.correction) == (dc.Status.WRITTEN_OFF, WRITE_OFF)
 

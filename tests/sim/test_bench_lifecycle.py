@@ -1,6 +1,6 @@
 """The lifecycle benchmark runs end to end and its parts measure what they claim: the engine
 drives every transfer to RECONCILED, the raw reference writes exactly the engine's journal and
-ledger rows, the eventsourcing reference persists seven events per transfer, and the memory
+ledger rows, the eventsourcing reference persists eight events per transfer, and the memory
 child reports a store of passivated transfers with no live actor. (Its figures come from
 `stablerail bench lifecycle`; no test asserts a speed.)"""
 
@@ -48,7 +48,7 @@ async def test_a_small_run_reports_every_figure() -> None:
     )
     assert abs(report.vs_eventsourcing - engine / es) < 0.01
     assert abs(report.vs_raw - engine / raw) < 0.001
-    # Journal rows plus ledger lines: more than the seven journal rows alone.
+    # Journal rows plus ledger lines: more than the eight journal rows alone.
     assert report.raw_rows_per_lifecycle > EVENTS_PER_LIFECYCLE
     assert report.memory is None
 
@@ -83,10 +83,12 @@ async def test_the_engine_round_reconciles_every_transfer_and_raw_rewrites_its_r
         original.close()
 
 
-def test_the_eventsourcing_reference_persists_seven_events_per_transfer(tmp_path: Path) -> None:
+def test_the_eventsourcing_reference_persists_eight_events_per_transfer(tmp_path: Path) -> None:
     path = tmp_path / "es.sqlite3"
     reference = EventsourcingReference(path)
-    payloads = [[f'{{"step": {n}, "of": {t}}}' for n in range(7)] for t in range(3)]
+    payloads = [
+        [f'{{"step": {n}, "of": {t}}}' for n in range(EVENTS_PER_LIFECYCLE)] for t in range(3)
+    ]
     for lifecycle in payloads:
         reference.lifecycle(lifecycle)
     reference.close()
@@ -97,7 +99,8 @@ def test_the_eventsourcing_reference_persists_seven_events_per_transfer(tmp_path
         notifications = again.recorder.select_notifications(start=None, limit=100)
         assert len(notifications) == 3 * EVENTS_PER_LIFECYCLE
         assert notifications[0].topic.endswith("Transfer.TransferCreated")
-        assert notifications[6].topic.endswith("Transfer.Reconciled")
+        last = notifications[EVENTS_PER_LIFECYCLE - 1]
+        assert last.topic.endswith("Transfer.Reconciled")
     finally:
         again.close()
 

@@ -1,13 +1,15 @@
 """The simulated chain behaves like an EVM node where it matters for money: it takes only what the
 custody key really signed (the signature is checked here with coincurve, independently of
 eth-account), mines per sender in nonce order, lets a same-nonce replacement in only with a
-higher fee and never mines both, and a reorg undoes balances and re-mines the same transaction in
-another block."""
+higher fee and never mines both, a reorg undoes balances and re-mines the same transaction in
+another block, and its indexer reports the Transfer logs of watched addresses once they are deep
+enough, final blocks included, with a duplicated delivery under its own id."""
 
 from __future__ import annotations
 
 import random
 
+import msgspec
 import pytest
 from coincurve import PublicKey
 from eth_account.typed_transactions.typed_transaction import TypedTransaction
@@ -15,7 +17,7 @@ from eth_utils.crypto import keccak
 from hexbytes import HexBytes
 
 from engine.chain import SignedTx
-from engine.rails import RailError, SignRequest, TxPresence
+from engine.rails import IndexedBlocks, RailError, SignRequest, TxPresence
 from sim.chain import SimChain
 from sim.clock import VirtualClock, run_virtual
 from sim.custody import SimCustody
@@ -104,3 +106,53 @@ def test_a_reorg_undoes_the_block_and_the_same_transaction_mines_again_elsewhere
     assert chain.balance("USDC", TO) == 500  # undone, then re-applied once
     assert len(chain.mined_transfers()) == 1
     assert chain.balance("USDC", tx.from_address) == 1_000_000 - 500
+
+
+def indexed(
+    chain: SimChain, first: int, addresses: frozenset[str], confirmations: int = 3
+) -> IndexedBlocks:
+    return run_virtual(
+        lambda: chain.transfers(
+            "ethereum", first, addresses, confirmations=confirmations, blocks_max=1_000
+        ),
+        VirtualClock(),
+    )
+
+
+def test_the_indexer_reports_each_log_of_a_watched_address_once_it_is_deep_enough() -> None:
+    chain, custody = world()
+    treasury = custody.address("ethereum")
+    tx = sign(custody, 0, amount=700)
+    broadcast(chain, tx)
+    chain.produce()  # mined in block 1
+    assert indexed(chain, 0, frozenset({treasury})).logs == ()  # 1 confirmation of 3
+    for _ in range(2):
+        chain.produce()
+    answer = indexed(chain, 0, frozenset({treasury}))
+    assert [b[0] for b in answer.blocks] == [0, 1]
+    assert answer.blocks[1][2] == answer.blocks[0][1]  # each block names its parent
+    [log] = answer.logs
+    receipt = run_virtual(lambda: chain.receipt("ethereum", tx.tx_hash), VirtualClock())
+    assert receipt is not None
+    assert (log.tx_hash, log.block_number, log.block_hash, log.amount) == (
+        tx.tx_hash, 1, receipt.block_hash, 700,
+    )  # fmt: skip
+    assert (log.from_address, log.to_address, log.currency) == (treasury, TO, "USDC")
+    assert indexed(chain, 0, frozenset({"0x" + "aa" * 20})).logs == ()  # not watched
+    assert indexed(chain, 0, frozenset({treasury})) == answer  # the same ids when asked again
+
+
+def test_final_blocks_stay_readable_and_a_duplicated_delivery_has_a_second_id() -> None:
+    chain, custody = world()
+    chain.faults = FaultLog(FaultPlan(rates={"indexer_duplicate": 1.0}), random.Random(2))
+    tx = sign(custody, 0, amount=700)
+    broadcast(chain, tx)
+    for _ in range(80):  # block 1 is final (pruned from the reorg tail) long before the end
+        chain.produce()
+    assert tx.tx_hash in chain.finalized
+    answer = indexed(chain, 1, frozenset({custody.address("ethereum")}), confirmations=12)
+    # Blocks 1 to the one with 12 confirmations (head - 11), none skipped.
+    assert [b[0] for b in answer.blocks] == list(range(1, chain.head - 10))
+    first, again = answer.logs
+    assert first.event_id != again.event_id
+    assert msgspec.structs.replace(again, event_id=first.event_id) == first

@@ -2,16 +2,20 @@
 age bucket, filtered by status and type; an operator takes it and adds notes; a write-off to
 suspense is a correcting posting that waits for a second operator (the proposer cannot approve
 it, even with another key), is posted to the ledger when approved, and closes the case for good;
-bad input is a clear 4xx that changes nothing; the summary counts it all."""
+bad input is a clear 4xx that changes nothing; the summary counts it all and shows each held
+account's latest balance reading."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import pytest
 
+from actors.evidence import record_evidence
 from engine import discrepancies as dc
 from engine.access import Role
+from engine.balances import BALANCE_READING, Reading
 from engine.reconciliation import CERTAIN, Finding, Kind, Severity, Source
 from engine.records import Committed
 from tests.adapters.http.conftest import Api
@@ -161,3 +165,29 @@ async def test_a_rejected_proposal_leaves_the_case_open_and_bad_input_changes_no
     viewer = api.auth("acme", Role.VIEWER)
     status, problem = await call(api, listing, "/v1/ops/discrepancies", viewer)
     assert status == 403
+
+
+async def test_the_summary_shows_each_held_accounts_latest_balance_reading(api: Api) -> None:
+    ctx = api.node.system.ctx
+    account = "treasury:ethereum:0x" + "aa" * 20
+    for external, at in ((1_000_000, 1), (1_250_000, 2)):  # the later reading is the one shown
+        reading = Reading(
+            source=Source.CHAIN, holder="chain:ethereum", account=account, currency="USDC",
+            ledger=1_000_000, external=external, low=-10, high=0, at=at,
+        )  # fmt: skip
+        await record_evidence(
+            ctx, provider=reading.holder, event_type=BALANCE_READING,
+            external_ref=f"{account}/USDC/{at}", occurred_at=ctx.clock.now_us(),
+            transfer_id=None, normalized=reading.normalized(), raw=msgspec.json.encode(reading),
+        )  # fmt: skip
+    ops = api.auth("staff", Role.OPERATOR)
+    status, summary = await call(
+        api, route("GET", "/v1/ops/reconciliation/summary"), "/v1/ops/reconciliation/summary", ops
+    )
+    assert status == 200
+    [shown] = [b for b in summary["balances"] if b["account"] == account]
+    assert (shown["ledger"], shown["holder_reports"], shown["drift"]) == (
+        "1.000000", "1.250000", "0.250000",
+    )  # fmt: skip
+    assert shown["in_flight"] == {"low": "-0.000010", "high": "0.000000"}
+    assert shown["explained"] is False and shown["source"] == "chain"

@@ -1,6 +1,7 @@
 """`POST /v1/inbound/{provider}`: messages signed by the `standardwebhooks` reference library are
 accepted once and their raw payload kept; a bad, stale or missing signature, an unknown provider
-or a payload the provider does not send is refused and leaves the journal as it was."""
+or a payload the provider does not send is refused and leaves the journal as it was; the bank's
+statement feed keeps each line once, and a line a statement file could not hold is refused."""
 
 from __future__ import annotations
 
@@ -133,5 +134,40 @@ async def test_an_offramp_message_it_does_not_send_is_refused(api: Api) -> None:
     body = b'{"provider_trade_id": 7}'
     before = await api.journal_rows()
     status, answer = await post(api, "bitso-sim", body, signed("bitso-sim", body))
+    assert (status, answer["code"]) == (422, "payload_invalid")
+    assert await api.journal_rows() == before
+
+
+def statement_line(line_id: str, amount: str = "1234.56") -> bytes:
+    return json.dumps(
+        {
+            "kind": "statement_line",
+            "line_id": line_id,
+            "booked_at": "2026-11-29T10:00:00Z",
+            "amount": amount,
+            "currency": "USD",
+            "direction": "credit",
+            "reference": "WIRE-77",
+            "counterparty": "ACME SA",
+        }
+    ).encode()
+
+
+async def test_the_banks_statement_feed_keeps_each_line_once_and_refuses_a_bad_one(
+    api: Api,
+) -> None:
+    body = statement_line("L-77")
+    status, answer = await post(api, "bank-sim", body, signed("bank-sim", body))
+    assert (status, answer) == (202, {"received": True, "provider": "bank-sim"})
+    again = signed("bank-sim", body)  # a redelivery: a new message id, the same line
+    assert (await post(api, "bank-sim", body, again))[0] == 202
+    rows = await api.node.store.reader.fetchall(
+        "SELECT external_ref, event_type, json_extract(normalized_data, '$.amount')"
+        " FROM external_events WHERE provider = 'bank-sim'"
+    )
+    assert rows == [("L-77", "statement_line", "123456")]
+    before = await api.journal_rows()
+    bad = statement_line("L-78", amount="-3.00")
+    status, answer = await post(api, "bank-sim", bad, signed("bank-sim", bad))
     assert (status, answer["code"]) == (422, "payload_invalid")
     assert await api.journal_rows() == before
