@@ -97,6 +97,10 @@ class SimChain:
         # How the node reads a raw transaction (sim.instant swaps in its own for the benchmark).
         self.decode: Callable[[str], ChainTx] = decode
 
+    def __setstate__(self, state: dict[str, object]) -> None:
+        state.setdefault("final_blocks", {})  # a world saved before the indexer read them
+        self.__dict__.update(state)
+
     # --- the world's side ---------------------------------------------------------------------
 
     def mint(self, currency: str, address: str, amount: int) -> None:

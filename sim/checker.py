@@ -21,7 +21,6 @@ from engine.audit import AuditRecord
 from engine.chain import SignedTx
 from engine.discrepancies import Discrepancy
 from engine.quotes import Quote
-from engine.rails import BankReports, OffRamp
 from engine.reconciliation import Source
 from engine.records import (
     ClaimKey,
@@ -35,6 +34,7 @@ from engine.states import TERMINAL
 from engine.timers import DueTimer
 from engine.transfer import TransferState
 from sim.chain import SimChain
+from sim.providers import SimBank, SimOffRamp
 from store import verify
 from store.store import Store
 
@@ -343,17 +343,17 @@ class Checker:
             if len(holders) > 1:
                 self.fail("idempotency_key_one_transfer", f"{client}/{key} -> {sorted(holders)}")
 
-    async def check_held_balances(self, bank: BankReports, offramp: OffRamp) -> None:
+    async def check_held_balances(self, bank: SimBank, offramp: SimOffRamp) -> None:
         """After the run: our bank account and the provider's prefunding, as the ledger has
-        them, are what the bank's statement closes at and what the provider reports holding
-        (the treasury wallet is treasury_matches_chain's)."""
+        them, are what the bank's statement closes at and what the provider holds (the treasury
+        wallet is treasury_matches_chain's). Read from the simulated world itself, not through
+        its faulty APIs."""
         for account, currency, booked in await self.store.held_balances():
-            name = account.split(":")[1]
             match balances.source_of(account):
                 case Source.BANK:
-                    held = await bank.closing_balance(name, currency)
+                    held = bank.closing(currency)
                 case Source.PROVIDER:
-                    held = await offramp.prefunded(name, currency)
+                    held = offramp.holding(currency)
                 case _:
                     continue
             if held != booked:
@@ -367,7 +367,7 @@ class Checker:
         treasury: str,
         treasury_currency: str,
         data_dir: Path,
-        holders: tuple[BankReports, OffRamp] | None = None,
+        holders: tuple[SimBank, SimOffRamp] | None = None,
     ) -> None:
         """`holders`: the bank and the off-ramp, to check the balances they hold for us."""
         self.check_chain(chain, treasury)

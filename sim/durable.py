@@ -46,8 +46,10 @@ from store.store import Store
 
 T = TypeVar("T")
 WORLD_FILE = "world.pickle"
-# 2: the chain keeps its final blocks (the indexer reads them).
+# 2: the chain keeps final blocks (the indexer reads them) and the off-ramp the trades it has
+# reported; a format-1 world loads with neither (its old blocks are not indexed).
 FORMAT = 2
+READABLE = (1, 2)
 
 
 @dataclasses.dataclass(slots=True)
@@ -124,8 +126,8 @@ class WorldFile:
         if not path.exists():
             return None
         data = path.read_bytes()
-        if int.from_bytes(data[:4], "big") != FORMAT:
-            raise ValueError(f"{path}: not a simulated world of format {FORMAT}")
+        if int.from_bytes(data[:4], "big") not in READABLE:
+            raise ValueError(f"{path}: not a simulated world of format {READABLE}")
         world = _Unpickler(io.BytesIO(data[4:]), clock, ids).load()
         assert isinstance(world, SavedWorld), type(world)
         return world

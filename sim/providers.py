@@ -172,11 +172,14 @@ class SimBank:
         return found[1]
 
     async def closing_balance(self, bank: str, currency: str) -> int:
-        """Our account's balance as the statement so far closes it (every line is a credit in
-        USD)."""
         await asyncio.sleep(0.05 / self.speed)
         if bank != BANK:
             raise RailError(Result.provider_unavailable, f"no account at {bank}", transient=False)
+        return self.closing(currency)
+
+    def closing(self, currency: str) -> int:
+        """Our account's balance as the statement so far closes it (every line is a credit in
+        USD)."""
         now = self.now()
         if currency != "USD":
             return 0
@@ -234,6 +237,7 @@ class SimOffRamp:
         return state
 
     def __setstate__(self, state: dict[str, object]) -> None:
+        state.setdefault("reported", set())  # a world saved before trade reports
         self.__dict__.update(state)
         self.account = key_for(self.seed, "offramp")
 
@@ -269,24 +273,26 @@ class SimOffRamp:
         return self._status(found)
 
     async def prefunded(self, provider: str, currency: str) -> int:
-        """The stablecoin we sent that the provider holds: deposits on chain for payouts neither
-        paid nor sent back yet."""
         await asyncio.sleep(self.rng.uniform(0.05, 0.2) / self.speed)
         if self.faults.fire("offramp_outage"):
             raise RailError(Result.provider_unavailable, f"{OFFRAMP} is down", transient=True)
+        return self.holding(currency)
+
+    def holding(self, currency: str) -> int:
+        """The stablecoin we sent that the provider holds: deposits on chain for payouts neither
+        paid nor sent back yet."""
+        mined = self.chain.mined_at
         held = 0
         for payout in self.payouts.values():
             request = payout.request
+            sent_back = payout.return_tx is not None and payout.return_tx.tx_hash in mined
             if (
-                request.rail_currency != currency
-                or payout.state is not PayoutState.PENDING
-                or request.tx_hash not in self.chain.mined_at
-                or (
-                    payout.return_tx is not None and payout.return_tx.tx_hash in self.chain.mined_at
-                )
+                request.rail_currency == currency
+                and payout.state is PayoutState.PENDING
+                and request.tx_hash in mined
+                and not sent_back
             ):
-                continue
-            held += request.rail_amount
+                held += request.rail_amount
         return held
 
     def trade_report(self) -> list[ReportLine]:

@@ -1,5 +1,6 @@
 """The simulated world outlives its process: saved before anything it did is observed, loaded
-with the new process's clock and ids, and checked against the ledger by `stablerail verify`."""
+with the new process's clock and ids, and checked against the ledger by `stablerail verify`; a
+world saved by the previous format still loads."""
 
 from __future__ import annotations
 
@@ -64,3 +65,24 @@ def test_verify_checks_the_world_against_the_ledger(
     found = json.loads(capsys.readouterr().out)
     assert found["ok"] is False
     assert any("treasury_matches_chain" in p for p in found["world"]["problems"])
+
+
+def test_a_world_saved_before_the_indexer_still_loads(
+    finished: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A format-1 world (no final blocks kept, no trade reports) loads with both empty."""
+    clock = VirtualClock(start_us=1)
+    ids = SeededIds(1, clock)
+    saved = WorldFile.load(finished, clock, ids)
+    assert saved is not None
+    del saved.rails.chain.final_blocks
+    del saved.rails.offramp.reported
+    monkeypatch.setattr("sim.durable.FORMAT", 1)
+    old = WorldFile(finished.parent / "format-1", saved, clock, ids)
+    old.path.parent.mkdir()
+    old.save()
+    monkeypatch.undo()
+    again = WorldFile.load(old.path.parent, clock, ids)
+    assert again is not None
+    assert again.rails.chain.final_blocks == {} and again.rails.offramp.reported == set()
+    assert again.rails.chain.balance("USDC", again.rails.treasury) > 0
