@@ -25,9 +25,10 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from actors.evidence import record_evidence_fresh
+from actors.fanout import for_each
 from engine import limits, matching
 from engine.destinations import CHAINS
-from engine.rails import RailError
+from engine.rails import RailError, TransferLog
 
 if TYPE_CHECKING:
     from actors.context import Context
@@ -77,7 +78,8 @@ class ChainIndexFeed:
             self.next_block[chain] = max(0, first - limits.finality_blocks)
             hashes.clear()
             return
-        for log in answer.logs:
+
+        async def keep(log: TransferLog) -> None:
             transfer_id = await self.ctx.journal.transfer_paid_by(log.tx_hash)
             _, fresh = await record_evidence_fresh(
                 self.ctx,
@@ -92,6 +94,10 @@ class ChainIndexFeed:
             self.logs_kept += fresh
             if fresh and transfer_id is not None:
                 self.reconciler.request(transfer_id)
+
+        # Side by side, so the appends share group commits; every log is kept before the feed
+        # moves past its block.
+        await for_each(answer.logs, keep, limit=limits.supervisor_fanout_max)
         for number, block_hash, _ in answer.blocks:
             hashes[number] = block_hash
         last_read = answer.blocks[-1][0]

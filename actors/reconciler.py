@@ -104,6 +104,11 @@ class Reconciler:
         self.next_full_us = 0
         self.rounds = 0
         self.balances = BalanceChecks(ctx, self)
+        # What transfers still wait for, by (source, key): a report that arrives unclaimed under
+        # one of these keys (a chain log of a payment whose replacement was the one broadcast
+        # last, a statement line) sends its transfer to the next partial round at once. Full
+        # rounds start it afresh, so an ended transfer's entry lasts at most until the next.
+        self.waiting: dict[tuple[Source, str], str] = {}
 
     @property
     def _grace_us(self) -> int:
@@ -168,6 +173,11 @@ class Reconciler:
             observed.extend(o for o in map(observe, evidence) if o is not None)
         observed.extend(o for o, _, _ in self.pool.values())
         outcome = reconcile(expected, observed, now)
+        if full:
+            self.waiting.clear()
+        for item in outcome.waiting:
+            if item.key:
+                self.waiting[(item.source, item.key)] = item.transfer_id
         findings = [f for f in outcome.findings if full or f.kind is not Kind.EXTERNAL_ONLY]
         findings = [f for f in findings if not self._too_soon(f, now)]
         # A reconciled transfer is checked for reports that contradict it, not for missing
@@ -281,6 +291,9 @@ class Reconciler:
                 seen = observe(event)
                 if seen is not None and not matched and not await self._explained(event):
                     self.pool[event.evidence_id] = (seen, now, event)
+                    waiting = self.waiting.pop((seen.source, seen.key), None)
+                    if waiting is not None and not catching_up:
+                        self.dirty.add(waiting)
             if len(page) < _FEED_PAGE:
                 return
 

@@ -60,6 +60,10 @@ class TransferActor:
             if self.todo and self.mailbox.empty():
                 await self.step(self.todo.popleft())
                 continue
+            if self.terminal and self.mailbox.empty():
+                # Its last effect ran after the transfer ended (a Reconcile overtook it): nothing
+                # is left to wait for.
+                return
             message = await self.mailbox.receive(limits.actor_idle_s)
             if message is not None:
                 self.current = message

@@ -40,9 +40,8 @@ rpc_latency_s = 0.05
 # so the node keeps only their transactions, as a pruned node does.
 unfinalized_blocks_max = 64
 # The indexer serves logs from final blocks until it has read past them (a reorg rewind or a
-# restart may ask again for the 64 below what it asked last), and from at most this many back
-# (over two hours at a 2 s block time), so the saved world stays small.
-final_blocks_kept = 4_096
+# restart may ask again for the 64 below what it asked last), so the saved world stays small
+# while the indexer keeps up, and no block is pruned before it is read.
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -80,8 +79,9 @@ class SimChain:
         self.blocks: list[Block] = [Block(0, self._hash(), [], [])]
         # tx hash -> (block number, block hash, transaction, succeeded), for final blocks.
         self.finalized: dict[str, tuple[int, str, ChainTx, bool]] = {}
-        # Final blocks by number, for the indexer's log feed.
+        # Final blocks by number, for the indexer's log feed, from the lowest it may still ask.
         self.final_blocks: dict[int, Block] = {}
+        self.indexed_from = 0
         self.mempool: dict[str, ChainTx] = {}
         self.slots: dict[tuple[str, int], str] = {}
         self.nonces: dict[str, int] = {}
@@ -98,7 +98,10 @@ class SimChain:
         self.decode: Callable[[str], ChainTx] = decode
 
     def __setstate__(self, state: dict[str, object]) -> None:
-        state.setdefault("final_blocks", {})  # a world saved before the indexer read them
+        if "final_blocks" not in state:  # a world saved before the indexer: no history kept
+            blocks = state["blocks"]
+            assert isinstance(blocks, list)
+            state.update(final_blocks={}, indexed_from=blocks[0].number)
         self.__dict__.update(state)
 
     # --- the world's side ---------------------------------------------------------------------
@@ -182,7 +185,6 @@ class SimChain:
             final = self.blocks.pop(0)
             final.undo.clear()
             self.final_blocks[final.number] = final
-            self.final_blocks.pop(final.number - final_blocks_kept, None)
             for tx, ok in final.txs:
                 self.finalized[tx.tx_hash] = (final.number, final.block_hash, tx, ok)
 
@@ -299,15 +301,18 @@ class SimChain:
         indexer duplicates a delivery now and then (`indexer_duplicate`): the same log again
         under a second event id."""
         await asyncio.sleep(self.rpc_latency_s / self.speed)
-        for number in [n for n in self.final_blocks if n < first_block - unfinalized_blocks_max]:
+        # What lies below the blocks kept was served before (a restarted feed may ask again
+        # from further back): the answer starts where this node's history does.
+        start = max(first_block, self.indexed_from, 0)
+        self.indexed_from = max(self.indexed_from, first_block - unfinalized_blocks_max)
+        for number in [n for n in self.final_blocks if n < self.indexed_from]:
             del self.final_blocks[number]
-        last = min(self.head - confirmations + 1, first_block + blocks_max - 1)
+        last = min(self.head - confirmations + 1, start + blocks_max - 1)
         blocks: list[tuple[int, str, str]] = []
         logs: list[TransferLog] = []
-        for number in range(max(first_block, 0), last + 1):
+        for number in range(start, last + 1):
             block = self._block(number)
-            if block is None:
-                continue  # Pruned before anyone asked (forget_final): nothing to report.
+            assert block is not None, f"block {number} pruned before the indexer read it"
             parent = self._block(number - 1)
             blocks.append((number, block.block_hash, parent.block_hash if parent else ""))
             for log_index, (tx, ok) in enumerate(block.txs):
@@ -336,7 +341,9 @@ class SimChain:
         for tx_hash in self.finalized:
             del self.mined_at[tx_hash]
         self.finalized.clear()
-        self.final_blocks.clear()
+        # The indexer's feed still needs the final blocks it has not read.
+        for number in [n for n in self.final_blocks if n < self.indexed_from]:
+            del self.final_blocks[number]
 
     def mined_transfers(self) -> list[ChainTx]:
         """Every successful token transfer in the canonical chain, oldest first."""

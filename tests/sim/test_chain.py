@@ -150,9 +150,22 @@ def test_final_blocks_stay_readable_and_a_duplicated_delivery_has_a_second_id() 
     for _ in range(80):  # block 1 is final (pruned from the reorg tail) long before the end
         chain.produce()
     assert tx.tx_hash in chain.finalized
+    chain.forget_final()  # the node prunes receipts, but not blocks the indexer has not read
     answer = indexed(chain, 1, frozenset({custody.address("ethereum")}), confirmations=12)
     # Blocks 1 to the one with 12 confirmations (head - 11), none skipped.
     assert [b[0] for b in answer.blocks] == list(range(1, chain.head - 10))
     first, again = answer.logs
     assert first.event_id != again.event_id
     assert msgspec.structs.replace(again, event_id=first.event_id) == first
+
+
+def test_blocks_the_indexer_read_are_pruned_and_a_restart_resumes_where_history_starts() -> None:
+    chain, custody = world()
+    treasury = frozenset({custody.address("ethereum")})
+    for _ in range(200):
+        chain.produce()
+    indexed(chain, 0, treasury, confirmations=12)
+    indexed(chain, 189, treasury, confirmations=12)  # read up to 188 before: prunes below 125
+    assert min(chain.final_blocks) == 125
+    again = indexed(chain, 0, treasury, confirmations=12)  # a feed restarted from far back
+    assert again.blocks[0][0] == 125
