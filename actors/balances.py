@@ -13,6 +13,7 @@ known).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from typing import TYPE_CHECKING
 
@@ -67,7 +68,8 @@ class BalanceChecks:
             if source is None:
                 continue
             try:
-                holder, external = await self._holder_says(source, account, currency)
+                async with asyncio.timeout(limits.rail_call_timeout_s):
+                    holder, external = await self._holder_says(source, account, currency)
             except (RailError, TimeoutError):
                 continue  # Asked again at the next check.
             low, high = in_flight(account, currency, states)

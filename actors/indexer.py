@@ -62,13 +62,14 @@ class ChainIndexFeed:
             self.hashes[chain] = {}
         first = self.next_block[chain]
         ours = frozenset({self.ctx.rails.custody.address(chain).lower()})
-        answer = await self.ctx.rails.indexer.transfers(
-            chain,
-            first,
-            ours,
-            confirmations=limits.confirmations_required,
-            blocks_max=limits.index_blocks_max,
-        )
+        async with asyncio.timeout(limits.rail_call_timeout_s):
+            answer = await self.ctx.rails.indexer.transfers(
+                chain,
+                first,
+                ours,
+                confirmations=limits.confirmations_required,
+                blocks_max=limits.index_blocks_max,
+            )
         if not answer.blocks:
             return
         hashes = self.hashes[chain]

@@ -38,7 +38,7 @@ from actors.balances import BalanceChecks
 from actors.messages import Envelope
 from engine import commands as c
 from engine import discrepancies as dc
-from engine import matching
+from engine import limits, matching
 from engine.events import EvidenceRecorded
 from engine.funding import deposit_id_for
 from engine.matching import (
@@ -246,7 +246,8 @@ class Reconciler:
         event = pooled[2]
         chain = matching.chain_of(event.provider)
         try:
-            receipt = await self.ctx.rails.chain.receipt(chain, event.normalized["tx_hash"])
+            async with asyncio.timeout(limits.rail_call_timeout_s):
+                receipt = await self.ctx.rails.chain.receipt(chain, event.normalized["tx_hash"])
         except (RailError, TimeoutError):
             return True
         if receipt is not None and receipt.block_hash == event.normalized["block_hash"]:
