@@ -11,7 +11,7 @@ from engine import limits
 from engine.nonces import NonceBook
 from engine.ports import Clock, Ids, Journal
 from engine.rails import BankReports, ChainIndexer, ChainNode, Custody, OffRamp, QuoteSource
-from engine.sanctions import Screener, sample
+from engine.sanctions import ListInForce, Screener, sample
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -54,9 +54,26 @@ def _sample_screener() -> Screener:
     return ListScreener(sample())
 
 
+def _sample_in_force() -> ListInForce:
+    return ListInForce(
+        holdings=sample().holdings,
+        sources=("the shipped sample of fictional entries",),
+        file_date=0,
+        loaded_at=0,
+        max_age_us=0,
+        sample=True,
+    )
+
+
 @dataclasses.dataclass(slots=True)
 class SanctionsState:
+    """The screening port in force and, for a list-based screener, what its list holds
+    (actors.sanctions brings a list into force)."""
+
     screener: Screener = dataclasses.field(default_factory=_sample_screener)
+    in_force: ListInForce = dataclasses.field(default_factory=_sample_in_force)
+    # The digest of the list a stale-list alert was raised for.
+    stale_alerted: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

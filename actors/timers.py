@@ -6,7 +6,8 @@ come due here.
 - stuck (time in state past its Series 9 threshold): an alert for an operator, raised once per
   episode, and a re-drive of the transfer's pending effects (the automated first level of the
   escalation path), repeated at most every `stuck_redrive_us` while the transfer stays stuck.
-It also sweeps expired idempotency keys. A timer row outlives a restart; the supervisor's memory
+It also sweeps expired idempotency keys and asks whether the sanctions list in force has grown
+too old (one alert per list). A timer row outlives a restart; the supervisor's memory
 of what it already fired does not need to: firing again is harmless by design.
 """
 
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from actors.alerts import raise_alert
 from actors.messages import Envelope, Redrive, Requote
+from actors.sanctions import check_age
 from engine import commands as c
 from engine import limits
 from engine.timers import DueTimer, TimerKind
@@ -58,6 +60,7 @@ class TimerSupervisor:
         if now >= self.next_sweep_us:
             await self.ctx.journal.expire_idempotency_keys(now)
             self.next_sweep_us = now + limits.idempotency_sweep_us
+        await check_age(self.ctx, now)
 
     async def fire(self, timer: DueTimer) -> bool:
         tid = timer.transfer_id

@@ -20,6 +20,9 @@
     stablerail audit anchor --data-dir DIR        write the audit chain's head to the anchor file
     stablerail policy default                     print the shipped policy rule set (TOML)
     stablerail policy check FILE                  check a rule set document (exit 1: its problems)
+    stablerail sanctions check PATH... [--published YYYY-MM-DD] [--json]
+                                                  read OFAC's CSV files (or a directory of them)
+                                                  as serve would: what they hold, or why not
 
 Exit codes: 0 success; 1 verify found a problem; 2 the data dir or the arguments are unusable
 (with a one-line reason on stderr, never a traceback).
@@ -94,6 +97,15 @@ def _parser() -> argparse.ArgumentParser:
     rule_commands.add_parser("default", help="print the shipped rule set (TOML)")
     check = rule_commands.add_parser("check", help="check a rule set document (TOML or JSON)")
     check.add_argument("file", type=Path)
+    listed = commands.add_parser("sanctions", help="the sanctions list")
+    list_commands = listed.add_subparsers(dest="sanctions_command", required=True, metavar="ACTION")
+    list_check = list_commands.add_parser(
+        "check",
+        help="read OFAC's CSV files as serve would and say what they hold (exit 1: why not)",
+    )
+    list_check.add_argument("paths", type=Path, nargs="+", help="files, or directories of them")
+    list_check.add_argument("--published", help="the list's publication date (YYYY-MM-DD)")
+    list_check.add_argument("--json", action="store_true", help="print one JSON object")
     recon = commands.add_parser(
         "reconcile",
         help="feed a bank statement (CSV or camt.053 XML) or a provider's trade report (CSV)"
@@ -220,6 +232,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _serve(args)
             case "policy":
                 return _policy(args)
+            case "sanctions":
+                return _sanctions(args)
             case "audit":
                 return _audit(args)
     except (StoreOpenError, ConfigError) as e:
@@ -319,6 +333,41 @@ def _read_rows(path: Path, parse: Callable[[bytes], Sequence[object]]) -> Sequen
         print("stablerail: nothing was imported", file=sys.stderr)
         return EXIT_CHECK_FAILED
     return parsed
+
+
+def _sanctions(args: argparse.Namespace) -> int:
+    from adapters.sanctions_files import ListUnusable, SanctionsSource, load_list
+    from engine.timefmt import rfc3339
+
+    source = SanctionsSource(paths=tuple(args.paths), published=args.published)
+    try:
+        loaded = load_list(source)
+    except ListUnusable as e:
+        if args.json:
+            print(msgspec.json.encode({"ok": False, "problem": str(e)}).decode())
+        else:
+            print(f"refused: {e}")
+        return EXIT_CHECK_FAILED
+    h = loaded.listed.holdings
+    if args.json:
+        found = msgspec.to_builtins(h)
+        found.update(ok=True, sources=list(loaded.sources), file_date=rfc3339(loaded.file_date))
+        print(msgspec.json.encode(found).decode())
+        return EXIT_OK
+    lists = ", ".join(f"{name} {n}" for name, n in h.lists.items())
+    assets = ", ".join(f"{tag} {n}" for tag, n in h.address_assets.items()) or "none"
+    print(f"sanctions list {h.digest[:16]} dated {rfc3339(loaded.file_date)}")
+    for f in h.files:
+        print(f"  {f.name:<18} {f.list:<4} {f.role.value:<9} {f.rows:>7} rows")
+    print(f"  {h.entries} entries ({lists}); {h.names} names, {h.aliases} of them aliases")
+    print(
+        f"  {h.addresses} wallet addresses screened ({assets}); {h.other_addresses} of other"
+        f" chains; {h.accounts} bank accounts; {h.postal_addresses} postal addresses"
+    )
+    print(f"  {h.wallet_program_entries} entries under cyber or North Korea programs")
+    if h.truncated_addresses:
+        print(f"  WARNING: {h.truncated_addresses} addresses cut short: add SDN_COMMENTS.CSV")
+    return EXIT_OK
 
 
 def _policy(args: argparse.Namespace) -> int:

@@ -21,14 +21,17 @@ then command-line flags, each overriding the one before.
     file = "rules.toml"   # the policy rule set to bring into force at start (engine.policy);
                           # absent: the data dir's latest, or the shipped default
 
-    [sanctions]
-    file = "sdn.csv"      # the sanctions list, OFAC SDN CSV style (engine.sanctions); absent:
-                          # the shipped sample of fictional entries (a warning is logged)
+    [sanctions]                  # the sanctions list: OFAC's CSV files (engine.sanctions)
+    files = ["ofac/"]            # files, or directories of them (SDN.CSV, ALT.CSV,
+                                 # SDN_COMMENTS.CSV, CONS_PRIM.CSV, ...); `file = "SDN.CSV"`
+                                 # for one; absent: the shipped sample of fictional entries
+    published = "2026-12-01"     # the list's publication date (default: the files' mtime)
+    max_age_days = 7             # an older list raises an operator alert
 
 Environment: STABLERAIL_HOST, STABLERAIL_PORT, STABLERAIL_DATA_DIR, STABLERAIL_SIM_SPEED,
 STABLERAIL_SIM_SEED, STABLERAIL_WEBHOOKS_ALLOW_PRIVATE (1/true/yes), STABLERAIL_LOG_LEVEL,
 STABLERAIL_INBOUND_SECRETS ("provider=whsec_...,provider=whsec_..."), STABLERAIL_POLICY_FILE,
-STABLERAIL_SANCTIONS_FILE.
+STABLERAIL_SANCTIONS_FILE (files or directories, separated by the path separator ':').
 
 `sim-instant` rails are for benchmarks (`stablerail bench api`): the simulated world answers at
 once, lives in memory only and its custody signs with a digest (sim.instant). Because a restart
@@ -38,13 +41,21 @@ would meet a new world, they refuse a data dir that already holds a journal.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from engine import policy, sanctions
+from adapters.sanctions_files import (
+    MAX_AGE_DAYS_DEFAULT,
+    ListUnusable,
+    LoadedList,
+    SanctionsSource,
+    load_list,
+)
+from engine import policy
 from engine.webhooks import valid_secret
 
 
@@ -67,8 +78,10 @@ class ServeConfig:
     inbound_secrets: tuple[tuple[str, str], ...] = ()
     # The policy rule set document (read and checked at load), or None.
     policy_document: bytes | None = None
-    # The sanctions list's text (read and checked at load), or None for the shipped sample.
-    sanctions_list: str | None = None
+    # Where the sanctions list comes from, and the list as read and checked at load (None: no
+    # files configured, the shipped sample is screened against).
+    sanctions: SanctionsSource = dataclasses.field(default_factory=SanctionsSource)
+    sanctions_list: LoadedList | None = None
 
 
 RAILS = ("sim", "sim-instant")
@@ -104,8 +117,7 @@ def _from_file(path: Path) -> dict[str, Any]:
     found: dict[str, Any] = {}
     if "file" in raw.get("policy", {}):
         found["policy_file"] = raw["policy"]["file"]
-    if "file" in raw.get("sanctions", {}):
-        found["sanctions_file"] = raw["sanctions"]["file"]
+    found.update(_sanctions_section(path, raw.get("sanctions", {})))
     secrets = raw.get("inbound", {}).get("secrets")
     if secrets is not None:
         if not isinstance(secrets, dict) or not all(isinstance(v, str) for v in secrets.values()):
@@ -135,10 +147,13 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
         ("sim_seed", "STABLERAIL_SIM_SEED"),
         ("log_level", "STABLERAIL_LOG_LEVEL"),
         ("policy_file", "STABLERAIL_POLICY_FILE"),
-        ("sanctions_file", "STABLERAIL_SANCTIONS_FILE"),
     ):
         if var in env:
             found[key] = env[var]
+    if "STABLERAIL_SANCTIONS_FILE" in env:
+        found["sanctions_files"] = [
+            p for p in env["STABLERAIL_SANCTIONS_FILE"].split(os.pathsep) if p
+        ]
     if "STABLERAIL_INBOUND_SECRETS" in env:
         pairs = []
         for item in filter(None, env["STABLERAIL_INBOUND_SECRETS"].split(",")):
@@ -181,10 +196,17 @@ def load(
                 " 16 bytes, base64"
             )
     policy_file = values.get("policy_file")
-    sanctions_file = values.get("sanctions_file")
+    source = SanctionsSource(
+        paths=tuple(Path(p) for p in values.get("sanctions_files", ())),
+        published=values.get("sanctions_published"),
+        max_age_days=_number(
+            "max_age_days", values.get("sanctions_max_age_days", MAX_AGE_DAYS_DEFAULT), int
+        ),
+    )
     return ServeConfig(
         policy_document=_policy(Path(policy_file)) if policy_file else None,
-        sanctions_list=_sanctions(Path(sanctions_file)) if sanctions_file else None,
+        sanctions=source,
+        sanctions_list=_sanctions(source) if source.paths else None,
         inbound_secrets=secrets,
         data_dir=Path(values.get("data_dir", "data")),
         host=str(values.get("host", "127.0.0.1")),
@@ -211,13 +233,27 @@ def _policy(path: Path) -> bytes:
     return document
 
 
-def _sanctions(path: Path) -> str:
-    """The sanctions list at `path`, checked whole."""
+def _sanctions_section(path: Path, section: dict[str, Any]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    files = section.get("files", [section["file"]] if "file" in section else None)
+    if files is not None:
+        if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+            raise ConfigError(f"{path}: [sanctions] files is a list of paths")
+        found["sanctions_files"] = files
+    if "published" in section:
+        published = section["published"]
+        # TOML has a date type: published = 2026-12-01 (unquoted) arrives as one.
+        found["sanctions_published"] = (
+            published.isoformat() if isinstance(published, dt.date) else str(published)
+        )
+    if "max_age_days" in section:
+        found["sanctions_max_age_days"] = section["max_age_days"]
+    return found
+
+
+def _sanctions(source: SanctionsSource) -> LoadedList:
+    """The configured sanctions list, read and checked whole (a bad one stops the start)."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"cannot read the sanctions list {path}: {e}") from None
-    parsed = sanctions.parse_list(text)
-    if isinstance(parsed, list):
-        raise ConfigError(f"sanctions list {path}: " + "; ".join(parsed[:5]))
-    return text
+        return load_list(source)
+    except ListUnusable as e:
+        raise ConfigError(str(e)) from None

@@ -32,7 +32,7 @@ from loguru import logger
 from actors.context import Context, Rails, Tuning
 from actors.evidence import record_evidence, record_provider_report, record_statement
 from actors.messages import Redrive
-from actors.screening import ListScreener
+from actors.sanctions import bring_into_force
 from actors.system import System
 from actors.webhooks import WebhookDispatcher
 from adapters.clock import SystemClock, SystemIds
@@ -42,6 +42,7 @@ from adapters.http.app import build_app
 from adapters.http.context import HttpConfig
 from adapters.http.metrics import Metrics
 from adapters.http.transfers import create_answer
+from adapters.sanctions_files import ListUnusable, SanctionsSource, load_list
 from adapters.webhook_sender import HttpSender
 from engine import access, controls, limits, matching, overrides, policy, sanctions, statements
 from engine import commands as c
@@ -57,6 +58,7 @@ from engine.provider_reports import ReportLine
 from engine.quotes import Quote
 from engine.records import Committed, IdempotencyRecord, IdempotencyStatus, Recorded
 from engine.results import Result
+from engine.sanctions import ListInForce, Rescreened
 from engine.service import (
     Balance,
     CaseDecision,
@@ -66,6 +68,7 @@ from engine.service import (
     LedgerLine,
     LedgerQuery,
     ReconciliationSummary,
+    ReloadRefused,
     TransferQuery,
 )
 from engine.statements import StatementLine
@@ -142,6 +145,8 @@ class Node:
     outbox: StoreOutbox
     env: str = "test"
     stopping: bool = False
+    # Where the sanctions list is read from (a reload reads it again).
+    sanctions: SanctionsSource = dataclasses.field(default_factory=SanctionsSource)
 
     @property
     def ready(self) -> bool:
@@ -313,6 +318,32 @@ class Node:
 
     async def reconciliation_summary(self, now: int) -> ReconciliationSummary:
         return await tables.reconciliation_summary(self.store.reader, now)
+
+    # --- sanctions --------------------------------------------------------------------------------
+    def sanctions_in_force(self) -> ListInForce:
+        return self.system.ctx.sanctions.in_force
+
+    async def reload_sanctions(
+        self, by: str, reason: str
+    ) -> tuple[ListInForce, Rescreened] | ReloadRefused:
+        """Read the configured files again and bring them into force, re-screening every
+        transfer not yet on chain; why they cannot be (the list in force stays)."""
+        if not self.sanctions.paths:
+            return ReloadRefused(
+                code="sanctions_not_configured",
+                detail="no [sanctions] files are configured: the shipped sample is in force",
+            )
+        try:
+            loaded = await anyio.to_thread.run_sync(load_list, self.sanctions)
+        except ListUnusable as e:
+            return ReloadRefused(code="sanctions_list_invalid", detail=str(e))
+        ctx = self.system.ctx
+        in_force = loaded.in_force(self.sanctions, ctx.clock.now_us())
+        rescreened = await bring_into_force(
+            ctx, self.system.registry, loaded.listed, in_force,
+            by=by, actor_type=ActorType.ADMIN, reason=reason, rescreen=True,
+        )  # fmt: skip
+        return in_force, rescreened
 
     # --- policy -----------------------------------------------------------------------------------
     def rules_in_force(self) -> RuleSetLoaded:
@@ -500,20 +531,16 @@ async def running(config: ServeConfig) -> AsyncIterator[tuple[Node, web.Applicat
             ),
         )
         system = System(ctx, answer=create_answer)
-        if config.sanctions_list is None:
-            logger.warning("screening against the shipped SAMPLE sanctions list (fictional"
-                           " entries): configure [sanctions] file for a real one")  # fmt: skip
-        else:
-            listed = sanctions.parse_list(config.sanctions_list)
-            assert isinstance(listed, sanctions.SanctionsList)  # checked when the config loaded
-            ctx.sanctions.screener = ListScreener(listed)
+        await _sanctions_at_start(ctx, system, config)
         metrics = Metrics()
         outbox = StoreOutbox(store)
         async with HttpSender(allow_private=config.webhooks_allow_private) as sender:
             dispatcher = WebhookDispatcher(outbox, sender, clock)
             system.supervisors.listeners.append(metrics.transfer_changed)
             system.supervisors.listeners.append(lambda _b, _a: dispatcher.nudge())
-            node = Node(store, system, world, dispatcher, outbox, env=config.env)
+            node = Node(
+                store, system, world, dispatcher, outbox, env=config.env, sanctions=config.sanctions
+            )
             metrics.watch(node.metrics_snapshot)
             app = build_app(
                 node,
@@ -548,6 +575,30 @@ async def running(config: ServeConfig) -> AsyncIterator[tuple[Node, web.Applicat
             # Every record written so far is anchored before the store closes.
             await anchor.anchor(store.reader, config.data_dir, clock.now_us())
         world.save()
+
+
+async def _sanctions_at_start(ctx: Context, system: System, config: ServeConfig) -> None:
+    """The configured list in force (audited), or the shipped sample with a warning."""
+    loaded = config.sanctions_list
+    if loaded is None:
+        logger.warning("screening against the shipped SAMPLE sanctions list (fictional"
+                       " entries): configure [sanctions] files for a real one")  # fmt: skip
+        return
+    now = ctx.clock.now_us()
+    in_force = loaded.in_force(config.sanctions, now)
+    await bring_into_force(
+        ctx, system.registry, loaded.listed, in_force,
+        by="system", actor_type=ActorType.SYSTEM, reason="configured at start", rescreen=False,
+    )  # fmt: skip
+    h = in_force.holdings
+    logger.info(
+        "sanctions list in force: {entries} entries, {names} names, {addresses} wallet"
+        " addresses, digest {digest}", entries=h.entries, names=h.names,
+        addresses=h.addresses, digest=h.digest[:16],
+    )  # fmt: skip
+    if in_force.stale(now):
+        logger.warning("the sanctions list is older than {days} days: load a current one",
+                       days=config.sanctions.max_age_days)  # fmt: skip
 
 
 async def _anchor_every(store: Store, data_dir: Path, clock: Clock) -> None:

@@ -51,7 +51,8 @@ class Permission(enum.StrEnum):
     AUDIT = "audit"
     # Create, list, revoke and rotate client API keys (a client admin: its own client's).
     KEYS = "keys"
-    # Read the policy rule set (any version) and dry-run it.
+    # Read the control plane's rules: the policy rule set (any version) and its dry run, the
+    # sanctions list in force.
     POLICY = "policy"
 
 

@@ -25,6 +25,7 @@ from engine.policy import Explained, RuleSet
 from engine.quotes import Quote
 from engine.records import IdempotencyRecord, IdempotencyStatus, Recorded
 from engine.results import Result
+from engine.sanctions import ListInForce, Rescreened
 from engine.transfer import TransferState
 from engine.webhooks import Attempt, Endpoint
 
@@ -58,6 +59,14 @@ class FeedEvent(msgspec.Struct, frozen=True, kw_only=True):
     transfer: TransferState | None
     # The X-Request-Id of the API request that caused the event, if one did.
     request_id: str | None = None
+
+
+class ReloadRefused(msgspec.Struct, frozen=True, kw_only=True):
+    """Why a sanctions list reload changed nothing: no files are configured
+    (`sanctions_not_configured`) or they cannot be read (`sanctions_list_invalid`)."""
+
+    code: str
+    detail: str
 
 
 class TransferQuery(msgspec.Struct, frozen=True, kw_only=True):
@@ -290,6 +299,16 @@ class Service(Protocol):
         ...
 
     def reconciliation_summary(self, now: int) -> Awaitable[ReconciliationSummary]: ...
+
+    # --- sanctions ------------------------------------------------------------------------------
+    def sanctions_in_force(self) -> ListInForce: ...
+
+    def reload_sanctions(
+        self, by: str, reason: str
+    ) -> Awaitable[tuple[ListInForce, Rescreened] | ReloadRefused]:
+        """Read the configured list again and bring it into force, re-screening every transfer
+        not yet on chain; why it cannot be (the list in force stays)."""
+        ...
 
     # --- policy ---------------------------------------------------------------------------------
     def rules_in_force(self) -> RuleSetLoaded: ...

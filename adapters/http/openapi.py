@@ -129,6 +129,39 @@ POLICY_REF: JSON = {
     "approvals_required": {"type": "integer", "minimum": 0},
 }
 
+SANCTIONS_LIST: JSON = {
+    "digest": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+    "sample": {"type": "boolean"},
+    "sources": {"type": "array", "items": _STRING},
+    "file_date": {"type": ["string", "null"], "format": "date-time"},
+    "loaded_at": {"type": ["string", "null"], "format": "date-time"},
+    "max_age_days": {"type": "integer", "minimum": 0},
+    "stale": {"type": "boolean"},
+    "entries": {"type": "integer", "minimum": 0},
+    "lists": _COUNTS,
+    "names": {"type": "integer", "minimum": 0},
+    "aliases": {"type": "integer", "minimum": 0},
+    "addresses": {"type": "integer", "minimum": 0},
+    "address_assets": _COUNTS,
+    "other_addresses": {"type": "integer", "minimum": 0},
+    "truncated_addresses": {"type": "integer", "minimum": 0},
+    "accounts": {"type": "integer", "minimum": 0},
+    "postal_addresses": {"type": "integer", "minimum": 0},
+    "wallet_program_entries": {"type": "integer", "minimum": 0},
+    "files": {
+        "type": "array",
+        "items": _obj(
+            {
+                "name": _STRING,
+                "list": {"enum": ["SDN", "CONS"]},
+                "role": {"enum": ["primary", "aliases", "addresses", "comments"]},
+                "rows": {"type": "integer", "minimum": 0},
+                "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+            }
+        ),
+    },
+}
+
 SCHEMAS: JSON = {
     "PolicyRef": _obj(POLICY_REF),
     "Override": _obj(
@@ -327,6 +360,18 @@ SCHEMAS: JSON = {
             "by": _STRING,
             "at": _TIME,
             "cancelled": {"type": "integer", "minimum": 0},
+        }
+    ),
+    "SanctionsList": _obj(SANCTIONS_LIST),
+    "SanctionsReload": _obj(
+        {
+            **SANCTIONS_LIST,
+            "rescreened": _obj(
+                {
+                    "screened": {"type": "integer", "minimum": 0},
+                    "failed": {"type": "array", "items": _STRING},
+                }
+            ),
         }
     ),
     "AuditEntry": _obj(

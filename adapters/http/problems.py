@@ -41,6 +41,12 @@ HTTP_CODES: dict[str, tuple[int, str]] = {
     "clock_not_virtual": (409, "The clock is real time; only a virtual clock can be advanced"),
     "rails_not_simulated": (404, "This server does not run simulated rails"),
     "policy_invalid": (422, "The rule set has problems; the one in force is unchanged"),
+    "sanctions_list_invalid": (
+        422,
+        "The sanctions list files cannot be read as OFAC publishes them; the list in force is"
+        " unchanged",
+    ),
+    "sanctions_not_configured": (409, "No sanctions list files are configured to reload"),
     "service_unavailable": (503, "The service is not ready or is shutting down"),
     "internal_error": (500, "Internal error"),
 }

@@ -18,6 +18,7 @@ from engine.audit import AuditRow
 from engine.policy import US_PER_HOUR, PolicyDecision
 from engine.quotes import Quote
 from engine.records import Recorded
+from engine.sanctions import ListInForce
 from engine.service import Balance, FeedEvent, LedgerLine
 from engine.states import Status
 from engine.timefmt import rfc3339
@@ -326,4 +327,41 @@ def reconciliation_summary(counts: dict[str, int], now: int) -> JSON:
         "reconciled": counts.get(Status.RECONCILED.value, 0),
         "awaiting_reconciliation": awaiting,
         "open_discrepancies": 0,
+    }
+
+
+US_PER_DAY = 24 * US_PER_HOUR
+
+
+def sanctions_list(found: ListInForce, now: int) -> JSON:
+    h = found.holdings
+    return {
+        "digest": h.digest,
+        "sample": found.sample,
+        "sources": list(found.sources),
+        "file_date": None if found.sample else rfc3339(found.file_date),
+        "loaded_at": None if found.sample else rfc3339(found.loaded_at),
+        "max_age_days": found.max_age_us // US_PER_DAY,
+        "stale": found.stale(now),
+        "entries": h.entries,
+        "lists": dict(h.lists),
+        "names": h.names,
+        "aliases": h.aliases,
+        "addresses": h.addresses,
+        "address_assets": dict(h.address_assets),
+        "other_addresses": h.other_addresses,
+        "truncated_addresses": h.truncated_addresses,
+        "accounts": h.accounts,
+        "postal_addresses": h.postal_addresses,
+        "wallet_program_entries": h.wallet_program_entries,
+        "files": [
+            {
+                "name": f.name,
+                "list": f.list,
+                "role": f.role.value,
+                "rows": f.rows,
+                "sha256": f.sha256,
+            }
+            for f in h.files
+        ],
     }

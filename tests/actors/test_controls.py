@@ -160,8 +160,13 @@ def test_a_party_listed_after_creation_is_caught_before_broadcast(tmp_path: Path
             assert caught is not None
             await anyio.sleep(1)  # quoting: the list changes now
             address = command.destination.address  # type: ignore[union-attr]
-            listing = f"90100,NEW LISTING,entity,CYBER2,Digital Currency Address - ETH {address}\n"
-            listed = sanctions.parse_list(sanctions.SAMPLE_LIST + listing)
+            listing = sanctions.sdn_row(
+                "90100", "NEW LISTING", "", "CYBER2", f"Digital Currency Address - ETH {address}"
+            )
+            sdn, alt = sanctions.SAMPLE_FILES
+            listed = sanctions.parse_files(
+                [sanctions.ListFile(name="SDN.CSV", text=sdn.text + listing), alt]
+            )
             assert isinstance(listed, sanctions.SanctionsList)
             system.ctx.sanctions.screener = ListScreener(listed)
             await wait_status(world, caught, Status.FAILED)

@@ -263,3 +263,20 @@ def test_reconcile_keeps_a_provider_report_once_and_a_disagreeing_row_beside(
     assert rows[0][0] == "BTS1" and rows[2][0].startswith("BTS1/report/")
     assert audited == (3,)
     assert stablerail("verify", "--data-dir", data_dir).returncode == 0
+
+
+def test_sanctions_check_says_what_ofac_files_hold_or_why_not(tmp_path: Path) -> None:
+    from engine import sanctions
+
+    for file in sanctions.SAMPLE_FILES:
+        (tmp_path / file.name).write_text(file.text)
+    checked = stablerail("sanctions", "check", str(tmp_path), "--published", "2026-12-01")
+    assert checked.returncode == 0, checked.stderr
+    assert "dated 2026-12-01T00:00:00Z" in checked.stdout
+    assert "3 wallet addresses screened (ETH 2, USDC 1)" in checked.stdout
+    as_json = json.loads(stablerail("sanctions", "check", str(tmp_path), "--json").stdout)
+    assert (as_json["ok"], as_json["entries"], as_json["aliases"]) == (True, 5, 4)
+    (tmp_path / "SDN.CSV").write_text('90001,"ONLY A NAME",individual,CYBER2,-0-\r\n')
+    refused = stablerail("sanctions", "check", str(tmp_path / "SDN.CSV"))
+    assert refused.returncode == 1
+    assert "SDN.CSV line 1: 5 columns where OFAC's primary file has 12" in refused.stdout

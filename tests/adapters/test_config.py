@@ -3,12 +3,15 @@ the one before; anything unusable is a one-line ConfigError, never a half-read c
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from adapters.config import ConfigError, load
 from engine import policy, sanctions
+
+SAMPLE_SDN = sanctions.SAMPLE_FILES[0]
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
@@ -63,18 +66,66 @@ def test_a_config_file_that_cannot_be_read_is_refused(tmp_path: Path) -> None:
 def test_policy_and_sanctions_files_are_read_and_checked_whole(tmp_path: Path) -> None:
     rules = tmp_path / "rules.toml"
     rules.write_bytes(policy.DEFAULT_DOCUMENT)
-    listed = tmp_path / "sdn.csv"
-    listed.write_text(sanctions.SAMPLE_LIST + '90100,"NEW ENTRY",entity,CYBER2,""\n')
+    listed = tmp_path / "SDN.CSV"
+    listed.write_text(SAMPLE_SDN.text + sanctions.sdn_row("90100", "NEW ENTRY", "", "SDGT", ""))
     file = tmp_path / "serve.toml"
     file.write_text(f'[policy]\nfile = "{rules}"\n[sanctions]\nfile = "{listed}"\n')
     config = load({}, file, env={})
     assert config.policy_document == policy.DEFAULT_DOCUMENT
-    assert config.sanctions_list is not None and "NEW ENTRY" in config.sanctions_list
+    assert config.sanctions_list is not None
+    assert config.sanctions_list.listed.entries == 6
+    assert config.sanctions.max_age_days == 7
     assert load({}, None, env={}).sanctions_list is None
     rules.write_text('[[rules]]\nid = "x"\naction = "approve"\n')
     with pytest.raises(ConfigError, match="approvers is 1 to 5"):
         load({}, file, env={})
     rules.write_bytes(policy.DEFAULT_DOCUMENT)
     listed.write_text("not,a,list\n")
-    with pytest.raises(ConfigError, match="line 1"):
+    with pytest.raises(ConfigError, match=r"SDN\.CSV line 1: 3 columns"):
         load({}, None, env={"STABLERAIL_SANCTIONS_FILE": str(listed)})
+
+
+def test_a_directory_of_ofac_files_with_its_date(tmp_path: Path) -> None:
+    """A directory gives every file in it with OFAC's names (others are left alone); the
+    publication date, when configured, is the list's date; a Windows-1252 file is read."""
+    ofac = tmp_path / "ofac"
+    ofac.mkdir()
+    for f in sanctions.SAMPLE_FILES:
+        (ofac / f.name.lower()).write_text(f.text)
+    (ofac / "README.txt").write_text("not a list")
+    (ofac / "CONS_PRIM.CSV").write_bytes(
+        sanctions.sdn_row("17001", "CAF\u00c9 EXAMPLE", "", "SSI", "").encode("cp1252") + b"\r\n"
+    )
+    file = tmp_path / "serve.toml"
+    file.write_text(f'[sanctions]\nfiles = ["{ofac}"]\npublished = 2026-11-30\nmax_age_days = 3\n')
+    config = load({}, file, env={})
+    loaded = config.sanctions_list
+    assert loaded is not None
+    assert [Path(p).name for p in loaded.sources] == ["CONS_PRIM.CSV", "alt.csv", "sdn.csv"]
+    assert loaded.listed.holdings.lists == {"CONS": 1, "SDN": 5}
+    assert "cafe example" in loaded.listed.names
+    assert loaded.file_date == 1_795_996_800 * 1_000_000  # 2026-11-30T00:00:00Z
+    assert config.sanctions.max_age_days == 3
+    env = {"STABLERAIL_SANCTIONS_FILE": f"{ofac / 'sdn.csv'}{os.pathsep}{ofac / 'alt.csv'}"}
+    from_env = load({}, None, env=env).sanctions_list
+    assert from_env is not None and from_env.listed.holdings.aliases == 4
+
+
+@pytest.mark.parametrize(
+    ("section", "says"),
+    [
+        ('files = ["{dir}/nothing-here"]', "cannot read the sanctions list"),
+        ('files = ["{dir}/empty"]', "no sanctions list files at"),
+        ('files = ["{dir}/SDN.CSV"]\npublished = "last week"', "published is a date"),
+        ('files = ["{dir}/SDN.CSV"]\nmax_age_days = 0', "max_age_days is at least 1"),
+        ('files = "SDN.CSV"', "[sanctions] files is a list of paths"),
+    ],
+)
+def test_unusable_sanctions_settings_are_refused(tmp_path: Path, section: str, says: str) -> None:
+    (tmp_path / "SDN.CSV").write_text(SAMPLE_SDN.text)
+    file = tmp_path / "serve.toml"
+    (tmp_path / "empty").mkdir()
+    file.write_text("[sanctions]\n" + section.format(dir=tmp_path))
+    with pytest.raises(ConfigError) as refused:
+        load({}, file, env={})
+    assert says in str(refused.value)
