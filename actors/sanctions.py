@@ -1,10 +1,11 @@
 """The sanctions list in force: brought into force whole, audited, and re-screening what it must.
 
 A list comes into force at start and again whenever an operator reloads it. Each time the audit
-log records what it holds (its digest, entries, names, addresses, file date), and a reload
-screens every transfer not yet on chain against the new list at once: one whose party the new
-list names fails with `sanctions_hit` (its hold released) and raises an alert, without waiting
-for the screening before broadcast (which still happens). A list older than its configured age
+log records what it holds (its digest, entries, names, addresses, file date), and every
+transfer not yet on chain is screened against the new list at once (at start, as soon as the
+transfers are running again): one whose party the new list names fails with `sanctions_hit`
+(its hold released) and raises an alert, without waiting for the screening before broadcast
+(which still happens). A list older than its configured age
 raises one `sanctions_list_stale` alert for that list (the timer supervisor asks every poll).
 """
 
@@ -68,10 +69,12 @@ async def bring_into_force(
     assert isinstance(await ctx.journal.audit([record]), Committed)
     if not rescreen:
         return Rescreened(screened=0, failed=())
-    return await _rescreen(ctx, registry, screener)
+    return await rescreen_pending(ctx, registry)
 
 
-async def _rescreen(ctx: Context, registry: Registry, screener: ListScreener) -> Rescreened:
+async def rescreen_pending(ctx: Context, registry: Registry) -> Rescreened:
+    """Screen every transfer not yet on chain against the list in force; fail those it names."""
+    screener = ctx.sanctions.screener
     screened = 0
     failed: list[str] = []
     after = ""

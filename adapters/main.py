@@ -32,7 +32,7 @@ from loguru import logger
 from actors.context import Context, Rails, Tuning
 from actors.evidence import record_evidence, record_provider_report, record_statement
 from actors.messages import Redrive
-from actors.sanctions import bring_into_force
+from actors.sanctions import bring_into_force, rescreen_pending
 from actors.system import System
 from actors.webhooks import WebhookDispatcher
 from adapters.clock import SystemClock, SystemIds
@@ -559,6 +559,10 @@ async def running(config: ServeConfig) -> AsyncIterator[tuple[Node, web.Applicat
                 tasks.start_soon(rails.chain.run, block_time_s)
                 rails.offramp.resume()
                 await tasks.start(system.run)
+                if config.sanctions_list is not None:
+                    # The configured list may be newer than the one these transfers were
+                    # screened against when they were created.
+                    tasks.start_soon(rescreen_pending, ctx, system.registry)
                 tasks.start_soon(statement_import, system, rails.bank, statement_poll_s / speed)
                 tasks.start_soon(
                     provider_report_import, system, rails.offramp, provider_report_poll_s / speed

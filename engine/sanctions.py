@@ -354,7 +354,7 @@ class _Reader:
                 if _EVM.fullmatch(address):
                     addresses.setdefault(destinations.normalize_address(address), key)
                     assets.setdefault(tag.upper(), set()).add(address.lower())
-                elif address.lower().startswith("0x"):
+                elif address.lower().startswith("0x") and len(address) < 42:
                     truncated.add(address.lower())
                 else:
                     other.add(address)

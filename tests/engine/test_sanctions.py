@@ -159,6 +159,17 @@ def test_remarks_past_their_limit_continue_in_sdn_comments() -> None:
     ]
 
 
+def test_a_longer_hex_run_is_neither_an_address_nor_cut_short() -> None:
+    """Only 0x and exactly 40 hex digits is an EVM wallet; 64 hex digits (a hash written where
+    an address goes) is counted among other chains' addresses, not as a truncated one."""
+    row = '50002,"HASH WRITER",-0- ,"CYBER2"' + NULLS + ',"Digital Currency Address - ETH 0x'
+    row += "ab" * 32 + '."'
+    found = sanctions.parse_files([csv_file("SDN.CSV", [row])])
+    assert isinstance(found, SanctionsList)
+    h = found.holdings
+    assert (h.addresses, h.truncated_addresses, h.other_addresses) == (0, 0, 1)
+
+
 def test_the_consolidated_list_beside_the_sdn_list() -> None:
     cons = csv_file(
         "CONS_PRIM.CSV",

@@ -173,3 +173,29 @@ async def test_without_files_the_sample_is_in_force_and_nothing_reloads(tmp_path
         assert (status, problem["code"]) == (409, "sanctions_not_configured")
         status, problem = await reload(api, reason="")
         assert (status, problem["code"]) == (422, "field_invalid")
+
+
+async def test_a_list_updated_while_stopped_fails_waiting_transfers_at_start(
+    tmp_path: Path,
+) -> None:
+    """A transfer created under one list and waiting for approval is screened against the list
+    configured at the next start, before anyone approves it."""
+    folder = tmp_path / "ofac"
+    write_list(folder)
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    source = SanctionsSource(paths=(folder,), published=today)
+    async for api in serve_with(tmp_path, source):
+        await api.fund("acme", "50000.00")
+        status, waiting = await create(api, wallet_body("12000.00"))
+        assert (status, waiting["status"]) == (201, "CREATED"), waiting
+    write_list(folder, sanctions.sdn_row(
+        "90101", "LISTED WHILE STOPPED", "", "CYBER2", f"Digital Currency Address - ETH {WALLET}",
+    ))  # fmt: skip
+    async for api in serve_with(tmp_path, source):
+        for _ in range(200):
+            state = await api.node.transfer(waiting["id"])
+            if state is not None and state.status.value == "FAILED":
+                break
+            await asyncio.sleep(0.05)
+        assert state is not None and state.failure_code == "sanctions_hit"
+        assert "SDN entry 90101" in (state.failure_message or "")
