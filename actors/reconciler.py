@@ -36,11 +36,11 @@ from typing import TYPE_CHECKING
 from actors.alerts import raise_alert
 from actors.balances import BalanceChecks
 from actors.messages import Envelope
+from actors.statement_import import credited_deposit, refs_of
 from engine import commands as c
 from engine import discrepancies as dc
 from engine import limits, matching
 from engine.events import EvidenceRecorded
-from engine.funding import deposit_id_for
 from engine.matching import (
     awaiting,
     checked,
@@ -300,7 +300,7 @@ class Reconciler:
 
     async def _explained(self, event: EvidenceRecorded) -> bool:
         """A report the ledger already holds under its own key: a statement line of a client's
-        deposit (credited under the deposit id its bank reference and booking time name), or
+        deposit (credited under one of the line's references), or
         stablecoin coming back to the treasury that a provider reported as a returned payout
         (the transfer's FundsReturned booked it)."""
         if event.event_type == matching.CHAIN_TRANSFER:
@@ -308,11 +308,13 @@ class Reconciler:
                 return False
             tx_hash = event.normalized.get("tx_hash", "")
             return await self.ctx.journal.transfer_paid_by(tx_hash) is not None
-        reference = event.normalized.get("reference", "")
-        if event.normalized.get("direction") != "credit" or not reference:
+        if event.normalized.get("direction") != "credit":
             return False
-        deposit = deposit_id_for(event.provider, reference, event.occurred_at)
-        return bool(await self.ctx.journal.stream(deposit))
+        references = refs_of(event.normalized)
+        deposit = await credited_deposit(
+            self.ctx.journal, event.provider, references, event.occurred_at
+        )
+        return deposit is not None
 
     # --- cases --------------------------------------------------------------------------------
 

@@ -9,7 +9,11 @@
     stablerail soak --first N --count N [--jobs N] many seeds in parallel, each failure reproducible
     stablerail bench store [--json] ...           durable appends vs raw sqlite3, same run
     stablerail bench api [--json] ...             POST /v1/transfers over loopback vs echo
-    stablerail reconcile --data-dir DIR --statement FILE [--bank NAME] [--json]
+    stablerail reconcile --data-dir DIR --statement FILE [--config FILE] [--bank NAME] [--json]
+                                                  keep a bank statement (camt.052/053/054, MT940,
+                                                  CSV) as evidence; judge its balances
+    stablerail statements check FILE [--config FILE] [--json]
+                                                  read a statement file and say what it holds
     stablerail reconcile --data-dir DIR --provider-report FILE [--provider NAME] [--json]
     stablerail bench reconcile [--json] ...       the matcher over 100k noisy rows vs a key join
     stablerail keys create --data-dir DIR [--client ID] --role ROLE --user NAME [--json]
@@ -106,16 +110,37 @@ def _parser() -> argparse.ArgumentParser:
     list_check.add_argument("paths", type=Path, nargs="+", help="files, or directories of them")
     list_check.add_argument("--published", help="the list's publication date (YYYY-MM-DD)")
     list_check.add_argument("--json", action="store_true", help="print one JSON object")
+    statement = commands.add_parser("statements", help="bank statement files")
+    statement_commands = statement.add_subparsers(
+        dest="statements_command", required=True, metavar="ACTION"
+    )
+    statement_check = statement_commands.add_parser(
+        "check", help="read a statement file as reconcile would and say what it holds"
+    )
+    statement_check.add_argument("file", type=Path)
+    statement_check.add_argument(
+        "--config", type=Path, help="read only for the [[bank_accounts]] of this config file"
+    )
+    statement_check.add_argument("--json", action="store_true", help="print one JSON object")
     recon = commands.add_parser(
         "reconcile",
-        help="feed a bank statement (CSV or camt.053 XML) or a provider's trade report (CSV)"
+        help="feed a bank statement (camt.052/053/054, MT940 or CSV) or a provider's trade"
+        " report (CSV)"
         " to reconciliation by hand",
     )
     recon.add_argument("--data-dir", type=Path, required=True)
     fed = recon.add_mutually_exclusive_group(required=True)
-    fed.add_argument("--statement", type=Path, help="a bank statement: a .csv or .xml file")
+    fed.add_argument("--statement", type=Path, help="a bank statement file (camt, MT940, CSV)")
     fed.add_argument("--provider-report", type=Path, help="an off-ramp's trade report (.csv)")
-    recon.add_argument("--bank", default="bank-sim", help="the bank the statement is from")
+    recon.add_argument(
+        "--bank",
+        default="bank-sim",
+        help="the bank of a CSV statement (camt and MT940 files"
+        " name their account, which [[bank_accounts]] in the config maps to its bank)",
+    )
+    recon.add_argument(
+        "--config", type=Path, help="the config file whose [[bank_accounts]] are ours"
+    )
     recon.add_argument(
         "--provider", default="bitso-sim", help="the off-ramp provider the report is from"
     )
@@ -234,6 +259,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _policy(args)
             case "sanctions":
                 return _sanctions(args)
+            case "statements":
+                from adapters import statement_cli
+
+                return statement_cli.check(args)
             case "audit":
                 return _audit(args)
     except (StoreOpenError, ConfigError) as e:
@@ -264,31 +293,11 @@ def _audit(args: argparse.Namespace) -> int:
 
 
 def _reconcile(args: argparse.Namespace) -> int:
-    from adapters.main import import_statement
-    from engine import ledger, statements
+    from adapters import statement_cli
 
     if args.provider_report is not None:
         return _provider_report(args)
-    if not ledger.is_name(args.bank):
-        print(f"stablerail: --bank {args.bank!r} is not a bank name", file=sys.stderr)
-        return EXIT_UNUSABLE
-    parsed = _read_rows(
-        args.statement, lambda data: statements.parse(args.bank, args.statement.name, data)
-    )
-    if isinstance(parsed, int):
-        return parsed
-    lines = [line for line in parsed if isinstance(line, statements.StatementLine)]
-    report = asyncio.run(import_statement(args.data_dir, lines))
-    if args.json:
-        print(msgspec.json.encode(report).decode())
-    else:
-        print(
-            f"{args.statement}: {report.lines} lines, {report.new} new"
-            f" ({report.lines - report.new} already recorded); {report.explained} are credits"
-            " the ledger holds. The service's reconciler pairs the rest with transfers or opens"
-            " a case (GET /v1/ops/discrepancies)."
-        )
-    return EXIT_OK
+    return statement_cli.reconcile(args)
 
 
 def _provider_report(args: argparse.Namespace) -> int:
@@ -298,7 +307,7 @@ def _provider_report(args: argparse.Namespace) -> int:
     if not ledger.is_name(args.provider):
         print(f"stablerail: --provider {args.provider!r} is not a provider name", file=sys.stderr)
         return EXIT_UNUSABLE
-    parsed = _read_rows(
+    parsed = read_rows(
         args.provider_report, lambda data: provider_reports.parse_csv(args.provider, data)
     )
     if isinstance(parsed, int):
@@ -318,7 +327,7 @@ def _provider_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _read_rows(path: Path, parse: Callable[[bytes], Sequence[object]]) -> Sequence[object] | int:
+def read_rows(path: Path, parse: Callable[[bytes], Sequence[object]]) -> Sequence[object] | int:
     """A fed file's rows, or (after saying why on stderr) the exit code: a file that cannot be
     read, or one with any problem (every problem is named; nothing is imported)."""
     try:
@@ -365,6 +374,11 @@ def _sanctions(args: argparse.Namespace) -> int:
         f" chains; {h.accounts} bank accounts; {h.postal_addresses} postal addresses"
     )
     print(f"  {h.wallet_program_entries} entries under cyber or North Korea programs")
+    if h.orphan_rows:
+        print(
+            f"  WARNING: {h.orphan_rows} alias or comment rows name entries no list file holds"
+            " (files of different publications?): screened all the same"
+        )
     if h.truncated_addresses:
         print(f"  WARNING: {h.truncated_addresses} addresses cut short: add SDN_COMMENTS.CSV")
     return EXIT_OK

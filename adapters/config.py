@@ -28,6 +28,13 @@ then command-line flags, each overriding the one before.
     published = "2026-12-01"     # the list's publication date (default: the files' mtime)
     max_age_days = 7             # an older list raises an operator alert
 
+    [[bank_accounts]]            # our accounts at banks, one table each: a statement file
+    bank = "acme-bank"           # (camt.05x, MT940) is read only for these; the ledger
+    account = "DE89370400440532013000"  # account is bank:<bank>; `account` is the IBAN, or the
+    currency = "EUR"             # bank's own number as its files write it (camt <Othr><Id>,
+    timezone = "Europe/Berlin"   # MT940 :25:); the zone of the bank's business day (a date
+                                 # without a time on a statement is that day, in that zone)
+
 Environment: STABLERAIL_HOST, STABLERAIL_PORT, STABLERAIL_DATA_DIR, STABLERAIL_SIM_SPEED,
 STABLERAIL_SIM_SEED, STABLERAIL_WEBHOOKS_ALLOW_PRIVATE (1/true/yes), STABLERAIL_LOG_LEVEL,
 STABLERAIL_INBOUND_SECRETS ("provider=whsec_...,provider=whsec_..."), STABLERAIL_POLICY_FILE,
@@ -55,7 +62,9 @@ from adapters.sanctions_files import (
     SanctionsSource,
     load_list,
 )
-from engine import policy
+from adapters.zones import UnknownTimezone, timezone
+from engine import currencies, ledger, policy
+from engine.statements import BankAccount, account_key
 from engine.webhooks import valid_secret
 
 
@@ -82,6 +91,8 @@ class ServeConfig:
     # files configured, the shipped sample is screened against).
     sanctions: SanctionsSource = dataclasses.field(default_factory=SanctionsSource)
     sanctions_list: LoadedList | None = None
+    # Our accounts at banks: the only accounts a statement file is read for.
+    bank_accounts: tuple[BankAccount, ...] = ()
 
 
 RAILS = ("sim", "sim-instant")
@@ -104,13 +115,17 @@ def _number(name: str, text: object, kind: type[Any]) -> Any:
         raise ConfigError(f"{name} must be a number, not {text!r}") from None
 
 
-def _from_file(path: Path) -> dict[str, Any]:
+def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        raw = tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text())
     except OSError as e:
         raise ConfigError(f"cannot read {path}: {e.strerror}") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: {e}") from None
+
+
+def _from_file(path: Path) -> dict[str, Any]:
+    raw = _read_toml(path)
     server = raw.get("server", {})
     rails = raw.get("rails", {})
     webhooks = raw.get("webhooks", {})
@@ -118,6 +133,8 @@ def _from_file(path: Path) -> dict[str, Any]:
     if "file" in raw.get("policy", {}):
         found["policy_file"] = raw["policy"]["file"]
     found.update(_sanctions_section(path, raw.get("sanctions", {})))
+    if "bank_accounts" in raw:
+        found["bank_accounts"] = bank_accounts(path, raw["bank_accounts"])
     secrets = raw.get("inbound", {}).get("secrets")
     if secrets is not None:
         if not isinstance(secrets, dict) or not all(isinstance(v, str) for v in secrets.values()):
@@ -208,6 +225,7 @@ def load(
         sanctions=source,
         sanctions_list=_sanctions(source) if source.paths else None,
         inbound_secrets=secrets,
+        bank_accounts=tuple(values.get("bank_accounts", ())),
         data_dir=Path(values.get("data_dir", "data")),
         host=str(values.get("host", "127.0.0.1")),
         port=port,
@@ -257,3 +275,49 @@ def _sanctions(source: SanctionsSource) -> LoadedList:
         return load_list(source)
     except ListUnusable as e:
         raise ConfigError(str(e)) from None
+
+
+ACCOUNT_LENGTH_MAX = 34
+
+
+def bank_accounts(path: Path, tables: object) -> tuple[BankAccount, ...]:
+    """`[[bank_accounts]]`: each with a bank name, an account identifier (at most 34 letters
+    and digits, spaces ignored: an IBAN or the bank's own number), an ISO 4217 currency and a
+    time zone (default UTC); no account twice."""
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        raise ConfigError(f"{path}: [[bank_accounts]] is a list of tables")
+    found: list[BankAccount] = []
+    seen: set[str] = set()
+    for n, table in enumerate(tables, start=1):
+        where = f"{path}: bank_accounts {n}"
+        unknown = set(table) - {"bank", "account", "currency", "timezone"}
+        if unknown:
+            raise ConfigError(f"{where}: unknown keys {', '.join(sorted(unknown))}")
+        bank, account = table.get("bank"), table.get("account")
+        currency, zone = table.get("currency"), table.get("timezone", "UTC")
+        if not isinstance(bank, str) or not ledger.is_name(bank):
+            raise ConfigError(f"{where}: bank is a name of letters, digits, '-', '_' or '.'")
+        key = account_key(account) if isinstance(account, str) else ""
+        if not key.isalnum() or len(key) > ACCOUNT_LENGTH_MAX:
+            raise ConfigError(f"{where}: account is an IBAN or account number (1 to 34 letters"
+                              " and digits)")  # fmt: skip
+        if key in seen:
+            raise ConfigError(f"{where}: account {key} is configured twice")
+        if not isinstance(currency, str) or currencies.exponent(currency) is None:
+            raise ConfigError(f"{where}: currency is an ISO 4217 code, not {currency!r}")
+        if not isinstance(zone, str):
+            raise ConfigError(f"{where}: timezone is a name such as Europe/Berlin")
+        try:
+            timezone(zone)
+        except UnknownTimezone as e:
+            raise ConfigError(f"{where}: {e}") from None
+        seen.add(key)
+        found.append(BankAccount(bank=bank, account=key, currency=currency, timezone=zone))
+    return tuple(found)
+
+
+def load_bank_accounts(config_file: Path | None) -> tuple[BankAccount, ...]:
+    """Only the `[[bank_accounts]]` of a config file (for the offline commands)."""
+    if config_file is None:
+        return ()
+    return bank_accounts(config_file, _read_toml(config_file).get("bank_accounts", []))

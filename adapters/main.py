@@ -33,6 +33,7 @@ from actors.context import Context, Rails, Tuning
 from actors.evidence import record_evidence, record_provider_report, record_statement
 from actors.messages import Redrive
 from actors.sanctions import bring_into_force, rescreen_pending
+from actors.statement_import import StatementRecorded, record_statements
 from actors.system import System
 from actors.webhooks import WebhookDispatcher
 from adapters.clock import SystemClock, SystemIds
@@ -71,7 +72,7 @@ from engine.service import (
     ReloadRefused,
     TransferQuery,
 )
-from engine.statements import StatementLine
+from engine.statements import Statement, StatementLine
 from engine.timefmt import parse_rfc3339
 from engine.transfer import TransferState
 from engine.webhooks import Attempt, Delivery, Endpoint, EndpointStatus
@@ -715,30 +716,44 @@ class _Recorder:
 
 
 class StatementImport(msgspec.Struct, kw_only=True):
+    """What `stablerail reconcile --statement` kept: totals, and statement by statement."""
+
     lines: int
     new: int
-    # Credits the ledger already holds under the line's reference (a deposit credited).
     explained: int
-    evidence_ids: list[str]
+    # Cases opened for statements that do not add up (or disagree with the ledger).
+    cases: list[str]
+    statements: list[StatementRecorded]
 
 
-async def import_statement(data_dir: Path, lines: list[StatementLine]) -> StatementImport:
-    """`stablerail reconcile --statement`: keep a bank statement's lines as evidence (once: a
-    file read twice adds nothing) and audit the import. The running service's reconciler pairs
-    them with the ledger at its next full round and opens a case for what nothing explains."""
+async def import_statement(data_dir: Path, found: list[Statement]) -> StatementImport:
+    """`stablerail reconcile --statement`: keep a bank statement file's booked lines as evidence
+    (once: a file read twice adds nothing), judge each statement's balances (a case when one
+    does not add up or disagrees with the ledger) and audit the import. The running service's
+    reconciler pairs the lines with the ledger at its next full round and opens a case for
+    what nothing explains."""
     clock = SystemClock()
     async with Store.open(data_dir, clock=clock) as store:
         recorder = _Recorder(store, clock, SystemIds(clock))
-        ids, new = await record_statement(recorder, lines)
-        explained = 0
-        for line in lines:
-            if line.direction == "credit":
-                deposit = deposit_id_for(line.bank, line.reference, line.booked_at)
-                explained += bool(await store.stream(deposit))
-        diff = {"lines": str(len(lines)), "new": str(new)}
-        source = lines[0].bank if lines else None
-        await _audit_import(store, "import_statement", "statements", source, diff, "--statement")
-    return StatementImport(lines=len(lines), new=new, explained=explained, evidence_ids=ids)
+        recorded = await record_statements(recorder, found)
+        report = StatementImport(
+            lines=sum(r.lines for r in recorded),
+            new=sum(r.new for r in recorded),
+            explained=sum(r.explained for r in recorded),
+            cases=[r.case_id for r in recorded if r.case_id],
+            statements=recorded,
+        )
+        diff = {
+            "statements": str(len(recorded)),
+            "lines": str(report.lines),
+            "new": str(report.new),
+            "cases": ", ".join(report.cases) or "none",
+        }
+        source = ", ".join(sorted({f"{r.bank}/{r.account}".rstrip("/") for r in recorded}))
+        await _audit_import(
+            store, "import_statement", "statements", source or None, diff, "--statement"
+        )
+    return report
 
 
 class ProviderReportImport(msgspec.Struct, kw_only=True):

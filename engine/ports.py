@@ -108,6 +108,18 @@ class Journal(Protocol):
         outside: treasury wallets, providers, banks."""
         ...
 
+    def balance_at(self, account: str, currency: str, until_us: int) -> Awaitable[int]:
+        """The ledger's view of an account as of `until_us`: debits - credits over the entries
+        effective by then."""
+        ...
+
+    def first_told(
+        self, provider: str, event_type: str, external_ref: str
+    ) -> Awaitable[int | None]:
+        """When a stored report says its fact happened (the report as first told), or None
+        when no such report is stored."""
+        ...
+
     def in_flight(self, limit: int) -> Awaitable[list[TransferState]]:
         """Transfers whose payment is on chain and not yet settled in the books (SENT_ON_CHAIN,
         CONFIRMED), at most `limit`."""

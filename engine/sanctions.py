@@ -25,9 +25,10 @@ alias (ALT.CSV, and `a.k.a. 'NAME'` in the remarks); bank accounts are read from
 `Account 646180157000000004 (CLABE)`.
 
 A list that cannot be what it claims is refused whole, naming why, instead of screening nothing:
-a row of the wrong shape, an alias of an entry no list holds, no entries at all, or entries under
-cyber or North Korea programs (whose designations carry wallet addresses) with not one address
-read (the remarks column was not where this reader looks).
+a row of the wrong shape, no entries at all, or entries under cyber or North Korea programs
+(whose designations carry wallet addresses) with not one address read (the remarks column was
+not where this reader looks). An alias or spillover remark of an entry no list file holds (files
+from different publications) is screened all the same and counted (`orphan_rows`).
 
 Matching is normalized: addresses compare without their EIP-55 checksum (case-insensitively),
 names without case, diacritics, punctuation or word order ("MÜLLER-ÖZTÜRK, José" matches "Jose
@@ -167,6 +168,9 @@ class Holdings(msgspec.Struct, frozen=True, kw_only=True):
     postal_addresses: int
     # Entries under cyber-related or North Korea programs.
     wallet_program_entries: int
+    # Alias and comment rows of entries no primary file holds (files of different
+    # publications): screened all the same, since missing a name is the worse mistake.
+    orphan_rows: int = 0
 
 
 class SanctionsList(msgspec.Struct, frozen=True, kw_only=True):
@@ -332,10 +336,15 @@ class _Reader:
         if not any(s.role is Role.PRIMARY for s in self.summaries):
             self.problem("no list among the files: SDN.CSV or CONS_PRIM.CSV is needed")
             return self.problems
-        for key, text, where in self.comments:
-            entry = self._entry(key, where, "remarks continued")
+        orphans = 0
+        orphan_remarks: list[tuple[tuple[str, str], str]] = []
+        for key, text, _ in self.comments:
+            entry = self.entries.get(key)
             if entry is not None:
                 entry.remarks += text
+            else:
+                orphans += 1
+                orphan_remarks.append((key, text))
         names: dict[str, tuple[str, str]] = {}
         aliases: set[str] = set()
         addresses: dict[str, tuple[str, str]] = {}
@@ -367,9 +376,10 @@ class _Reader:
             if any(_WALLET_PROGRAMS.match(p) for p in _PROGRAM.findall(entry.programs)):
                 wallet_programs += 1
             remarks(key, entry.remarks)
-        for key, alias, alias_remarks, where in self.aliases:
-            if self._entry(key, where, "an alias") is None:
-                continue
+        for key, text in orphan_remarks:
+            remarks(key, text)
+        for key, alias, alias_remarks, _ in self.aliases:
+            orphans += key not in self.entries
             if normalized := normalize_name(alias):
                 names.setdefault(normalized, key)
                 aliases.add(normalized)
@@ -404,21 +414,12 @@ class _Reader:
                 accounts=len(accounts),
                 postal_addresses=self.postal,
                 wallet_program_entries=wallet_programs,
+                orphan_rows=orphans,
             ),
             addresses=addresses,
             names=names,
             accounts=accounts,
         )
-
-    def _entry(self, key: tuple[str, str], where: str, what: str) -> _Entry | None:
-        entry = self.entries.get(key)
-        if entry is None:
-            listed, number = key
-            self.problem(
-                f"{where}: {what} of entry {number}, which no {listed} list file holds (files"
-                " from different publications?)"
-            )
-        return entry
 
 
 def _digest(summaries: list[FileSummary]) -> str:

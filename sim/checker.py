@@ -118,6 +118,12 @@ class Checker:
     async def held_balances(self) -> list[tuple[str, str, int]]:
         return await self.store.held_balances()
 
+    async def balance_at(self, account: str, currency: str, until_us: int) -> int:
+        return await self.store.balance_at(account, currency, until_us)
+
+    async def first_told(self, provider: str, event_type: str, external_ref: str) -> int | None:
+        return await self.store.first_told(provider, event_type, external_ref)
+
     async def in_flight(self, limit: int) -> list[TransferState]:
         return await self.store.in_flight(limit)
 

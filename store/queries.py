@@ -276,6 +276,25 @@ async def held_balances(ex: Executor) -> list[tuple[str, str, int]]:
     return [(str(a), str(c), int(b)) for a, c, b in rows]
 
 
+async def balance_at(ex: Executor, account: str, currency: str, until_us: int) -> int:
+    """The account's debits - credits over entries effective at or before `until_us`."""
+    row = await ex.fetchone(
+        "SELECT COALESCE(SUM(debit_amount), 0) - COALESCE(SUM(credit_amount), 0)"
+        " FROM ledger_entries WHERE account_id = ? AND currency = ? AND effective_at <= ?",
+        (account, currency, rfc3339_us(until_us)),
+    )
+    return int(row[0]) if row else 0
+
+
+async def first_told(ex: Executor, provider: str, event_type: str, external_ref: str) -> int | None:
+    row = await ex.fetchone(
+        "SELECT occurred_at FROM external_events"
+        " WHERE provider = ? AND external_ref = ? AND event_type = ?",
+        (provider, external_ref, event_type),
+    )
+    return None if row is None else parse_rfc3339(str(row[0]))
+
+
 async def in_flight(ex: Executor, limit: int) -> list[TransferState]:
     rows = await ex.fetchall(
         "SELECT transaction_id FROM transactions WHERE status IN ('SENT_ON_CHAIN', 'CONFIRMED')"

@@ -233,6 +233,12 @@ class Store:
     async def held_balances(self) -> list[tuple[str, str, int]]:
         return await queries.held_balances(self.reader)
 
+    async def balance_at(self, account: str, currency: str, until_us: int) -> int:
+        return await queries.balance_at(self.reader, account, currency, until_us)
+
+    async def first_told(self, provider: str, event_type: str, external_ref: str) -> int | None:
+        return await queries.first_told(self.reader, provider, event_type, external_ref)
+
     async def in_flight(self, limit: int) -> list[TransferState]:
         return await queries.in_flight(self.reader, limit)
 

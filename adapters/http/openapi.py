@@ -148,6 +148,7 @@ SANCTIONS_LIST: JSON = {
     "accounts": {"type": "integer", "minimum": 0},
     "postal_addresses": {"type": "integer", "minimum": 0},
     "wallet_program_entries": {"type": "integer", "minimum": 0},
+    "orphan_rows": {"type": "integer", "minimum": 0},
     "files": {
         "type": "array",
         "items": _obj(

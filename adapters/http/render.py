@@ -354,6 +354,7 @@ def sanctions_list(found: ListInForce, now: int) -> JSON:
         "accounts": h.accounts,
         "postal_addresses": h.postal_addresses,
         "wallet_program_entries": h.wallet_program_entries,
+        "orphan_rows": h.orphan_rows,
         "files": [
             {
                 "name": f.name,

@@ -197,11 +197,11 @@ def test_reconcile_feeds_a_statement_once_and_refuses_a_bad_one_whole(tmp_path: 
     )
     first = stablerail("reconcile", "--data-dir", data_dir, "--statement", str(good), "--json")
     assert first.returncode == 0, first.stderr
-    assert json.loads(first.stdout) | {"evidence_ids": []} == {
-        "lines": 2, "new": 2, "explained": 0, "evidence_ids": [],
-    }  # fmt: skip
+    report = json.loads(first.stdout)
+    assert (report["lines"], report["new"], report["explained"], report["cases"]) == (2, 2, 0, [])
     again = stablerail("reconcile", "--data-dir", data_dir, "--statement", str(good))
-    assert again.returncode == 0 and "2 lines, 0 new (2 already recorded)" in again.stdout
+    assert again.returncode == 0
+    assert "kept 2 booked lines as evidence, 0 new (2 already recorded)" in again.stdout
     bad = tmp_path / "bad.csv"
     bad.write_text(good.read_text() + "L3,yesterday,1.00,USD,credit,X,,\n")
     refused = stablerail("reconcile", "--data-dir", data_dir, "--statement", str(bad))
@@ -280,3 +280,73 @@ def test_sanctions_check_says_what_ofac_files_hold_or_why_not(tmp_path: Path) ->
     refused = stablerail("sanctions", "check", str(tmp_path / "SDN.CSV"))
     assert refused.returncode == 1
     assert "SDN.CSV line 1: 5 columns where OFAC's primary file has 12" in refused.stdout
+
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "statements"
+BANK_ACCOUNTS = """
+[[bank_accounts]]
+bank = "commerz"
+account = "DE89 3704 0044 0532 0130 00"
+currency = "EUR"
+timezone = "Europe/Berlin"
+"""
+
+
+def test_statements_check_says_what_a_file_holds(tmp_path: Path) -> None:
+    """Without a config every account is read (nothing is kept); with one, only ours."""
+    camt = str(FIXTURES / "camt053.001.08.xml")
+    checked = stablerail("statements", "check", camt)
+    assert checked.returncode == 0, checked.stderr
+    assert "camt.053.001.08 V08-20261202-EUR: account DE89370400440532013000" in checked.stdout
+    assert "opening 1273.00 + credits 400.00 - debits 150.00 = closing 1523.00? add up" in (
+        checked.stdout
+    )
+    assert "BOOK debit          150.00 EUR 2026-12-02 reversal" in checked.stdout
+    as_json = json.loads(stablerail("statements", "check", camt, "--json").stdout)
+    [statement] = as_json["statements"]
+    assert [line["status"] for line in statement["lines"]] == ["BOOK"] * 4 + ["PDNG"]
+    assert statement["arithmetic"]["problems"] == []
+    config = tmp_path / "serve.toml"
+    config.write_text(BANK_ACCOUNTS)
+    notice = str(FIXTURES / "camt054.001.08.xml")
+    refused = stablerail("statements", "check", notice, "--config", str(config))
+    assert refused.returncode == 1
+    assert "account CH9300762011623852957 is not one of our bank accounts" in refused.stderr
+
+
+def test_reconcile_keeps_a_camt_statement_and_opens_a_case_when_it_does_not_add_up(
+    tmp_path: Path,
+) -> None:
+    data_dir = str(tmp_path / "data")
+    assert stablerail("migrate", "--data-dir", data_dir).returncode == 0
+    config = tmp_path / "serve.toml"
+    config.write_text(BANK_ACCOUNTS)
+    camt = str(FIXTURES / "camt053.001.08.xml")
+    args = ("reconcile", "--data-dir", data_dir, "--config", str(config), "--statement", camt)
+    unknown = stablerail("reconcile", "--data-dir", data_dir, "--statement", camt)
+    assert unknown.returncode == 1 and "configured: none" in unknown.stderr
+    first = stablerail(*args, "--json")
+    assert first.returncode == 0, first.stderr
+    report = json.loads(first.stdout)
+    assert (report["lines"], report["new"]) == (4, 4)
+    [statement] = report["statements"]
+    # The ledger has never heard of this account: its closing balance is a case.
+    assert statement["problems"] == [
+        "the ledger's bank:commerz holds 0.00 EUR at the end of 2026-12-02, the bank's closing"
+        " balance is 1523.00"
+    ]
+    assert report["cases"] == [statement["case_id"]] and statement["not_booked"] == 1
+    again = stablerail(*args)
+    assert again.returncode == 0, again.stderr
+    assert "kept 4 booked lines as evidence, 0 new (4 already recorded)" in again.stdout
+    assert "DOES NOT ADD UP: the ledger's bank:commerz holds 0.00 EUR" in again.stdout
+    with sqlite3.connect(db_path(Path(data_dir))) as db:
+        kinds = db.execute(
+            "SELECT event_type, count(*) FROM external_events GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+        cases = db.execute(
+            "SELECT discrepancy_type, severity, source FROM discrepancies"
+        ).fetchall()
+    assert kinds == [("statement_balance", 1), ("statement_line", 4)]
+    assert cases == [("balance_drift", "HIGH", "bank")]
+    assert stablerail("verify", "--data-dir", data_dir).returncode == 0

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.config import ConfigError, load
+from adapters.config import ConfigError, load, load_bank_accounts
 from engine import policy, sanctions
 
 SAMPLE_SDN = sanctions.SAMPLE_FILES[0]
@@ -129,3 +129,46 @@ def test_unusable_sanctions_settings_are_refused(tmp_path: Path, section: str, s
     with pytest.raises(ConfigError) as refused:
         load({}, file, env={})
     assert says in str(refused.value)
+
+
+def test_bank_accounts_are_read_and_checked(tmp_path: Path) -> None:
+    file = tmp_path / "serve.toml"
+    file.write_text(
+        '[[bank_accounts]]\nbank = "commerz"\naccount = "DE89 3704 0044 0532 0130 00"\n'
+        'currency = "EUR"\ntimezone = "Europe/Berlin"\n'
+        '[[bank_accounts]]\nbank = "chase"\naccount = "000123456789"\ncurrency = "USD"\n'
+    )
+    config = load({}, file, env={})
+    assert [(a.bank, a.account, a.currency, a.timezone) for a in config.bank_accounts] == [
+        ("commerz", "DE89370400440532013000", "EUR", "Europe/Berlin"),
+        ("chase", "000123456789", "USD", "UTC"),
+    ]
+    assert load_bank_accounts(file) == config.bank_accounts
+    assert load_bank_accounts(None) == ()
+
+
+@pytest.mark.parametrize(
+    ("table", "says"),
+    [
+        ('bank = "a:b"\naccount = "X1"\ncurrency = "EUR"', "bank is a name"),
+        ('bank = "b"\naccount = "DE89-3704"\ncurrency = "EUR"', "account is an IBAN"),
+        ('bank = "b"\naccount = "X1"\ncurrency = "EURO"', "currency is an ISO 4217 code"),
+        ('bank = "b"\naccount = "X1"\ncurrency = "EUR"\ntimezone = "Mars/Olympus"',
+         "time zone 'Mars/Olympus' is not in the time zone database"),
+        ('bank = "b"\naccount = "X1"\ncurrency = "EUR"\niban = "X"', "unknown keys iban"),
+    ],
+)  # fmt: skip
+def test_unusable_bank_accounts_are_refused(tmp_path: Path, table: str, says: str) -> None:
+    file = tmp_path / "serve.toml"
+    file.write_text("[[bank_accounts]]\n" + table + "\n")
+    with pytest.raises(ConfigError, match="bank_accounts 1: ") as refused:
+        load({}, file, env={})
+    assert says in str(refused.value)
+
+
+def test_an_account_configured_twice_is_refused(tmp_path: Path) -> None:
+    file = tmp_path / "serve.toml"
+    one = '[[bank_accounts]]\nbank = "b"\naccount = "{}"\ncurrency = "EUR"\n'
+    file.write_text(one.format("X1") + one.format("x1"))
+    with pytest.raises(ConfigError, match="account X1 is configured twice"):
+        load_bank_accounts(file)

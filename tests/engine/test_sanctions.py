@@ -209,8 +209,6 @@ def test_a_header_row_and_lf_line_ends_are_read_too() -> None:
         ([("SDN.CSV", ['abc,"X",-0- ,"CUBA"' + NULLS + ",-0- "])],
          "SDN.CSV line 1: ent_num 'abc' is not a number"),
         ([("ALT.CSV", ALT_ROWS)], "no list among the files: SDN.CSV or CONS_PRIM.CSV is needed"),
-        ([("SDN.CSV", SDN_ROWS[:2]), ("ALT.CSV", ALT_ROWS)],
-         "ALT.CSV line 2: an alias of entry 36235, which no SDN list file holds"),
         ([("SDN.CSV", [SDN_ROWS[0], SDN_ROWS[0]])], "SDN.CSV line 2: entry 306 appears twice"),
         ([("SDN.CSV", [])], "the list holds no entries"),
         ([("list.txt", ["a,b,c"])], "list.txt: not a file of OFAC's CSV distribution"),
@@ -222,6 +220,26 @@ def test_a_list_that_cannot_be_what_it_claims_is_refused(
     found = sanctions.parse_files([csv_file(name, rows) for name, rows in files])
     assert isinstance(found, list), found
     assert any(p.startswith(problem) for p in found), found
+
+
+def test_rows_of_entries_no_file_holds_are_screened_and_counted() -> None:
+    """ALT.CSV and SDN_COMMENTS.CSV of another publication than SDN.CSV: their rows still
+    screen (missing a name is the worse mistake), and the list says how many there are."""
+    comments = csv_file(
+        "SDN_COMMENTS.CSV", ['60001,"; alt. Digital Currency Address - ETH ' + LAZARUS_ETH + '"']
+    )
+    found = sanctions.parse_files(
+        [csv_file("SDN.CSV", SDN_ROWS[:2]), csv_file("ALT.CSV", ALT_ROWS), comments]
+    )
+    assert isinstance(found, SanctionsList)
+    assert found.holdings.orphan_rows == 3  # two aliases of 36235, the comment of 60001
+    assert hits(found, "acme", bank("Pyotr Ivanov")) == [
+        (Party.BENEFICIARY, "name", "SDN", "36235")
+    ]
+    assert hits(found, "acme", wallet(LAZARUS_ETH)) == [
+        (Party.BENEFICIARY, "address", "SDN", "60001")
+    ]
+    assert distribution().holdings.orphan_rows == 0
 
 
 def test_the_digest_is_the_content_not_the_file_names() -> None:
