@@ -210,7 +210,10 @@ class _Reader:
             self.lines += 1
             if self.lines > st.LINES_MAX:
                 return None
-            context = _Context(account=account, written=written, tz=tz, statement_id=statement_id)
+            context = _Context(
+                account=account, written=written, tz=tz, statement_id=statement_id,
+                created_at=created,
+            )  # fmt: skip
             lines.extend(self._entry(f"{where} entry {i}", entry, context, notes))
         booked, renamed = st.with_ids([x for x in lines if x.booked])
         pending, _ = st.with_ids([x for x in lines if not x.booked])
@@ -236,7 +239,11 @@ class _Reader:
         )
         amount = self._amount(where, _find(bal, "Amt"))
         indicator = _text(bal, "CdtDbtInd")
-        date, at = self._date(where, _find(bal, "Dt"), tz, end=not code.startswith("OP"))
+        dated = _find(bal, "Dt")
+        if dated is None:
+            self.problems.add(f"{where}: no <Dt>")
+            return None
+        date, at = self._date(where, dated, tz, end=not code.startswith("OP"))
         if amount is None or date is None or at is None:
             return None
         units, currency = amount
@@ -299,9 +306,13 @@ class _Reader:
         booking, booked_at = self._date(where, _find(entry, "BookgDt"), context.tz, end=False)
         value, value_at = self._date(where, _find(entry, "ValDt"), context.tz, end=False)
         if booked_at is None and _find(entry, "BookgDt") is None:
-            if status is EntryStatus.BOOKED and value_at is None:
+            if value_at is not None:
+                booked_at = value_at
+            elif status is EntryStatus.BOOKED:
                 self.problems.add(f"{where}: a booked entry with no <BookgDt> or <ValDt>")
-            booked_at = value_at
+            else:
+                # An entry not booked may have no date yet: it is reported as of the statement.
+                booked_at = context.created_at or 0
         if amount is None or direction is None or status is None or booked_at is None:
             return []
         units, currency = amount
@@ -376,15 +387,22 @@ class _Reader:
 
 
 class _Context:
-    __slots__ = ("account", "statement_id", "tz", "written")
+    __slots__ = ("account", "created_at", "statement_id", "tz", "written")
 
     def __init__(
-        self, *, account: st.BankAccount, written: str, tz: dt.tzinfo, statement_id: str
+        self,
+        *,
+        account: st.BankAccount,
+        written: str,
+        tz: dt.tzinfo,
+        statement_id: str,
+        created_at: int | None,
     ) -> None:
         self.account = account
         self.written = written
         self.tz = tz
         self.statement_id = statement_id
+        self.created_at = created_at
 
 
 def _refs(node: ET.Element | None) -> dict[str, str]:

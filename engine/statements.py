@@ -132,10 +132,6 @@ class StatementLine(msgspec.Struct, frozen=True, kw_only=True):
     def booked(self) -> bool:
         return self.status is EntryStatus.BOOKED
 
-    @property
-    def signed(self) -> int:
-        return self.amount if self.direction == Direction.CREDIT else -self.amount
-
 
 class Balance(msgspec.Struct, frozen=True, kw_only=True):
     """One balance a statement states: its ISO code (OPBD opening booked, CLBD closing booked,

@@ -229,6 +229,10 @@ MINIMAL = (FIXTURES / "camt053.001.02.minimal.xml").read_text()
          "<Stmt> 1 (STMT-20261130-0001-EUR) entry 1: '30.11.2026' is not a date (YYYY-MM-DD)"),
         (("<CdtDbtInd>CRDT</CdtDbtInd>\n        <RvslInd>", "<CdtDbtInd>IN</CdtDbtInd><RvslInd>"),
          "<Stmt> 1 (STMT-20261130-0001-EUR) entry 1: CdtDbtInd is CRDT or DBIT, not 'IN'"),
+        (("<Dt><Dt>2026-11-30</Dt></Dt>\n      </Bal>\n      <Bal>", "</Bal>\n      <Bal>"),
+         "<Stmt> 1 (STMT-20261130-0001-EUR) balance 1: no <Dt>"),
+        (("<BookgDt><Dt>2026-11-30</Dt></BookgDt>\n        <ValDt><Dt>2026-12-01</Dt></ValDt>", ""),
+         "<Stmt> 1 (STMT-20261130-0001-EUR) entry 1: a booked entry with no <BookgDt> or <ValDt>"),
         (("camt.053.001.02", "camt.053.001.14"),
          "camt.053.001.14 is not a version this reader knows (001.01 to 001.13)"),
         (("xsd:camt.053.001.02", "xsd:camt.054.001.02"),
@@ -241,6 +245,20 @@ def test_what_cannot_be_read_is_refused_naming_it(edit: tuple[str, str], problem
     old, new = edit
     assert old in MINIMAL
     assert problems(MINIMAL.replace(old, new)) == [problem]
+
+
+def test_an_entry_not_booked_yet_may_have_no_date() -> None:
+    """A pending entry without booking or value date is still read and reported (as of the
+    statement's creation), never dropped unseen."""
+    undated = MINIMAL.replace("<Sts>BOOK</Sts>", "<Sts>PDNG</Sts>").replace(
+        "<BookgDt><Dt>2026-11-30</Dt></BookgDt>\n        <ValDt><Dt>2026-12-01</Dt></ValDt>", ""
+    )
+    [statement] = camt.read(ET.fromstring(undated), ACCOUNTS)
+    assert isinstance(statement, Statement)
+    [pending] = statement.not_booked
+    assert (pending.amount, pending.booking_date, pending.booked_at) == (
+        25050, "", statement.created_at,
+    )  # fmt: skip
 
 
 def test_every_problem_is_named_at_once() -> None:
