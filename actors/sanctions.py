@@ -5,8 +5,8 @@ log records what it holds (its digest, entries, names, addresses, file date), an
 transfer not yet on chain is screened against the new list at once (at start, as soon as the
 transfers are running again): one whose party the new list names fails with `sanctions_hit`
 (its hold released) and raises an alert, without waiting for the screening before broadcast
-(which still happens). A list older than its configured age
-raises one `sanctions_list_stale` alert for that list (the timer supervisor asks every poll).
+(which still happens). A list older than its configured age raises one `sanctions_list_stale`
+alert for that list (the timer supervisor asks every poll).
 """
 
 from __future__ import annotations

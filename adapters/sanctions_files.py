@@ -17,6 +17,7 @@ from pathlib import Path
 
 from engine import sanctions
 from engine.sanctions import ListFile, ListInForce, SanctionsList
+from engine.timefmt import micros
 
 DAY_US = 86_400 * 1_000_000
 FILE_BYTES_MAX = 64 * 1024 * 1024
@@ -63,8 +64,7 @@ def published_us(text: str) -> int | None:
         day = dt.date.fromisoformat(text)
     except ValueError:
         return None
-    moment = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
-    return int(moment.timestamp()) * 1_000_000
+    return micros(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC))
 
 
 def expand(paths: tuple[Path, ...]) -> list[Path]:

@@ -37,6 +37,7 @@ from defusedxml import DefusedXmlException
 from adapters.zones import timezone
 from engine import camt
 from engine import statements as st
+from engine.problems import Problems
 from engine.statements import Accounts, Balance, BankAccount, Statement, StatementLine
 
 FILE_BYTES_MAX = 64 * 1024 * 1024
@@ -148,14 +149,14 @@ def _mt940(data: bytes, known: Accounts) -> list[Statement] | list[str]:
         return ["MT940: no statement (no :20: tag)"]
     if len(blocks) > st.STATEMENTS_MAX:
         return [f"more than {st.STATEMENTS_MAX} statements in one file"]
-    problems: list[str] = []
+    problems = Problems()
     found: list[Statement] = []
     count = 0
     for n, block in enumerate(blocks, start=1):
         try:
             [parsed] = mt940.parse_statements(block, options=_OPTIONS)
         except (RuntimeError, ValueError, decimal.InvalidOperation) as e:
-            problems.append(f"statement {n}: {_tag_problem(e)}")
+            problems.add(f"statement {n}: {_tag_problem(e)}")
             continue
         count += len(parsed)
         if count > st.LINES_MAX:
@@ -164,7 +165,7 @@ def _mt940(data: bytes, known: Accounts) -> list[Statement] | list[str]:
         if statement is not None:
             found.append(statement)
     if problems:
-        return problems[: st.PROBLEMS_MAX]
+        return problems.listed()
     return found
 
 
@@ -183,7 +184,7 @@ class _MT940Statement:
         parsed: mt940.models.Transactions,
         raw: list[str],
         known: Accounts,
-        problems: list[str],
+        problems: Problems,
     ) -> None:
         self.data: dict[str, Any] = parsed.data
         self.transactions = list(parsed)
@@ -196,16 +197,16 @@ class _MT940Statement:
     def read(self) -> Statement | None:
         written = str(self.data.get("account_identification") or "").strip()
         if not written:
-            self.problems.append(f"{self.where}: no :25: account identification")
+            self.problems.add(f"{self.where}: no :25: account identification")
             return None
         found = self.known.find(written)
         if found is None:
-            self.problems.append(f"{self.where}: {self.known.unknown(written)}")
+            self.problems.add(f"{self.where}: {self.known.unknown(written)}")
             return None
         account, tz = found
         written = account.account
         if len(self.raw) != len(self.transactions):
-            self.problems.append(f"{self.where}: {len(self.raw)} :61: lines were not all read")
+            self.problems.add(f"{self.where}: {len(self.raw)} :61: lines were not all read")
             return None
         number = str(self.data.get("statement_number") or "")
         sequence = str(self.data.get("sequence_number") or "")
@@ -241,11 +242,11 @@ class _MT940Statement:
     def _units(self, where: str, amount: object, currency: str) -> int | None:
         value = getattr(amount, "amount", None)
         if not isinstance(value, decimal.Decimal):
-            self.problems.append(f"{where}: no amount")
+            self.problems.add(f"{where}: no amount")
             return None
         units = st.minor_units(format(abs(value), "f"), currency)
         if isinstance(units, str):
-            self.problems.append(f"{where}: {units}")
+            self.problems.add(f"{where}: {units}")
             return None
         return units
 
@@ -258,7 +259,7 @@ class _MT940Statement:
         at = st.day_start(day, tz) if code.startswith("OP") else st.day_end(day, tz)
         if units is None or at is None:
             if at is None:
-                self.problems.append(f"{where}: no date")
+                self.problems.add(f"{where}: no date")
             return None
         signed = -units if balance.status == "D" else units
         return Balance(code=code, amount=signed, currency=currency, date=day, at=at)
@@ -276,7 +277,7 @@ class _MT940Statement:
         where = f"{self.where} :61: line {i}"
         mark = str(tx.get("status") or "").upper()
         if mark not in _MARKS:
-            self.problems.append(f"{where}: mark {mark!r} is not C, D, RC or RD")
+            self.problems.add(f"{where}: mark {mark!r} is not C, D, RC or RD")
             return None
         direction, reversal = _MARKS[mark]
         currency = str(tx.get("currency") or account.currency)
@@ -285,7 +286,7 @@ class _MT940Statement:
         booking = tx.get("entry_date") or value
         if units is None or value is None or booking is None:
             if value is None:
-                self.problems.append(f"{where}: no value date")
+                self.problems.add(f"{where}: no value date")
             return None
         booked_at = st.day_start(booking.isoformat(), tz)
         assert booked_at is not None

@@ -30,6 +30,7 @@ import xml.etree.ElementTree as ET
 import msgspec
 
 from engine import statements as st
+from engine.problems import Problems
 from engine.statements import Accounts, Balance, Direction, EntryStatus, Statement, StatementLine
 
 # The message element -> (its family, the element of each statement in it).
@@ -101,21 +102,6 @@ def _texts(node: ET.Element | None, *path: str) -> list[str]:
     return [(c.text or "").strip() for c in _children(parent, last) if (c.text or "").strip()]
 
 
-class _Problems:
-    def __init__(self) -> None:
-        self.found: list[str] = []
-        self.more = 0
-
-    def add(self, text: str) -> None:
-        if len(self.found) < st.PROBLEMS_MAX:
-            self.found.append(text)
-        else:
-            self.more += 1
-
-    def listed(self) -> list[str]:
-        return self.found + ([f"... and {self.more} more"] if self.more else [])
-
-
 def message_kind(root: ET.Element) -> tuple[str, str, str] | str:
     """(family, version or "", the message element's name), or why the document is not a bank
     statement."""
@@ -158,7 +144,7 @@ def read(root: ET.Element, accounts: Accounts) -> list[Statement] | list[str]:
         return [f"the {family} message holds no <{container}>"]
     if len(blocks) > st.STATEMENTS_MAX:
         return [f"more than {st.STATEMENTS_MAX} <{container}> in one file"]
-    problems = _Problems()
+    problems = Problems()
     reader = _Reader(
         format=f"{family}.{version}" if version else family,
         document_id=_text(message, "GrpHdr", "MsgId"),
@@ -168,14 +154,14 @@ def read(root: ET.Element, accounts: Accounts) -> list[Statement] | list[str]:
     found = [reader.statement(n, block, container) for n, block in enumerate(blocks, start=1)]
     if reader.lines > st.LINES_MAX:
         problems.add(f"more than {st.LINES_MAX} entries")
-    if problems.found:
+    if problems:
         return problems.listed()
     return [s for s in found if s is not None]
 
 
 class _Reader:
     def __init__(
-        self, *, format: str, document_id: str, accounts: Accounts, problems: _Problems
+        self, *, format: str, document_id: str, accounts: Accounts, problems: Problems
     ) -> None:
         self.format = format
         self.document_id = document_id

@@ -52,6 +52,7 @@ import msgspec
 
 from engine import destinations
 from engine.destinations import Destination
+from engine.problems import Problems
 
 RULE_ID = "sanctions_screening"
 # A remark's digital currency address: the asset tag and the address as written.
@@ -64,7 +65,6 @@ _PROGRAM = re.compile(r"[A-Z0-9][A-Z0-9-]*")
 _WALLET_PROGRAMS = re.compile(r"^(CYBER|DPRK)")
 # OFAC's null value.
 NULL = "-0-"
-PROBLEMS_MAX = 20
 ENTRIES_MAX = 200_000
 
 
@@ -273,8 +273,7 @@ class _Reader:
     """Builds one list from the files of a distribution, collecting every problem."""
 
     def __init__(self) -> None:
-        self.problems: list[str] = []
-        self.more_problems = 0
+        self.problems = Problems(limit=20)
         self.entries: dict[tuple[str, str], _Entry] = {}
         # (entry, name, remarks, where)
         self.aliases: list[tuple[tuple[str, str], str, str, str]] = []
@@ -283,10 +282,7 @@ class _Reader:
         self.summaries: list[FileSummary] = []
 
     def problem(self, text: str) -> None:
-        if len(self.problems) < PROBLEMS_MAX:
-            self.problems.append(text)
-        else:
-            self.more_problems += 1
+        self.problems.add(text)
 
     def read(self, file: ListFile) -> None:
         rows = list(_rows(file.text))
@@ -335,7 +331,7 @@ class _Reader:
     def build(self) -> SanctionsList | list[str]:
         if not any(s.role is Role.PRIMARY for s in self.summaries):
             self.problem("no list among the files: SDN.CSV or CONS_PRIM.CSV is needed")
-            return self.problems
+            return self.problems.listed()
         orphans = 0
         orphan_remarks: list[tuple[tuple[str, str], str]] = []
         for key, text, _ in self.comments:
@@ -394,8 +390,7 @@ class _Reader:
                     " 12-column SDN.CSV?)"
                 )
         if self.problems:
-            more = [f"... and {self.more_problems} more"] if self.more_problems else []
-            return self.problems + more
+            return self.problems.listed()
         return SanctionsList(
             holdings=Holdings(
                 digest=_digest(self.summaries),

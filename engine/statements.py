@@ -53,13 +53,11 @@ import msgspec
 
 from engine import csvfiles, currencies, ledger
 from engine.reconciliation import CERTAIN, Finding, Kind, Source, severity_of
-from engine.timefmt import parse_rfc3339
+from engine.timefmt import micros, parse_rfc3339
 
 LINES_MAX = 100_000
 STATEMENTS_MAX = 1_000
 TEXT_MAX = 200
-PROBLEMS_MAX = 50
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 class Direction(enum.StrEnum):
@@ -142,7 +140,8 @@ class Balance(msgspec.Struct, frozen=True, kw_only=True):
     amount: int
     currency: str
     date: str
-    # The end of that business day in the account's time zone (or the moment given).
+    # The moment it stands for: an opening balance (OP...) at the start of its business day in
+    # the account's time zone, any other at the end of it; or the moment the bank gave.
     at: int
 
 
@@ -281,11 +280,6 @@ _DATETIME = re.compile(
 )
 
 
-def _micros(moment: dt.datetime) -> int:
-    delta = moment - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
 def day_start(text: str, tz: dt.tzinfo) -> int | None:
     """An ISO date (YYYY-MM-DD) as the microsecond its business day starts in `tz`."""
     found = _DATE.fullmatch(text.strip())
@@ -295,7 +289,7 @@ def day_start(text: str, tz: dt.tzinfo) -> int | None:
         day = dt.date(*(int(g) for g in found.groups()))
     except ValueError:
         return None
-    return _micros(dt.datetime(day.year, day.month, day.day, tzinfo=tz))
+    return micros(dt.datetime(day.year, day.month, day.day, tzinfo=tz))
 
 
 def day_end(text: str, tz: dt.tzinfo) -> int | None:
@@ -304,7 +298,7 @@ def day_end(text: str, tz: dt.tzinfo) -> int | None:
     if start is None:
         return None
     day = dt.date.fromisoformat(text.strip()) + dt.timedelta(days=1)
-    return _micros(dt.datetime(day.year, day.month, day.day, tzinfo=tz)) - 1
+    return micros(dt.datetime(day.year, day.month, day.day, tzinfo=tz)) - 1
 
 
 def moment(text: str, tz: dt.tzinfo) -> int | None:
@@ -314,7 +308,7 @@ def moment(text: str, tz: dt.tzinfo) -> int | None:
     if found is None:
         return None
     year, month, day, hour, minute, second, fraction, offset = found.groups()
-    micros = int((fraction or "").ljust(6, "0")[:6])
+    fraction_us = int((fraction or "").ljust(6, "0")[:6])
     zone: dt.tzinfo = tz
     if offset is not None and offset != "Z":
         sign = -1 if offset[0] == "-" else 1
@@ -324,12 +318,12 @@ def moment(text: str, tz: dt.tzinfo) -> int | None:
         zone = dt.UTC
     try:
         local = dt.datetime(
-            int(year), int(month), int(day), int(hour), int(minute), int(second), micros,
+            int(year), int(month), int(day), int(hour), int(minute), int(second), fraction_us,
             tzinfo=zone,
         )  # fmt: skip
     except ValueError:
         return None
-    return _micros(local)
+    return micros(local)
 
 
 def entries(n: int) -> str:
@@ -454,7 +448,7 @@ def balance_facts(statement: Statement) -> dict[str, str]:
         "lines_not_booked": str(len(statement.not_booked)),
     }
     for b in statement.balances:
-        found[f"{b.code.lower()}"] = str(b.amount)
+        found[b.code.lower()] = str(b.amount)
         found[f"{b.code.lower()}_currency"] = b.currency
         found[f"{b.code.lower()}_date"] = b.date
     return found

@@ -43,5 +43,10 @@ def parse_rfc3339(text: str) -> int | None:
         return None
     if moment.tzinfo is None:
         return None
+    return micros(moment)
+
+
+def micros(moment: dt.datetime) -> int:
+    """An aware datetime as microseconds since the epoch, in integers (no float timestamp)."""
     delta = moment - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * US_PER_S + delta.microseconds
