@@ -6,18 +6,27 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# The real EVM parts from npm (package.json, package-lock.json): anvil, the node the chain
+# adapter's tests start on 127.0.0.1, and solc-js, which checks the test token's artifact.
+NODE_STAMP := node_modules/.installed-stamp
 DATA ?= data
 PORT ?= 8080
 SIM_SPEED ?= 1
 CONFORMANCE ?= ../shared/conformance/run
 
-.PHONY: run demo test lint bench soak clean
+.PHONY: run demo test lint bench soak clean evm-tools
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,bench]'
 	touch $(STAMP)
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
+evm-tools: $(NODE_STAMP)
 
 run: $(STAMP)
 	$(BIN)/stablerail migrate --data-dir $(DATA)
@@ -42,7 +51,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 # The contract kit drives `stablerail serve` from outside exactly as API.md says.
-test: lint
+test: lint $(NODE_STAMP)
 	$(BIN)/pytest
 	@if [ -x $(CONFORMANCE) ]; then PYTHON=$(BIN)/python $(CONFORMANCE); \
 	else echo "NOTE: no contract kit at $(CONFORMANCE); the API contract was not run"; fi
@@ -60,4 +69,4 @@ soak: $(STAMP)
 	$(BIN)/stablerail soak --first 1000 --count 2000 --transfers 100 --faults swarm
 
 clean:
-	rm -rf $(VENV) data
+	rm -rf $(VENV) data node_modules

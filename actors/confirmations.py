@@ -9,8 +9,10 @@ transfers at a time (actors.fanout):
   is reported as ObserveReorg, which sends the transfer back to SENT_ON_CHAIN: the same signed
   bytes are broadcast again, so the payment can mine again but never twice;
 - unknown to the node (dropped): the actor re-broadcasts the journaled bytes;
-- pending for `tx_stuck_blocks`: the actor replaces it, same nonce, higher fee.
-A confirmed transaction stays watched until it is `finality_blocks` deep.
+- not mined for `tx_stuck_blocks` (pending, or dropped and refused again: a node evicts a
+  transaction the base fee rose above): the actor replaces it, same nonce, higher fees.
+A confirmed transaction stays watched until its block is final (ChainView.final: the node's
+`finalized` block, or a configured depth under the head).
 """
 
 from __future__ import annotations
@@ -133,12 +135,11 @@ class ConfirmationWatcher:
         presence = await chain.presence(watch.chain, latest)
         if presence is TxPresence.UNKNOWN:
             self.registry.tell(tid, Rebroadcast())
-        elif presence is TxPresence.PENDING and (
-            watch.pending_since is None
-            or (
-                view.head - watch.pending_since >= limits.tx_stuck_blocks
-                and self.registry.tell(tid, BumpFee())
-            )
+        # Not mined for `tx_stuck_blocks`, pending or gone: a node evicts a transaction the base
+        # fee rose above and refuses it again, so only a higher fee can get the nonce mined.
+        if watch.pending_since is None or (
+            view.head - watch.pending_since >= limits.tx_stuck_blocks
+            and self.registry.tell(tid, BumpFee())
         ):
             watch.pending_since = view.head
 
@@ -151,7 +152,7 @@ class ConfirmationWatcher:
             return
         if watch.confirmed is not None:
             self.unverified.discard(tid)  # still where the journal says
-            if mined.confirmations >= limits.finality_blocks:
+            if mined.block_number <= view.final:
                 self.forget(tid)
             watch.next_head = view.head + 1
             return

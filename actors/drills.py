@@ -7,6 +7,7 @@ hardest to survive:
 
     journal.before_commit      the decision is made, nothing is durable yet
     journal.after_commit       durable, but nobody has heard of it and no effect has run
+    chain.after_sign           custody signed a payment the journal does not hold yet
     chain.after_broadcast      the node has the transaction, the process never hears back
     offramp.after_payout_call  the provider started a payout the journal does not yet name
     timers.mid_fire            a timer fired, the timers after it in the same poll have not
@@ -29,6 +30,7 @@ FAILPOINTS = frozenset(
     {
         "journal.before_commit",
         "journal.after_commit",
+        "chain.after_sign",
         "chain.after_broadcast",
         "offramp.after_payout_call",
         "timers.mid_fire",

@@ -37,11 +37,13 @@ def replacement(state: TransferState) -> fx.SignTransaction:
         amount=latest.amount,
         nonce=latest.nonce,
         min_max_fee_per_gas=latest.max_fee_per_gas,
+        min_priority_fee_per_gas=latest.max_priority_fee_per_gas,
     )
 
 
 def bumped_fee(previous: int, suggested: int) -> int:
-    """At least 12.5% above `previous` (nodes refuse smaller bumps) and at least the market."""
+    """At least 12.5% above `previous` (nodes refuse a bump under 10% on either fee field) and
+    at least the market."""
     floor = previous * limits.fee_bump_numerator // limits.fee_bump_denominator + 1
     return max(floor, suggested)
 
@@ -198,6 +200,7 @@ async def _sign(
         unavailable=Result.chain_unavailable,
     )
     wallet = (chain, ctx.rails.custody.address(chain).lower())
+    tip = view.suggested_priority_fee_per_gas
     if effect.nonce is None:
         nonce = ctx.nonces.reserve(wallet, state.transfer_id)
         fee = view.suggested_max_fee_per_gas
@@ -205,6 +208,8 @@ async def _sign(
         nonce = effect.nonce
         assert effect.min_max_fee_per_gas is not None
         fee = bumped_fee(effect.min_max_fee_per_gas, view.suggested_max_fee_per_gas)
+        if effect.min_priority_fee_per_gas:
+            tip = bumped_fee(effect.min_priority_fee_per_gas, tip)
     request = SignRequest(
         chain=chain,
         to_address=effect.to_address,
@@ -212,10 +217,12 @@ async def _sign(
         amount=effect.amount,
         nonce=nonce,
         max_fee_per_gas=fee,
+        max_priority_fee_per_gas=min(tip, fee),
     )
     tx = await call_rail(
         lambda: ctx.rails.custody.sign(request), key=f"{state.transfer_id}:sign:{nonce}:{fee}"
     )
+    ctx.drills.failpoint("chain.after_sign")
     if effect.nonce is None:
         return c.SubmitOnChain(tx=tx, screening=screening)
     return c.ReplaceDroppedTx(tx=tx)

@@ -109,6 +109,10 @@ class Reconciler:
         # last, a statement line) sends its transfer to the next partial round at once. Full
         # rounds start it afresh, so an ended transfer's entry lasts at most until the next.
         self.waiting: dict[tuple[Source, str], str] = {}
+        # Transfers whose sources all agree but whose payment's block is not final yet, by
+        # chain: transfer -> block. Each round lets through those the chain's finality passed.
+        self.not_final: dict[str, dict[str, int]] = {}
+        self._finals: dict[str, int | None] = {}
 
     @property
     def _grace_us(self) -> int:
@@ -131,6 +135,8 @@ class Reconciler:
 
     def forget(self, transfer_id: str) -> None:
         self.dirty.discard(transfer_id)
+        for held in self.not_final.values():
+            held.pop(transfer_id, None)
 
     async def run(self) -> None:
         while True:
@@ -139,13 +145,14 @@ class Reconciler:
             if now >= self.next_full_us:
                 self.next_full_us = now + int(self.ctx.tuning.reconcile_round_s * 1e6)
                 await self.round(full=True)
-            elif self.dirty:
+            elif self.dirty or await self._finality_passed():
                 await self.round(full=False)
 
     # --- one round --------------------------------------------------------------------------
 
     async def round(self, *, full: bool) -> None:
         now = self.ctx.clock.now_us()
+        self._finals.clear()
         await self._refresh_cases()
         await self._read_feed()
         if full:
@@ -154,6 +161,7 @@ class Reconciler:
             tids |= {k.transfer_id for k in self.open.values() if k.transfer_id} | self.dirty
         else:
             tids = set(self.dirty)
+        tids |= await self._now_final()
         self.dirty.clear()
         states: dict[str, TransferState] = {}
         expected: list[Expected] = []
@@ -209,7 +217,11 @@ class Reconciler:
                 )
         for tid, state in states.items():
             seen = witnessed.get(tid, {})
-            if reconcilable(state) and sources_needed(state.route) <= seen.keys():
+            if (
+                reconcilable(state)
+                and sources_needed(state.route) <= seen.keys()
+                and await self._final(state)
+            ):
                 ids = tuple(i for source in sorted(seen) for i in seen[source])
                 if self.registry.tell(tid, Envelope(c.Reconcile(evidence=ids))):
                     for evidence_id in ids:
@@ -224,6 +236,56 @@ class Reconciler:
         if full:
             await self.balances.maybe_check(now)
         await self._alert_breaches(now)
+
+    async def _final_block(self, chain: str) -> int | None:
+        """Where the chain's finality stands this round (None: the node cannot say now)."""
+        if chain not in self._finals:
+            try:
+                async with asyncio.timeout(limits.rail_call_timeout_s):
+                    self._finals[chain] = (await self.ctx.rails.chain.view(chain)).final
+            except (RailError, TimeoutError):
+                self._finals[chain] = None
+        return self._finals[chain]
+
+    async def _final(self, state: TransferState) -> bool:
+        """Whether the transfer's payment (if it has one) is in a final block: a payment a
+        reorg could still take away is not reconciled, however many confirmations it has."""
+        if state.mined is None:
+            return True
+        chain = state.txs[-1].chain
+        final = await self._final_block(chain)
+        if final is None or state.mined.block_number > final:
+            self.not_final.setdefault(chain, {})[state.transfer_id] = state.mined.block_number
+            return False
+        self.not_final.get(chain, {}).pop(state.transfer_id, None)
+        # Final by its number; still in the block the books name? (A reorg the watcher did not
+        # see, while the process was down: the transfer waits, and its time in state alerts.)
+        try:
+            async with asyncio.timeout(limits.rail_call_timeout_s):
+                receipt = await self.ctx.rails.chain.receipt(chain, state.mined.tx_hash)
+        except (RailError, TimeoutError):
+            return False  # asked again at the next full round
+        return receipt is not None and receipt.block_hash == state.mined.block_hash
+
+    async def _finality_passed(self) -> bool:
+        """Whether a transfer held back for finality may go now (its chain asked once)."""
+        if not any(self.not_final.values()):
+            return False
+        self._finals.clear()
+        self.dirty |= await self._now_final()
+        return bool(self.dirty)
+
+    async def _now_final(self) -> set[str]:
+        """Transfers held back for finality whose block is now final."""
+        ready: set[str] = set()
+        for chain, held in self.not_final.items():
+            final = await self._final_block(chain) if held else None
+            if final is not None:
+                passed = {tid for tid, block in held.items() if block <= final}
+                for tid in passed:
+                    del held[tid]
+                ready |= passed
+        return ready
 
     def _too_soon(self, finding: Finding, now: int) -> bool:
         """An unclaimed report is external-only only after its grace (its transfer may be a

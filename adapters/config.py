@@ -11,6 +11,25 @@ then command-line flags, each overriding the one before.
     sim_speed = 1.0       # the simulated world runs this many times faster than real time
     sim_seed = 1
 
+    [evm]                        # `kind = "evm"`: the real chain (adapters/chain, docs/evm.md)
+    rpc_url = "http://127.0.0.1:8545"  # the node's JSON-RPC endpoint
+    chain_id = 31337             # the node must report this chain id, or the start stops
+    keystore = "treasury.json"   # the treasury key (`stablerail wallet new`)
+    passphrase_file = "treasury.pass"  # its passphrase; else STABLERAIL_KEYSTORE_PASSPHRASE
+    start_block = 0              # the indexer feed reads no block before this one
+    finality = "finalized"       # or "depth": final = finality_depth blocks under the head
+    finality_depth = 64
+    poll_s = 2.0                 # how often the node is asked (about a block time)
+    rpc_timeout_s = 10.0         # each JSON-RPC request's deadline
+    [evm.tokens]                 # currency -> the ERC-20 contract (decimals = ledger scale)
+    USDC = "0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48"
+
+    [reconciliation]             # how often and how patiently the books are checked
+    round_s = 60                 # a full reconciliation round at least this often
+    external_only_grace_s = 3600 # an unclaimed report waits this long for its transfer
+    balance_check_s = 300        # each held balance read against its holder this often
+    balance_drift_persist_s = 1800  # an unexplained drift this old is a balance_drift case
+
     [webhooks]
     allow_private_urls = false   # true: endpoints on loopback/private addresses (development)
 
@@ -55,6 +74,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from adapters.chain.network import EvmNetwork
+from adapters.chain.rails import EvmSettings
 from adapters.sanctions_files import (
     MAX_AGE_DAYS_DEFAULT,
     ListUnusable,
@@ -63,7 +84,7 @@ from adapters.sanctions_files import (
     load_list,
 )
 from adapters.zones import UnknownTimezone, timezone
-from engine import currencies, ledger, policy
+from engine import currencies, destinations, ledger, money, policy
 from engine.statements import BankAccount, account_key
 from engine.webhooks import valid_secret
 
@@ -93,9 +114,14 @@ class ServeConfig:
     sanctions_list: LoadedList | None = None
     # Our accounts at banks: the only accounts a statement file is read for.
     bank_accounts: tuple[BankAccount, ...] = ()
+    # [reconciliation]: (Tuning field, seconds) for the ones the file sets.
+    reconciliation: tuple[tuple[str, float], ...] = ()
+    # The real chain (`rails = "evm"`), and how often it is polled.
+    evm: EvmSettings | None = None
+    evm_poll_s: float = 2.0
 
 
-RAILS = ("sim", "sim-instant")
+RAILS = ("sim", "sim-instant", "evm")
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
 
@@ -135,6 +161,10 @@ def _from_file(path: Path) -> dict[str, Any]:
     found.update(_sanctions_section(path, raw.get("sanctions", {})))
     if "bank_accounts" in raw:
         found["bank_accounts"] = bank_accounts(path, raw["bank_accounts"])
+    if "evm" in raw:
+        found["evm"], found["evm_poll_s"] = evm_section(path, raw["evm"])
+    if "reconciliation" in raw:
+        found["reconciliation"] = reconciliation_section(path, raw["reconciliation"])
     secrets = raw.get("inbound", {}).get("secrets")
     if secrets is not None:
         if not isinstance(secrets, dict) or not all(isinstance(v, str) for v in secrets.values()):
@@ -202,6 +232,10 @@ def load(
     rails = str(values.get("rails", "sim"))
     if rails not in RAILS:
         raise ConfigError(f"rails {rails!r}: this build serves {' or '.join(RAILS)}")
+    evm = values.get("evm")
+    if rails == "evm" and evm is None:
+        raise ConfigError("rails evm needs an [evm] section in the config file (rpc_url,"
+                          " chain_id, keystore, [evm.tokens])")  # fmt: skip
     allow = values.get("webhooks_allow_private", False)
     if isinstance(allow, str):
         allow = _flag("webhooks_allow_private", allow)
@@ -230,6 +264,9 @@ def load(
         host=str(values.get("host", "127.0.0.1")),
         port=port,
         rails=rails,
+        evm=evm,
+        evm_poll_s=values.get("evm_poll_s", 2.0),
+        reconciliation=tuple(values.get("reconciliation", ())),
         sim_speed=speed,
         sim_seed=seed,
         env="test",
@@ -275,6 +312,123 @@ def _sanctions(source: SanctionsSource) -> LoadedList:
         return load_list(source)
     except ListUnusable as e:
         raise ConfigError(str(e)) from None
+
+
+_EVM_KEYS = frozenset(
+    {"rpc_url", "chain_id", "keystore", "passphrase_file", "start_block", "finality"}
+    | {"finality_depth", "poll_s", "tokens", "chain", "rpc_timeout_s"}
+)
+
+
+def evm_section(path: Path, section: object) -> tuple[EvmSettings, float]:
+    """`[evm]`: the node, the chain id it must report, the treasury keystore and the tokens,
+    each checked here so a mistake stops the start with its name."""
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path}: [evm] is a table")
+    where = f"{path}: [evm]"
+    unknown = set(section) - _EVM_KEYS
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {', '.join(sorted(unknown))}")
+    url = section.get("rpc_url")
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise ConfigError(f"{where}: rpc_url is the node's http:// or https:// JSON-RPC URL")
+    chain_id = section.get("chain_id")
+    if not isinstance(chain_id, int) or isinstance(chain_id, bool) or chain_id <= 0:
+        raise ConfigError(f"{where}: chain_id is the chain's EIP-155 id (1 for Ethereum)")
+    key_file = section.get("keystore")
+    if not isinstance(key_file, str) or not key_file:
+        raise ConfigError(f"{where}: keystore is the path of the treasury's keystore file")
+    secret_file = section.get("passphrase_file")
+    if secret_file is not None and not isinstance(secret_file, str):
+        raise ConfigError(f"{where}: passphrase_file is a path")
+    tokens = section.get("tokens")
+    if not isinstance(tokens, dict) or not tokens:
+        raise ConfigError(f"{where}: [evm.tokens] maps a stablecoin (USDC) to its contract")
+    for currency, address in tokens.items():
+        asset = money.asset(currency)
+        if asset is None or asset.kind is not money.AssetKind.STABLECOIN:
+            raise ConfigError(f"{where}: tokens: {currency} is not a stablecoin the ledger keeps")
+        if not isinstance(address, str) or not destinations.is_address(address):
+            raise ConfigError(f"{where}: tokens: {currency} is a 0x address, not {address!r}")
+    chain = section.get("chain", "ethereum")
+    if chain not in destinations.CHAINS:
+        raise ConfigError(f"{where}: chain is one of {', '.join(sorted(destinations.CHAINS))}")
+    finality = section.get("finality", "finalized")
+    if finality not in ("finalized", "depth"):
+        raise ConfigError(f'{where}: finality is "finalized" or "depth"')
+    numbers = {}
+    for name, default, low, high in (
+        ("start_block", 0, 0, 2**63),
+        ("finality_depth", 64, 1, 10_000),
+    ):
+        value = section.get(name, default)
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            raise ConfigError(f"{where}: {name} is a whole number from {low} to {high}")
+        numbers[name] = value
+    seconds: dict[str, float] = {}
+    for key, fallback, least, most in (
+        ("poll_s", 2.0, 0.05, 60.0),
+        ("rpc_timeout_s", 10.0, 0.1, 60.0),
+    ):
+        given = section.get(key, fallback)
+        if (
+            not isinstance(given, int | float)
+            or isinstance(given, bool)
+            or not least <= given <= most
+        ):
+            raise ConfigError(f"{where}: {key} is {least} to {most} seconds")
+        seconds[key] = float(given)
+    network = EvmNetwork(
+        rpc_url=url,
+        chain_id=chain_id,
+        tokens=tuple(sorted((c, a.lower()) for c, a in tokens.items())),
+        chain=chain,
+        start_block=numbers["start_block"],
+        use_finalized_tag=finality == "finalized",
+        finality_depth=numbers["finality_depth"],
+        rpc_timeout_s=seconds["rpc_timeout_s"],
+    )
+    settings = EvmSettings(
+        network=network,
+        keystore=Path(key_file),
+        passphrase_file=Path(secret_file) if secret_file else None,
+    )
+    return settings, seconds["poll_s"]
+
+
+def _seconds(where: str, key: str, value: object, least: float, most: float) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not least <= value <= most:
+        raise ConfigError(f"{where}: {key} is {least} to {most} seconds")
+    return float(value)
+
+
+# [reconciliation] key -> (actors.context.Tuning field, least, most seconds)
+_RECONCILIATION = {
+    "round_s": ("reconcile_round_s", 0.1, 86_400.0),
+    "external_only_grace_s": ("external_only_grace_s", 0.0, 30 * 86_400.0),
+    "balance_check_s": ("balance_check_s", 0.1, 86_400.0),
+    "balance_drift_persist_s": ("balance_drift_persist_s", 0.0, 30 * 86_400.0),
+}
+
+
+def reconciliation_section(path: Path, section: object) -> tuple[tuple[str, float], ...]:
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path}: [reconciliation] is a table")
+    found = []
+    for key, value in section.items():
+        if key not in _RECONCILIATION:
+            raise ConfigError(
+                f"{path}: [reconciliation] {key}: one of {', '.join(sorted(_RECONCILIATION))}"
+            )
+        field, least, most = _RECONCILIATION[key]
+        if (
+            not isinstance(value, int | float)
+            or isinstance(value, bool)
+            or not least <= value <= most
+        ):
+            raise ConfigError(f"{path}: [reconciliation] {key} is {least} to {most} seconds")
+        found.append((field, float(value)))
+    return tuple(sorted(found))
 
 
 ACCOUNT_LENGTH_MAX = 34

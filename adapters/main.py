@@ -24,6 +24,7 @@ import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+import aiohttp
 import anyio
 import msgspec
 from aiohttp import web
@@ -36,6 +37,16 @@ from actors.sanctions import bring_into_force, rescreen_pending
 from actors.statement_import import StatementRecorded, record_statements
 from actors.system import System
 from actors.webhooks import WebhookDispatcher
+from adapters.chain.keystore import KeystoreError
+from adapters.chain.node import NodeRefused
+from adapters.chain.rails import (
+    EvmSettings,
+    WalletCorridors,
+    open_rails,
+    opening_block,
+    opening_funding,
+)
+from adapters.chain.rpc import redacted
 from adapters.clock import SystemClock, SystemIds
 from adapters.config import ConfigError, ServeConfig
 from adapters.http import bodies, render
@@ -50,13 +61,15 @@ from engine import commands as c
 from engine.access import ApiKey, Role
 from engine.audit import ActorType, AuditRecord, AuditRow
 from engine.discrepancies import Discrepancy
-from engine.events import ControlChanged, RuleSetLoaded
+from engine.events import ControlChanged, RuleSetLoaded, TreasuryFunded
+from engine.events import decode as decode_event
 from engine.funding import decide_deposit, deposit_id_for
 from engine.nonces import NonceBook
 from engine.policy import Explained, RuleSet
 from engine.ports import Clock, Ids
 from engine.provider_reports import ReportLine
 from engine.quotes import Quote
+from engine.rails import RailError
 from engine.records import Committed, IdempotencyRecord, IdempotencyStatus, Recorded
 from engine.results import Result
 from engine.sanctions import ListInForce, Rescreened
@@ -465,7 +478,9 @@ class Sim:
 
 
 async def _open_world(config: ServeConfig, store: Store, clock: SystemClock, ids: SystemIds) -> Sim:
-    """The simulated world this data dir holds, or a new one (its treasury minted and booked)."""
+    """The simulated world this data dir holds, or a new one (its treasury minted and booked).
+    With the real chain (`evm`), the world's bank, quotes and off-ramp serve, its chain does
+    not: nothing is minted or booked on it."""
     if config.rails == "sim-instant":
         return await _instant_world(config, store, clock, ids)
     data_dir = config.data_dir
@@ -476,13 +491,22 @@ async def _open_world(config: ServeConfig, store: Store, clock: SystemClock, ids
         rails = SimRails.build(config.sim_seed, faults, clock, ids)
         saved = SavedWorld(rails, faults, clock.now_us())
     world = WorldFile(data_dir, saved, clock, ids)
+    simulated_chain = config.rails == "sim"
     if fresh:
-        saved.rails.mint_treasury()
+        saved.chain_in_use = simulated_chain
+        if simulated_chain:
+            saved.rails.mint_treasury()
         world.save()
+    elif saved.chain_in_use != simulated_chain:
+        paid_on = "the simulated chain" if saved.chain_in_use else "a real chain (evm)"
+        raise ConfigError(
+            f"{data_dir} pays on {paid_on}: its transfers and treasury belong there, so it"
+            f" cannot be served with --rails {config.rails} (use another data dir)"
+        )
     funded = await store.reader.fetchone(
         "SELECT count(*) FROM journal WHERE event_type = 'TreasuryFunded'"
     )
-    if funded is not None and funded[0] == 0:
+    if simulated_chain and funded is not None and funded[0] == 0:
         await saved.rails.book_treasury(store, ids, clock)
     saved.rails.pace(config.sim_speed)
     saving = world.saving(saved.rails)
@@ -515,22 +539,28 @@ async def running(config: ServeConfig) -> AsyncIterator[tuple[Node, web.Applicat
     clock = SystemClock()
     ids = SystemIds(clock)
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    async with Store.open(config.data_dir, clock=clock, migrate=True) as store:
+    async with (
+        Store.open(config.data_dir, clock=clock, migrate=True) as store,
+        contextlib.AsyncExitStack() as stack,
+    ):
         world = await _open_world(config, store, clock, ids)
         rails = world.rails
         speed = config.sim_speed
+        ports = world.ports
+        chain_poll_s = block_time_s / speed
+        session = await stack.enter_async_context(aiohttp.ClientSession())
+        if config.evm is not None and config.rails == "evm":
+            ports = await _evm_ports(config.evm, session, store, ports, ids, clock)
+            chain_poll_s = config.evm_poll_s
         ctx = Context(
             journal=store,
             clock=clock,
             ids=ids,
-            rails=world.ports,
+            rails=ports,
             nonces=NonceBook(),
-            tuning=Tuning(
-                chain_poll_s=block_time_s / speed,
-                supervisor_poll_s=min(limits.timer_poll_s, 1 / speed),
-                rules_document=config.policy_document,
-            ),
+            tuning=_tuning(config, chain_poll_s),
         )
+        _arm_drill(ctx, os.environ.get(DRILL_ENV))
         system = System(ctx, answer=create_answer)
         await _sanctions_at_start(ctx, system, config)
         metrics = Metrics()
@@ -557,7 +587,8 @@ async def running(config: ServeConfig) -> AsyncIterator[tuple[Node, web.Applicat
             async with anyio.create_task_group() as tasks:
                 rails.offramp.tasks = tasks
                 rails.offramp.webhook = world.webhook(system.supervisors.settlements.on_webhook)
-                tasks.start_soon(rails.chain.run, block_time_s)
+                if config.rails != "evm":
+                    tasks.start_soon(rails.chain.run, block_time_s)
                 rails.offramp.resume()
                 await tasks.start(system.run)
                 if config.sanctions_list is not None:
@@ -580,6 +611,97 @@ async def running(config: ServeConfig) -> AsyncIterator[tuple[Node, web.Applicat
             # Every record written so far is anchored before the store closes.
             await anchor.anchor(store.reader, config.data_dir, clock.now_us())
         world.save()
+
+
+def _tuning(config: ServeConfig, chain_poll_s: float) -> Tuning:
+    tuning = Tuning(
+        chain_poll_s=chain_poll_s,
+        supervisor_poll_s=min(limits.timer_poll_s, 1 / config.sim_speed),
+        rules_document=config.policy_document,
+    )
+    for field, seconds in config.reconciliation:  # [reconciliation], checked by the config
+        setattr(tuning, field, seconds)
+    return tuning
+
+
+DRILL_ENV = "STABLERAIL_DRILL_FAILPOINT"
+
+
+def _arm_drill(ctx: Context, spec: str | None) -> None:
+    """A crash drill (`STABLERAIL_DRILL_FAILPOINT=chain.after_sign:1`): the process SIGKILLs
+    itself on that pass through that failpoint (actors.drills), so the tests can stop a real
+    `serve` between signing and journaling, or between broadcast and hearing back. Never set in
+    production; a warning says so when it is."""
+    if not spec:
+        return
+    name, _, count = spec.partition(":")
+    target = int(count or "1")
+    passes = 0
+
+    def kill() -> None:
+        nonlocal passes
+        passes += 1
+        if passes == target:
+            logger.warning("drill: failpoint {name} pass {n}: SIGKILL", name=name, n=passes)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    try:
+        ctx.drills.arm(name, kill)
+    except ValueError as e:
+        raise ConfigError(f"{DRILL_ENV}: {e}") from None
+    logger.warning("crash drill armed: {name} pass {n} kills this process", name=name, n=target)
+
+
+async def _evm_ports(
+    settings: EvmSettings,
+    session: aiohttp.ClientSession,
+    store: Store,
+    simulated: Rails,
+    ids: Ids,
+    clock: Clock,
+) -> Rails:
+    """The real chain's ports (the node checked, the keystore unlocked), the treasury's opening
+    balance booked once, and the indexer feed's first block after it (adapters.chain.rails)."""
+    try:
+        evm = await open_rails(settings, session)
+    except (KeystoreError, NodeRefused) as e:
+        raise ConfigError(str(e)) from None
+    except RailError as e:
+        raise ConfigError(
+            f"the node at {redacted(settings.network.rpc_url)}: {e.message}"
+        ) from None
+    rows = await store.reader.fetchall(
+        "SELECT payload FROM journal WHERE event_type = 'TreasuryFunded'"
+    )
+    booked = [decode_event(payload) for (payload,) in rows]
+    opened = opening_block(
+        f.reference
+        for f in booked
+        if isinstance(f, TreasuryFunded)
+        and (f.chain, f.address) == (settings.network.chain, evm.treasury)
+    )
+    if opened is None:
+        opened, fundings = await opening_funding(evm, ids, clock)
+        for funded in fundings:
+            outcome = await store.append(funded.funding_id, 0, [funded])
+            if not isinstance(outcome, Committed):
+                raise ConfigError(f"the treasury's opening balance was not booked: {outcome}")
+        logger.info(
+            "treasury {address}: opening balance booked at block {block}: {held}",
+            address=evm.treasury, block=opened,
+            held=", ".join(f"{f.amount} {f.currency} minor units" for f in fundings) or "none",
+        )  # fmt: skip
+    network = settings.network
+    evm.node.network = dataclasses.replace(
+        network, start_block=max(network.start_block, opened + 1)
+    )
+    return dataclasses.replace(
+        simulated,
+        custody=evm.custody,
+        chain=evm.node,
+        indexer=evm.node,
+        quotes=WalletCorridors(simulated.quotes, network),
+    )
 
 
 async def _sanctions_at_start(ctx: Context, system: System, config: ServeConfig) -> None:

@@ -27,8 +27,10 @@ class SignedTx(msgspec.Struct, frozen=True, kw_only=True):
     to_address: str
     currency: str
     amount: int
-    # EIP-1559 fee cap in wei; a replacement must bid strictly more.
+    # EIP-1559 fee cap and tip in wei; a replacement must raise both (`outbids`). A tip of 0 is
+    # a transaction journaled before the tip was recorded.
     max_fee_per_gas: int
+    max_priority_fee_per_gas: int = 0
 
 
 class Mined(msgspec.Struct, frozen=True, kw_only=True):
@@ -53,6 +55,16 @@ def well_formed(tx: SignedTx) -> bool:
         and tx.amount > 0
         and tx.max_fee_per_gas > 0
     )
+
+
+def outbids(old: SignedTx, new: SignedTx) -> bool:
+    """Whether `new` may replace `old` in a node's mempool: both fee fields raised by at least
+    the 10% geth and most nodes require (a smaller bump is refused as underpriced)."""
+    fee_up = new.max_fee_per_gas * 10 >= old.max_fee_per_gas * 11
+    tip_up = old.max_priority_fee_per_gas == 0 or (
+        new.max_priority_fee_per_gas * 10 >= old.max_priority_fee_per_gas * 11
+    )
+    return fee_up and tip_up
 
 
 def same_payment(a: SignedTx, b: SignedTx) -> bool:

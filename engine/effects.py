@@ -33,9 +33,10 @@ class SignTransaction(_Effect, tag="SignTransaction", frozen=True, kw_only=True)
     to_address: str
     currency: str
     amount: int
-    # Set for a replacement: same nonce, fee strictly above this.
+    # Set for a replacement: same nonce, both fees raised above these (engine.chain.outbids).
     nonce: int | None = None
     min_max_fee_per_gas: int | None = None
+    min_priority_fee_per_gas: int | None = None
 
 
 class BroadcastTransaction(_Effect, tag="BroadcastTransaction", frozen=True, kw_only=True):

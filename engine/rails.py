@@ -50,6 +50,8 @@ class SignRequest(msgspec.Struct, frozen=True, kw_only=True):
     amount: int
     nonce: int
     max_fee_per_gas: int
+    # EIP-1559 tip in wei; 0: the custody service's own default.
+    max_priority_fee_per_gas: int = 0
 
 
 class Receipt(msgspec.Struct, frozen=True, kw_only=True):
@@ -101,8 +103,13 @@ class IndexedBlocks(msgspec.Struct, frozen=True, kw_only=True):
 
 class ChainView(msgspec.Struct, frozen=True, kw_only=True):
     head: int
-    # The fee cap a new transaction needs to be mined soon (wei per gas).
+    # The highest block no reorg can undo: the node's `finalized` block, or the head less a
+    # configured depth. A payment is reconciled, and stops being watched, only once final.
+    final: int
+    # The fee cap a new transaction needs to be mined soon, and the tip within it (wei per gas;
+    # a tip of 0: the node suggests none, custody uses its default).
     suggested_max_fee_per_gas: int
+    suggested_priority_fee_per_gas: int = 0
 
 
 class PayoutRequest(msgspec.Struct, frozen=True, kw_only=True):

@@ -684,7 +684,7 @@ def _replace(state: TransferState, cmd: c.ReplaceDroppedTx, now: int) -> Decisio
     latest = state.txs[-1]
     if not _pays_as_promised(state, cmd.tx) or not chain.same_payment(latest, cmd.tx):
         return _reject(Result.transaction_mismatch)
-    if cmd.tx.max_fee_per_gas <= latest.max_fee_per_gas:
+    if not chain.outbids(latest, cmd.tx):
         return _reject(Result.transaction_mismatch)
     if len(state.txs) > limits.transaction_replacements_max:
         return _reject(Result.transaction_replacements_exceeded)

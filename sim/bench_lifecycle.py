@@ -70,7 +70,7 @@ from store.store import Store
 CLIENT = "bench"
 EVENTS_PER_LIFECYCLE = 8
 # The simulated chain makes a block every BLOCK_S and the supervisors look for work every
-# POLL_S: a lifecycle waits ~12 blocks for its confirmations, so these bound its latency, not
+# POLL_S: a lifecycle waits ~24 blocks for its block to be final, so these bound its latency, not
 # the throughput, which `concurrency` transfers in flight keep up.
 BLOCK_S = 0.002
 POLL_S = 0.005

@@ -25,6 +25,7 @@ from eth_account.typed_transactions.typed_transaction import TypedTransaction
 from eth_utils.crypto import keccak
 from hexbytes import HexBytes
 
+from engine import limits
 from engine.chain import SignedTx
 from engine.rails import ChainView, IndexedBlocks, RailError, Receipt, TransferLog, TxPresence
 from engine.results import Result
@@ -252,7 +253,12 @@ class SimChain:
         await asyncio.sleep(self.rpc_latency_s / self.speed)
         if self.faults.fire("rpc_unavailable"):
             raise RailError(Result.chain_unavailable, "node refused the call", transient=True)
-        return ChainView(head=self.head, suggested_max_fee_per_gas=2 * self.base_fee + 10**9)
+        return ChainView(
+            head=self.head,
+            # No reorg the fault plans draw reaches this deep (limits.finality_blocks > 14).
+            final=self.head - limits.finality_blocks + 1,
+            suggested_max_fee_per_gas=2 * self.base_fee + 10**9,
+        )
 
     async def receipt(self, chain: str, tx_hash: str) -> Receipt | None:
         number = self.mined_at.get(tx_hash)

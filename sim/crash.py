@@ -454,7 +454,7 @@ def _outside_checks(data_dir: Path, transfers: int) -> list[str]:
         problems.append(f"{len(open_)} transfers not terminal: {sorted(open_.items())[:3]}")
     report = asyncio.run(verify.verify(data_dir))
     problems += [f"verify {ch.name}: {ch.detail}" for ch in report.checks if not ch.ok]
-    problems += [f"verify world: {p}" for p in asyncio.run(verify_world(data_dir))]
+    problems += [f"verify world: {p}" for p in asyncio.run(verify_world(data_dir)) or []]
     return problems
 
 

@@ -40,6 +40,7 @@ def sign_token_transfer(account: LocalAccount, request: SignRequest) -> SignedTx
     token = TOKENS.get(request.currency)
     if token is None:
         raise RailError(Result.currency_unknown, request.currency, transient=False)
+    tip = min(request.max_priority_fee_per_gas or PRIORITY_FEE_WEI, request.max_fee_per_gas)
     signed = account.sign_transaction(
         {
             "type": 2,
@@ -49,7 +50,7 @@ def sign_token_transfer(account: LocalAccount, request: SignRequest) -> SignedTx
             "value": 0,
             "gas": GAS_LIMIT,
             "maxFeePerGas": request.max_fee_per_gas,
-            "maxPriorityFeePerGas": min(PRIORITY_FEE_WEI, request.max_fee_per_gas),
+            "maxPriorityFeePerGas": tip,
             "data": HexStr(transfer_call(request.to_address, request.amount)),
         }
     )
@@ -63,6 +64,7 @@ def sign_token_transfer(account: LocalAccount, request: SignRequest) -> SignedTx
         currency=request.currency,
         amount=request.amount,
         max_fee_per_gas=request.max_fee_per_gas,
+        max_priority_fee_per_gas=tip,
     )
 
 

@@ -52,11 +52,14 @@ FORMAT = 2
 READABLE = (1, 2)
 
 
-@dataclasses.dataclass(slots=True)
+@dataclasses.dataclass
 class SavedWorld:
     rails: SimRails
     faults: FaultLog
     now_us: int
+    # False: `serve --rails evm` pays on a real chain; this world's bank, quotes and off-ramp
+    # serve, its chain does not (and `verify` does not hold the books against it).
+    chain_in_use: bool = True
 
 
 class _Pickler(pickle.Pickler):
@@ -239,16 +242,18 @@ class _SavingBank:
         return _saved(self.rails.bank.closing_balance(bank, currency), self.save)
 
 
-async def verify_world(data_dir: Path) -> list[str]:
+async def verify_world(data_dir: Path) -> list[str] | None:
     """The simulated world a data dir holds against its ledger (`stablerail verify`): every
     payment on the chain from the treasury belongs to one transfer and each transfer paid at
     most once, every payment the books call mined is where the chain has it, and, when no
     transfer is in flight, the treasury's ledger balance is its balance on the chain. No world
-    file, nothing to check."""
+    file, nothing to check; None: the payments went to a real chain, not this world's."""
     clock = VirtualClock()
     saved = WorldFile.load(data_dir, clock, SeededIds(0, clock))
     if saved is None:
         return []
+    if not saved.chain_in_use:
+        return None
     chain, treasury = saved.rails.chain, saved.rails.treasury
     async with Store.open(data_dir, clock=clock, executor=ExecutorKind.INLINE) as store:
         checker = Checker(store)

@@ -116,7 +116,12 @@ def quote_for(state: TransferState, now: int, n: int = 1, **kw: object) -> quote
 
 
 def signed_tx(
-    state: TransferState, *, nonce: int = 0, fee: int = 30_000_000_000, salt: int = 0
+    state: TransferState,
+    *,
+    nonce: int = 0,
+    fee: int = 30_000_000_000,
+    salt: int = 0,
+    tip: int = 0,
 ) -> SignedTx:
     """A transaction paying what `state` promises (or, without a quote, what a fresh one would)."""
     quote = state.quote or quote_for(state, T0)
@@ -132,6 +137,7 @@ def signed_tx(
         currency=quote.rail_currency,
         amount=quote.rail_amount,
         max_fee_per_gas=fee,
+        max_priority_fee_per_gas=tip,
     )
 
 

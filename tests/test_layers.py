@@ -29,6 +29,8 @@ IMPORT_TABLE: dict[str, tuple[frozenset[str], frozenset[str]]] = {
             | {"prometheus_client"}
             # Files from outside: XML without DTDs or entities, SWIFT MT940 statements.
             | {"defusedxml", "mt940"}
+            # The real chain: ABI encoding, addresses and hashes, eth-account's types.
+            | {"eth_abi", "eth_utils", "eth_typing"}
         ),
     ),
     "sim": (
@@ -41,7 +43,7 @@ IMPORT_TABLE: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     ),
 }
 # The composition root wires every layer together.
-COMPOSITION_ROOTS = frozenset({"adapters/cli.py", "adapters/main.py"})
+COMPOSITION_ROOTS = frozenset({"adapters/cli.py", "adapters/main.py", "adapters/bench_evm.py"})
 
 # The engine is pure: no I/O, no threads, no clock, no entropy. Standard-library allow-list.
 ENGINE_STDLIB = frozenset(

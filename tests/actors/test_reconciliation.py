@@ -4,7 +4,9 @@ until an operator closes the case, then reconciles on the accepted report; a ban
 shows hours late is missing evidence (a case) until it comes, then the case closes by itself and
 the transfer reconciles; a statement line nothing explains becomes an external_only case after
 its grace, while a line the ledger explains never does; a provider's trade report that contradicts
-what its webhook said about a transfer already reconciled is a HIGH duplicate case."""
+what its webhook said about a transfer already reconciled is a HIGH duplicate case; a wallet
+transfer is reconciled only once its payment's block is final (the node's `final`), however many
+confirmations it has before that."""
 
 from __future__ import annotations
 
@@ -71,6 +73,32 @@ async def wait_for(predicate: Callable[[], Awaitable[bool]], within_s: float = 4
     with anyio.fail_after(within_s):
         while not await predicate():  # noqa: ASYNC110 (the store is the one to ask)
             await anyio.sleep(30)
+
+
+def test_a_wallet_transfer_is_reconciled_only_once_its_block_is_final(tmp_path: Path) -> None:
+    async def body(world: World) -> None:
+        system = System(world.context())
+        chain = world.rails.chain
+        async with anyio.create_task_group() as tasks:
+            await tasks.start(system.run)
+            tid = await transfer_reaching(system, world, world.create(), Status.CONFIRMED)
+            seen: list[tuple[int, Status]] = []
+            with anyio.fail_after(600):
+                while True:
+                    state = await world.store.transfer(tid)
+                    assert state is not None and state.mined is not None
+                    final = (await chain.view("ethereum")).final
+                    seen.append((state.mined.block_number - final, state.status))
+                    if state.status is Status.RECONCILED:
+                        break
+                    await anyio.sleep(0.5)
+            # Still CONFIRMED while its block was above the final one; RECONCILED only after.
+            assert all(status is Status.CONFIRMED for above, status in seen if above > 0)
+            assert any(above > 0 for above, _ in seen)
+            assert seen[-1][0] <= 0
+            tasks.cancel_scope.cancel()
+
+    in_world(tmp_path, body)
 
 
 def test_a_provider_fee_is_a_case_and_the_transfer_waits_for_an_operator(tmp_path: Path) -> None:

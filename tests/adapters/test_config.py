@@ -4,6 +4,7 @@ the one before; anything unusable is a one-line ConfigError, never a half-read c
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -172,3 +173,66 @@ def test_an_account_configured_twice_is_refused(tmp_path: Path) -> None:
     file.write_text(one.format("X1") + one.format("x1"))
     with pytest.raises(ConfigError, match="account X1 is configured twice"):
         load_bank_accounts(file)
+
+
+EVM = (
+    '[rails]\nkind = "evm"\n[evm]\nrpc_url = "http://127.0.0.1:8545"\nchain_id = 31337\n'
+    'keystore = "treasury.json"\npassphrase_file = "treasury.pass"\nstart_block = 7\n'
+    'finality = "depth"\nfinality_depth = 32\npoll_s = 0.5\nrpc_timeout_s = 3\n'
+    '[evm.tokens]\nUSDC = "0xA0b86991c6218b36c1d19d4a2e9eB0cE3606eB48"\n'
+)
+
+
+def test_the_evm_section_is_read_whole(tmp_path: Path) -> None:
+    file = tmp_path / "serve.toml"
+    file.write_text(EVM)
+    config = load({}, file, env={})
+    assert config.rails == "evm" and config.evm is not None and config.evm_poll_s == 0.5
+    network = config.evm.network
+    assert (network.rpc_url, network.chain_id, network.start_block) == (
+        "http://127.0.0.1:8545", 31337, 7,
+    )  # fmt: skip
+    assert network.tokens == (("USDC", "0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48"),)
+    assert (network.use_finalized_tag, network.finality_depth) == (False, 32)
+    assert network.rpc_timeout_s == 3.0
+    assert config.evm.keystore == Path("treasury.json")
+    assert config.evm.passphrase_file == Path("treasury.pass")
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        (('rpc_url = "http://127.0.0.1:8545"', 'rpc_url = "ws://x"'), "rpc_url is the node's"),
+        (("chain_id = 31337", "chain_id = 0"), "chain_id is the chain's EIP-155 id"),
+        (('keystore = "treasury.json"\n', ""), "keystore is the path"),
+        (('USDC = "0xA0b8', 'USD = "0xA0b8'), "USD is not a stablecoin"),
+        (('USDC = "0xA0b86991c6218b36c1d19d4a2e9eB0cE3606eB48"', 'USDC = "0x12"'), "0x address"),
+        (('finality = "depth"', 'finality = "soon"'), 'finality is "finalized" or "depth"'),
+        (("finality_depth = 32", "finality_depth = 0"), "finality_depth is a whole number"),
+        (("poll_s = 0.5", "poll_s = 0"), "poll_s is 0.05 to 60.0 seconds"),
+        (("start_block = 7", "start_block = 7\nrpc = 1"), "unknown keys rpc"),
+        ((EVM, '[rails]\nkind = "evm"\n'), "needs an [evm]"),
+    ],
+)
+def test_an_unusable_evm_section_is_refused_with_a_reason(
+    tmp_path: Path, change: tuple[str, str], says: str
+) -> None:
+    file = tmp_path / "serve.toml"
+    file.write_text(EVM.replace(*change))
+    with pytest.raises(ConfigError) as refused:
+        load({}, file, env={})
+    assert says in str(refused.value)
+
+
+def test_the_reconciliation_section_tunes_the_reconciler(tmp_path: Path) -> None:
+    file = tmp_path / "serve.toml"
+    file.write_text("[reconciliation]\nround_s = 5\nbalance_drift_persist_s = 0\n")
+    assert load({}, file, env={}).reconciliation == (
+        ("balance_drift_persist_s", 0.0), ("reconcile_round_s", 5.0),
+    )  # fmt: skip
+    file.write_text("[reconciliation]\nround_s = 0\n")
+    with pytest.raises(ConfigError, match=re.escape("round_s is 0.1 to 86400.0 seconds")):
+        load({}, file, env={})
+    file.write_text("[reconciliation]\nrounds = 5\n")
+    with pytest.raises(ConfigError, match="rounds: one of"):
+        load({}, file, env={})

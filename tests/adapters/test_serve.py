@@ -64,9 +64,17 @@ def request(
 
 
 class Serve:
-    def __init__(self, data_dir: Path, port: int) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int,
+        args: tuple[str, ...] = ("--sim-speed", "50"),
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.data_dir = data_dir
         self.port = port
+        self.args = args
+        self.env = env
         self.log = data_dir.parent / "serve.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -82,11 +90,11 @@ class Serve:
                     str(self.data_dir),
                     "--port",
                     str(self.port),
-                    "--sim-speed",
-                    "50",
+                    *self.args,
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                env={**os.environ, **(self.env or {})},
             )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

@@ -329,6 +329,23 @@ def test_a_replacement_keeps_the_nonce_and_payment_and_bids_more() -> None:
     assert len(w.s.txs) == 2 and w.s.status is Status.SENT_ON_CHAIN
 
 
+def test_a_replacement_raises_both_fee_fields_by_ten_percent() -> None:
+    """geth's rule (EVM-NOTES): a replacement raising either fee field by less than 10% is
+    refused by the node as underpriced, so the engine refuses to journal one."""
+    w = walk_to("SENT_ON_CHAIN")
+    first = w.s.txs[0]
+    fee = first.max_fee_per_gas
+    w.apply(c.ReplaceDroppedTx(tx=signed_tx(w.s, fee=fee * 11 // 10, tip=10**9, salt=1)))
+    fee, tip = w.s.txs[-1].max_fee_per_gas, w.s.txs[-1].max_priority_fee_per_gas
+    for too_small in (
+        signed_tx(w.s, fee=fee * 11 // 10 - 1, tip=tip * 2, salt=2),
+        signed_tx(w.s, fee=fee * 2, tip=tip * 11 // 10 - 1, salt=3),
+    ):
+        refused(c.ReplaceDroppedTx(tx=too_small), Result.transaction_mismatch, w.s, w.now)
+    w.apply(c.ReplaceDroppedTx(tx=signed_tx(w.s, fee=fee * 11 // 10, tip=tip * 11 // 10, salt=4)))
+    assert len(w.s.txs) == 3
+
+
 def test_replacements_are_bounded() -> None:
     w = walk_to("SENT_ON_CHAIN")
     fee = w.s.txs[0].max_fee_per_gas

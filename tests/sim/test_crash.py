@@ -26,6 +26,8 @@ FAILPOINT_PASSES = [
     ("offramp.after_payout_call", 2),
     ("timers.mid_fire", 1),
     ("timers.mid_fire", 2),
+    ("chain.after_sign", 1),
+    ("chain.after_sign", 4),
 ]
 KILLS_REQUIRED = 50
 # A world takes about three of its eight kills before it finishes (how many land depends on how
