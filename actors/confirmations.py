@@ -156,9 +156,10 @@ class ConfirmationWatcher:
                 self.forget(tid)
             watch.next_head = view.head + 1
             return
-        if mined.confirmations < limits.confirmations_required:
+        required = self.ctx.tuning.confirmations_required
+        if mined.confirmations < required:
             # A reorg meanwhile is seen then: the receipt is asked for again.
-            watch.next_head = mined.block_number + limits.confirmations_required - 1
+            watch.next_head = mined.block_number + required - 1
             return
         await self.record(watch, mined)
         confirm = c.ObserveConfirmation(

@@ -36,6 +36,10 @@ class Tuning:
     # block time of the fastest chain served), and how often the timer, settlement and
     # reconciliation supervisors look for work that fell due.
     chain_poll_s: float = limits.chain_poll_s
+    # Blocks on top of a payment's before it counts as confirmed (and the chain indexer reads a
+    # block): the engine's floor, limits.confirmations_required, or more for a chain that needs
+    # a deeper wait (`[evm] confirmations`).
+    confirmations_required: int = limits.confirmations_required
     supervisor_poll_s: float = limits.timer_poll_s
     # The policy rule set document (TOML or JSON) to bring into force at start; None: the
     # journal's latest, or engine.policy's shipped default on a new data dir.

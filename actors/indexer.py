@@ -2,7 +2,7 @@
 
 The confirmation watcher asks the node about the transactions we sent; this supervisor reads a
 separate feed, the indexer's token Transfer logs from or to our treasury wallets (Series 5's
-chain_indexer_events), block by block once a block has `limits.confirmations_required`. Each log
+chain_indexer_events), block by block once a block has `Tuning.confirmations_required`. Each log
 is kept as evidence (raw and normalized, deduplicated by the indexer's event id) naming the
 transfer that paid it when there is one; the reconciler matches it against the ledger, and a log
 nobody's transfer explains (value we did not send, or did not expect) becomes an external-only
@@ -67,7 +67,7 @@ class ChainIndexFeed:
                 chain,
                 first,
                 ours,
-                confirmations=limits.confirmations_required,
+                confirmations=self.ctx.tuning.confirmations_required,
                 blocks_max=limits.index_blocks_max,
             )
         if not answer.blocks:

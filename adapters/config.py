@@ -19,6 +19,7 @@ then command-line flags, each overriding the one before.
     start_block = 0              # the indexer feed reads no block before this one
     finality = "finalized"       # or "depth": final = finality_depth blocks under the head
     finality_depth = 64
+    confirmations = 12           # blocks before a payment is CONFIRMED (12 at least)
     poll_s = 2.0                 # how often the node is asked (about a block time)
     rpc_timeout_s = 10.0         # each JSON-RPC request's deadline
     [evm.tokens]                 # currency -> the ERC-20 contract (decimals = ledger scale)
@@ -84,7 +85,7 @@ from adapters.sanctions_files import (
     load_list,
 )
 from adapters.zones import UnknownTimezone, timezone
-from engine import currencies, destinations, ledger, money, policy
+from engine import currencies, destinations, ledger, limits, money, policy
 from engine.statements import BankAccount, account_key
 from engine.webhooks import valid_secret
 
@@ -316,7 +317,7 @@ def _sanctions(source: SanctionsSource) -> LoadedList:
 
 _EVM_KEYS = frozenset(
     {"rpc_url", "chain_id", "keystore", "passphrase_file", "start_block", "finality"}
-    | {"finality_depth", "poll_s", "tokens", "chain", "rpc_timeout_s"}
+    | {"finality_depth", "poll_s", "tokens", "chain", "rpc_timeout_s", "confirmations"}
 )
 
 
@@ -360,6 +361,8 @@ def evm_section(path: Path, section: object) -> tuple[EvmSettings, float]:
     for name, default, low, high in (
         ("start_block", 0, 0, 2**63),
         ("finality_depth", 64, 1, 10_000),
+        # The engine confirms a payment at no fewer than limits.confirmations_required blocks.
+        ("confirmations", limits.confirmations_required, limits.confirmations_required, 10_000),
     ):
         value = section.get(name, default)
         if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
@@ -389,6 +392,7 @@ def evm_section(path: Path, section: object) -> tuple[EvmSettings, float]:
         rpc_timeout_s=seconds["rpc_timeout_s"],
     )
     settings = EvmSettings(
+        confirmations=numbers["confirmations"],
         network=network,
         keystore=Path(key_file),
         passphrase_file=Path(secret_file) if secret_file else None,

@@ -46,7 +46,7 @@ from adapters.chain.rails import (
     opening_block,
     opening_funding,
 )
-from adapters.chain.rpc import redacted
+from adapters.chain.rpc import RpcError, RpcUnreachable, redacted
 from adapters.clock import SystemClock, SystemIds
 from adapters.config import ConfigError, ServeConfig
 from adapters.http import bodies, render
@@ -621,6 +621,8 @@ def _tuning(config: ServeConfig, chain_poll_s: float) -> Tuning:
     )
     for field, seconds in config.reconciliation:  # [reconciliation], checked by the config
         setattr(tuning, field, seconds)
+    if config.evm is not None and config.rails == "evm":
+        tuning.confirmations_required = config.evm.confirmations
     return tuning
 
 
@@ -635,6 +637,8 @@ def _arm_drill(ctx: Context, spec: str | None) -> None:
     if not spec:
         return
     name, _, count = spec.partition(":")
+    if not (count or "1").isdigit():
+        raise ConfigError(f"{DRILL_ENV}: NAME:PASS, the pass a whole number, not {spec!r}")
     target = int(count or "1")
     passes = 0
 
@@ -681,7 +685,11 @@ async def _evm_ports(
         and (f.chain, f.address) == (settings.network.chain, evm.treasury)
     )
     if opened is None:
-        opened, fundings = await opening_funding(evm, ids, clock)
+        try:
+            opened, fundings = await opening_funding(evm, ids, clock)
+        except (RailError, RpcError, RpcUnreachable) as e:
+            where = redacted(settings.network.rpc_url)
+            raise ConfigError(f"the treasury's opening balance at {where}: {e}") from None
         for funded in fundings:
             outcome = await store.append(funded.funding_id, 0, [funded])
             if not isinstance(outcome, Committed):

@@ -23,7 +23,7 @@ from eth_account.signers.local import LocalAccount
 from eth_typing import HexStr
 from eth_utils.address import to_checksum_address
 
-from adapters.chain.network import TRANSFER_SELECTOR, EvmNetwork
+from adapters.chain.network import TRANSFER_SELECTOR, EvmNetwork, quantity
 from adapters.chain.rpc import JsonRpc, RpcError, RpcUnreachable
 from engine.chain import SignedTx
 from engine.rails import RailError, SignRequest
@@ -103,4 +103,4 @@ class KeystoreCustody:
                 f"the token would refuse this transfer: {e.message}",
                 transient=False,
             ) from None
-        return int(estimate, 16) * self.network.gas_margin_percent // 100
+        return quantity(estimate) * self.network.gas_margin_percent // 100

@@ -13,11 +13,27 @@ from eth_typing import ChecksumAddress
 from eth_utils.address import is_address, to_checksum_address
 from eth_utils.crypto import keccak
 
+from engine.rails import RailError
+from engine.results import Result
+
 # topic0 of ERC-20's Transfer(address,address,uint256)
 TRANSFER_TOPIC = "0x" + keccak(text="Transfer(address,address,uint256)").hex()
 TRANSFER_SELECTOR = keccak(text="transfer(address,uint256)")[:4]
 BALANCE_OF_SELECTOR = keccak(text="balanceOf(address)")[:4]
 DECIMALS_SELECTOR = keccak(text="decimals()")[:4]
+
+
+def quantity(value: object) -> int:
+    """A JSON-RPC quantity ("0x1a"); anything else is the node answering nonsense, which a later
+    call may not repeat (RailError, transient)."""
+    if not isinstance(value, str) or not value.startswith("0x"):
+        raise RailError(Result.chain_unavailable, f"not a quantity: {value!r}", transient=True)
+    try:
+        return int(value, 16)
+    except ValueError:
+        raise RailError(
+            Result.chain_unavailable, f"not a quantity: {value!r}", transient=True
+        ) from None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

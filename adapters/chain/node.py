@@ -31,6 +31,7 @@ from adapters.chain.network import (
     DECIMALS_SELECTOR,
     TRANSFER_TOPIC,
     EvmNetwork,
+    quantity,
 )
 from adapters.chain.rpc import JsonRpc, RpcError, RpcUnreachable
 from engine import money
@@ -63,12 +64,6 @@ class NodeRefused(Exception):
     """The node is not one this configuration may pay through (a one-line reason)."""
 
 
-def _int(value: Any) -> int:
-    if not isinstance(value, str) or not value.startswith("0x"):
-        raise RailError(Result.chain_unavailable, f"not a quantity: {value!r}", transient=True)
-    return int(value, 16)
-
-
 def _topic_address(address: str) -> str:
     return "0x" + address.lower()[2:].rjust(64, "0")
 
@@ -85,7 +80,7 @@ class EvmNode:
     async def connect(self) -> None:
         """Refuse a node on another chain, or a token whose decimals are not its currency's
         scale (NodeRefused); RailError if the node cannot be reached."""
-        chain_id = _int(await self._call("eth_chainId"))
+        chain_id = quantity(await self._call("eth_chainId"))
         if chain_id != self.network.chain_id:
             raise NodeRefused(
                 f"the node at {self.rpc.where} is chain id {chain_id}, the configuration says"
@@ -101,7 +96,7 @@ class EvmNode:
             answer = await self._call(
                 "eth_call", {"to": token, "data": "0x" + DECIMALS_SELECTOR.hex()}, "latest"
             )
-            decimals = _int(answer)
+            decimals = quantity(answer)
             if decimals != asset.scale:
                 raise NodeRefused(
                     f"token {currency} at {token} has {decimals} decimals; the ledger keeps"
@@ -173,10 +168,10 @@ class EvmNode:
             raise RailError(
                 Result.chain_unavailable, "no base fee: not an EIP-1559 chain", transient=False
             )
-        next_base = _int(base_fees[-1])
-        priority = _int(tip)
+        next_base = quantity(base_fees[-1])
+        priority = quantity(tip)
         return ChainView(
-            head=_int(head),
+            head=quantity(head),
             final=await self.final_block(chain),
             suggested_max_fee_per_gas=fee_multiplier * next_base + priority,
             suggested_priority_fee_per_gas=priority,
@@ -189,8 +184,8 @@ class EvmNode:
         )
         if found is None or found.get("blockHash") is None:
             return None
-        number = _int(found["blockNumber"])
-        succeeded = _int(found.get("status", "0x0")) == 1
+        number = quantity(found["blockNumber"])
+        succeeded = quantity(found.get("status", "0x0")) == 1
         moved = self._token_transfer(found.get("logs") or []) if succeeded else None
         currency, sender, to, amount = moved if moved is not None else (None, None, None, 0)
         return Receipt(
@@ -198,7 +193,7 @@ class EvmNode:
             block_number=number,
             block_hash=str(found["blockHash"]).lower(),
             succeeded=succeeded,
-            confirmations=max(0, _int(head) - number + 1),
+            confirmations=max(0, quantity(head) - number + 1),
             currency=currency,
             from_address=sender,
             to_address=to,
@@ -212,7 +207,7 @@ class EvmNode:
             topics = log.get("topics") or []
             if currency is None or len(topics) != 3 or topics[0].lower() != TRANSFER_TOPIC:
                 continue
-            return currency, _address_of(topics[1]), _address_of(topics[2]), _int(log["data"])
+            return currency, _address_of(topics[1]), _address_of(topics[2]), quantity(log["data"])
         return None
 
     async def presence(self, chain: str, tx_hash: str) -> TxPresence:
@@ -231,7 +226,7 @@ class EvmNode:
         """The account's next nonce as the node sees it, its pending transactions counted (a
         transaction sent from this wallet by anyone keeps its nonce)."""
         self._check_chain(chain)
-        return _int(await self._call("eth_getTransactionCount", address.lower(), "pending"))
+        return quantity(await self._call("eth_getTransactionCount", address.lower(), "pending"))
 
     async def final_block(self, chain: str) -> int:
         """The highest block no reorg can undo: the node's `finalized` block, or the head less
@@ -245,8 +240,8 @@ class EvmNode:
             except RpcError:
                 block = None  # a node without the tag
             if isinstance(block, dict) and block.get("number") is not None:
-                return _int(block["number"])
-        head = _int(await self._call("eth_blockNumber"))
+                return quantity(block["number"])
+        head = quantity(await self._call("eth_blockNumber"))
         return head - self.network.finality_depth
 
     # --- engine.rails.ChainIndexer --------------------------------------------------------------
@@ -262,7 +257,7 @@ class EvmNode:
     ) -> IndexedBlocks:
         self._check_chain(chain)
         start = max(first_block, self.network.start_block)
-        head = _int(await self._call("eth_blockNumber"))
+        head = quantity(await self._call("eth_blockNumber"))
         last = min(head - confirmations + 1, start + blocks_max - 1)
         if last < start or not self.network.tokens:
             return IndexedBlocks(blocks=(), logs=())
@@ -278,7 +273,7 @@ class EvmNode:
         sent, received, headers = answers[0], answers[1], answers[2:]
         blocks: list[tuple[int, str, str]] = []
         for number, header in zip(range(start, last + 1), headers, strict=True):
-            if not isinstance(header, dict) or _int(header.get("number")) != number:
+            if not isinstance(header, dict) or quantity(header.get("number")) != number:
                 raise RailError(Result.chain_unavailable, f"block {number} missing", transient=True)
             blocks.append((number, str(header["hash"]).lower(), str(header["parentHash"]).lower()))
         for (_, block_hash, _), (_, _, parent) in itertools.pairwise(blocks):
@@ -302,12 +297,12 @@ class EvmNode:
         topics = log.get("topics") or []
         if currency is None or len(topics) != 3 or topics[0].lower() != TRANSFER_TOPIC:
             return None
-        number = _int(log["blockNumber"])
+        number = quantity(log["blockNumber"])
         block_hash = str(log["blockHash"]).lower()
         if hashes.get(number) != block_hash:
             raise RailError(Result.chain_unavailable, "the chain moved mid-read", transient=True)
         tx_hash = str(log["transactionHash"]).lower()
-        log_index = _int(log["logIndex"])
+        log_index = quantity(log["logIndex"])
         identity = f"{block_hash}:{tx_hash}:{log_index}".encode()
         return TransferLog(
             event_id="ix_" + keccak(identity).hex()[:32],
@@ -318,7 +313,7 @@ class EvmNode:
             currency=currency,
             from_address=_address_of(topics[1]),
             to_address=_address_of(topics[2]),
-            amount=_int(log["data"]),
+            amount=quantity(log["data"]),
         )
 
     async def token_balance(self, chain: str, currency: str, address: str) -> int:
@@ -329,4 +324,4 @@ class EvmNode:
                 Result.currency_unknown, f"no {currency} token on {chain}", transient=False
             )
         data = "0x" + BALANCE_OF_SELECTOR.hex() + _topic_address(address)[2:]
-        return _int(await self._call("eth_call", {"to": token, "data": data}, "latest"))
+        return quantity(await self._call("eth_call", {"to": token, "data": data}, "latest"))

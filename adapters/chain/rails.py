@@ -19,7 +19,7 @@ import aiohttp
 
 from adapters.chain import keystore
 from adapters.chain.custody import KeystoreCustody
-from adapters.chain.network import BALANCE_OF_SELECTOR, EvmNetwork
+from adapters.chain.network import BALANCE_OF_SELECTOR, EvmNetwork, quantity
 from adapters.chain.node import EvmNode
 from adapters.chain.rpc import JsonRpc
 from engine.events import TreasuryFunded
@@ -37,6 +37,8 @@ class EvmSettings:
     keystore: Path
     # The keystore's passphrase: this file's first line, else STABLERAIL_KEYSTORE_PASSPHRASE.
     passphrase_file: Path | None = None
+    # Blocks on top of a payment's before it is CONFIRMED (the engine's floor is 12).
+    confirmations: int = 12
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -74,11 +76,11 @@ async def opening_funding(
     """The head block, and a funding per token the treasury holds there that books it."""
     node = rails.node
     network = node.network
-    head = int(await node.rpc.call("eth_blockNumber"), 16)
+    head = quantity(await node.rpc.call("eth_blockNumber"))
     found: list[TreasuryFunded] = []
     for currency, token in network.tokens:
         data = "0x" + BALANCE_OF_SELECTOR.hex() + rails.treasury[2:].rjust(64, "0")
-        held = int(await node.rpc.call("eth_call", {"to": token, "data": data}, hex(head)), 16)
+        held = quantity(await node.rpc.call("eth_call", {"to": token, "data": data}, hex(head)))
         if held == 0:
             continue
         funded = decide_treasury_funding(

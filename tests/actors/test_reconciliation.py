@@ -22,7 +22,7 @@ from engine import commands as c
 from engine import discrepancies as dc
 from engine import matching
 from engine.destinations import BankDestination
-from engine.events import Reconciled
+from engine.events import OnChainConfirmed, Reconciled
 from engine.hashing import request_hash
 from engine.reconciliation import Kind
 from engine.results import Result
@@ -96,6 +96,28 @@ def test_a_wallet_transfer_is_reconciled_only_once_its_block_is_final(tmp_path: 
             assert all(status is Status.CONFIRMED for above, status in seen if above > 0)
             assert any(above > 0 for above, _ in seen)
             assert seen[-1][0] <= 0
+            tasks.cancel_scope.cancel()
+
+    in_world(tmp_path, body)
+
+
+def test_a_chain_that_needs_more_confirmations_gets_them(tmp_path: Path) -> None:
+    """`[evm] confirmations`: the watcher confirms a payment only that deep (never under the
+    engine's floor of 12)."""
+
+    async def body(world: World) -> None:
+        context = world.context()
+        context.tuning.confirmations_required = 20
+        system = System(context)
+        async with anyio.create_task_group() as tasks:
+            await tasks.start(system.run)
+            tid = await transfer_reaching(system, world, world.create(), Status.CONFIRMED)
+            [confirmed] = [
+                r.event
+                for r in await world.store.stream(tid)
+                if isinstance(r.event, OnChainConfirmed)
+            ]
+            assert confirmed.confirmations >= 20
             tasks.cancel_scope.cancel()
 
     in_world(tmp_path, body)

@@ -179,6 +179,7 @@ EVM = (
     '[rails]\nkind = "evm"\n[evm]\nrpc_url = "http://127.0.0.1:8545"\nchain_id = 31337\n'
     'keystore = "treasury.json"\npassphrase_file = "treasury.pass"\nstart_block = 7\n'
     'finality = "depth"\nfinality_depth = 32\npoll_s = 0.5\nrpc_timeout_s = 3\n'
+    "confirmations = 20\n"
     '[evm.tokens]\nUSDC = "0xA0b86991c6218b36c1d19d4a2e9eB0cE3606eB48"\n'
 )
 
@@ -195,6 +196,7 @@ def test_the_evm_section_is_read_whole(tmp_path: Path) -> None:
     assert network.tokens == (("USDC", "0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48"),)
     assert (network.use_finalized_tag, network.finality_depth) == (False, 32)
     assert network.rpc_timeout_s == 3.0
+    assert config.evm.confirmations == 20
     assert config.evm.keystore == Path("treasury.json")
     assert config.evm.passphrase_file == Path("treasury.pass")
 
@@ -210,6 +212,7 @@ def test_the_evm_section_is_read_whole(tmp_path: Path) -> None:
         (('finality = "depth"', 'finality = "soon"'), 'finality is "finalized" or "depth"'),
         (("finality_depth = 32", "finality_depth = 0"), "finality_depth is a whole number"),
         (("poll_s = 0.5", "poll_s = 0"), "poll_s is 0.05 to 60.0 seconds"),
+        (("confirmations = 20", "confirmations = 6"), "confirmations is a whole number from 12"),
         (("start_block = 7", "start_block = 7\nrpc = 1"), "unknown keys rpc"),
         ((EVM, '[rails]\nkind = "evm"\n'), "needs an [evm]"),
     ],
