@@ -22,7 +22,7 @@
     stablerail wallet new --keystore FILE [--passphrase-file F]
                                                   the treasury key, written encrypted (scrypt v3)
     stablerail wallet address --keystore FILE     the keystore's address (no passphrase needed)
-    stablerail devnet fund --address 0x... [--rpc-url URL] [--usdc N]
+    stablerail devnet fund (--keystore FILE | --address 0x...) [--rpc-url URL] [--usdc N]
                                                   a local anvil made ready: the test token deployed,
                                                   the address given gas money and USDC
     stablerail serve --data-dir DIR [--host H] [--port P] [--rails sim|sim-instant|evm]

@@ -3,7 +3,7 @@ development node made ready to pay on (adapters.chain.devnet).
 
     stablerail wallet new --keystore treasury.json [--passphrase-file F]
     stablerail wallet address --keystore treasury.json
-    stablerail devnet fund --rpc-url URL --address 0x... [--usdc N]
+    stablerail devnet fund [--rpc-url URL] (--keystore FILE | --address 0x...) [--usdc N]
 
 `new` creates a key from the operating system's entropy and writes it encrypted (scrypt, the
 standard v3 JSON, readable by its owner only, never over an existing file); the passphrase comes
@@ -52,7 +52,9 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         " print the [evm] settings",
     )
     fund.add_argument("--rpc-url", default="http://127.0.0.1:8545")
-    fund.add_argument("--address", required=True, help="the treasury wallet")
+    wallet_of = fund.add_mutually_exclusive_group(required=True)
+    wallet_of.add_argument("--keystore", type=Path, help="the treasury's keystore")
+    wallet_of.add_argument("--address", help="the treasury wallet's address")
     fund.add_argument("--usdc", type=int, default=1_000_000, help="whole USDC to mint")
 
 
@@ -83,18 +85,28 @@ async def _fund(url: str, address: str, usdc: int) -> tuple[int, str]:
 
 
 def _devnet_fund(args: argparse.Namespace) -> int:
-    if not is_address(args.address):
-        print(f"stablerail: {args.address!r} is not an address", file=sys.stderr)
+    try:
+        address = args.address or keystore.address_of(args.keystore)
+    except keystore.KeystoreError as e:
+        print(f"stablerail: {e}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    if not is_address(address):
+        print(f"stablerail: {address!r} is not an address", file=sys.stderr)
         return EXIT_UNUSABLE
     try:
-        chain_id, token = asyncio.run(_fund(args.rpc_url, args.address, args.usdc))
+        chain_id, token = asyncio.run(_fund(args.rpc_url, address, args.usdc))
     except (RpcError, RpcUnreachable, RuntimeError) as e:
         print(f"stablerail: {e} (is it a development node such as anvil?)", file=sys.stderr)
         return EXIT_UNUSABLE
-    print(f"minted {args.usdc} USDC and 100 ETH of gas money to {args.address}")
-    print("[evm] settings for the config file:")
+    print(f"# minted {args.usdc} USDC and 100 ETH of gas money to {address}")
+    print("# a config file for `stablerail serve --config FILE`:")
+    print('[rails]\nkind = "evm"\n\n[evm]')
     print(f'rpc_url = "{args.rpc_url}"')
     print(f"chain_id = {chain_id}")
+    if args.keystore is not None:
+        print(f'keystore = "{args.keystore}"')
+    else:
+        print('keystore = "treasury.json"  # the keystore of ' + address)
     print("[evm.tokens]")
     print(f'USDC = "{token}"')
     return EXIT_OK

@@ -52,9 +52,13 @@ def test_devnet_fund_makes_a_local_node_ready_to_pay_on(tmp_path: Path) -> None:
     with running(tmp_path / "anvil") as node:
         done = cli("devnet", "fund", "--rpc-url", node.url, "--address", address, "--usdc", "7")
         assert done.returncode == 0, done.stderr
-        settings = tomllib.loads(done.stdout.split("config file:\n", 1)[1])
+        settings = tomllib.loads(done.stdout)
+        assert settings["rails"]["kind"] == "evm" and "keystore" in settings["evm"]
         token = settings["evm"]["tokens"]["USDC"]
-        assert settings["chain_id"] == node.chain_id and settings["rpc_url"] == node.url
+        assert (settings["evm"]["chain_id"], settings["evm"]["rpc_url"]) == (
+            node.chain_id,
+            node.url,
+        )
         data = "0x70a08231" + address[2:].rjust(64, "0")
         held = anyio.run(call, node.url, "eth_call", {"to": token, "data": data}, "latest")
         assert int(held, 16) == 7 * 10**6
