@@ -212,15 +212,16 @@ class EvmNode:
 
     async def presence(self, chain: str, tx_hash: str) -> TxPresence:
         self._check_chain(chain)
-        found = await self._call("eth_getTransactionByHash", tx_hash)
+        found, receipt = await self._batch(
+            [("eth_getTransactionByHash", (tx_hash,)), ("eth_getTransactionReceipt", (tx_hash,))]
+        )
         if found is None:
             return TxPresence.UNKNOWN
-        if found.get("blockHash") is None:
-            return TxPresence.PENDING
         # A node may still index a transaction whose block a reorg removed: only a receipt in
         # the canonical chain makes it mined.
-        receipt = await self._call("eth_getTransactionReceipt", tx_hash)
-        return TxPresence.MINED if receipt is not None else TxPresence.PENDING
+        if found.get("blockHash") is None or receipt is None:
+            return TxPresence.PENDING
+        return TxPresence.MINED
 
     async def nonce(self, chain: str, address: str) -> int:
         """The account's next nonce as the node sees it, its pending transactions counted (a
