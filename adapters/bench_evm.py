@@ -48,6 +48,7 @@ CHAIN = "ethereum"
 PAYEE = "0x" + "b0" * 20
 AMOUNT = 10_000_000  # 10 USDC
 receipt_poll_s = 0.002
+receipt_wait_s = 30.0
 
 
 class EvmBenchReport(msgspec.Struct, kw_only=True):
@@ -105,9 +106,11 @@ async def _pay(
             if mine:
                 assert isinstance(node, SimChain)
                 node.produce()
-            # Polling the node for the receipt, as a client of a real node does.
-            while (receipt := await node.receipt(CHAIN, tx.tx_hash)) is None:  # noqa: ASYNC110
-                await asyncio.sleep(receipt_poll_s)
+            # Polling the node for the receipt, as a client of a real node does (automine: it
+            # is there at once; a node that never mines it fails the round, it does not hang).
+            async with asyncio.timeout(receipt_wait_s):
+                while (receipt := await node.receipt(CHAIN, tx.tx_hash)) is None:  # noqa: ASYNC110
+                    await asyncio.sleep(receipt_poll_s)
             assert receipt.succeeded and receipt.amount == AMOUNT, receipt
 
     async with asyncio.TaskGroup() as payers:
