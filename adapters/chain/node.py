@@ -48,15 +48,9 @@ _ALREADY_KNOWN = (
     "alreadyknown",
     "transaction already exists",
 )
-# Messages after which the node may hold these bytes from an earlier attempt, or mined them.
-_LOOK_IT_UP = (
-    "nonce too low",
-    "replacement transaction underpriced",
-    "replacement underpriced",
-    "underpriced",
-    "nonce has already been used",
-    "oldnonce",
-)
+# Messages after which the node may hold these bytes from an earlier attempt, or mined them
+# ("underpriced" covers geth's "replacement transaction underpriced" and its kin).
+_LOOK_IT_UP = ("nonce too low", "underpriced", "nonce has already been used", "oldnonce")
 fee_multiplier = 2
 
 
@@ -133,14 +127,11 @@ class EvmNode:
             text = e.message.lower()
             if any(m in text for m in _ALREADY_KNOWN):
                 return tx_hash
-            if any(m in text for m in _LOOK_IT_UP):
-                if await self.presence(chain, tx_hash) is not TxPresence.UNKNOWN:
-                    return tx_hash
-                raise RailError(
-                    Result.transaction_mismatch,
-                    f"the node refused {tx_hash}: {e.message}",
-                    transient=False,
-                ) from None
+            if (
+                any(m in text for m in _LOOK_IT_UP)
+                and await self.presence(chain, tx_hash) is not TxPresence.UNKNOWN
+            ):
+                return tx_hash
             raise RailError(
                 Result.transaction_mismatch,
                 f"the node refused {tx_hash}: {e.message}",

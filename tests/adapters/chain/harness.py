@@ -6,7 +6,6 @@ node directly (to drop, stall or reorg what the engine sent) and to serve over H
 from __future__ import annotations
 
 import contextlib
-import json
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -20,7 +19,7 @@ from adapters.chain import keystore
 from adapters.chain.anvil import Anvil, running
 from adapters.chain.devnet import Devnet
 from adapters.chain.rpc import JsonRpc
-from tests.adapters.test_serve import WALLET, Serve, cli, free_port, request
+from tests.adapters.test_serve import WALLET, Serve, cli, free_port, keys, request
 
 TREASURY_USDC = 1_000 * 10**6
 PASSPHRASE = "a long enough passphrase"
@@ -93,7 +92,7 @@ USDC = "{self.token}"
 """
         )
         assert cli("migrate", "--data-dir", str(self.data_dir)).returncode == 0
-        self.alice, self.oscar = self._keys()
+        self.alice, self.oscar = keys(self.data_dir)
         self.port = free_port()
         self.serve: Serve | None = None
 
@@ -119,17 +118,6 @@ USDC = "{self.token}"
     def log(self) -> str:
         assert self.serve is not None
         return self.serve.log.read_text()
-
-    def _keys(self) -> tuple[str, str]:
-        made = []
-        for args in (
-            ("--client", "acme", "--role", "initiator", "--user", "alice"),
-            ("--role", "operator", "--user", "oscar"),
-        ):
-            out = cli("keys", "create", "--data-dir", str(self.data_dir), *args, "--json")
-            assert out.returncode == 0, out.stderr
-            made.append(json.loads(out.stdout)["key"])
-        return made[0], made[1]
 
     def fund(self, amount: str = "1000.00") -> None:
         status, _ = request(
