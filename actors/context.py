@@ -8,15 +8,18 @@ from actors.controls import ControlState
 from actors.drills import Drills
 from actors.screening import ListScreener
 from engine import limits
+from engine.breaker import BreakerSettings
 from engine.nonces import NonceBook
 from engine.ports import Clock, Ids, Journal
-from engine.rails import BankReports, ChainIndexer, ChainNode, Custody, OffRamp, QuoteSource
+from engine.pricing import ProviderTerms
+from engine.rails import BankReports, ChainIndexer, ChainNode, Custody, OffRamp, QuoteProvider
 from engine.sanctions import ListInForce, Screener, sample
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Rails:
-    quotes: QuoteSource
+    # Every pricing provider; actors.pricing asks the eligible ones and takes the best price.
+    quotes: tuple[QuoteProvider, ...]
     custody: Custody
     chain: ChainNode
     indexer: ChainIndexer
@@ -52,6 +55,12 @@ class Tuning:
     # stays before it is a balance_drift case.
     balance_check_s: float = limits.balance_check_us / 1e6
     balance_drift_persist_s: float = limits.balance_drift_persist_us / 1e6
+    # Pricing (`[pricing]` and `[providers.NAME]` in the config): how long the desk waits for
+    # each provider's quote, the operator's terms per provider (none: open terms) and the
+    # circuit breaker's thresholds.
+    quote_deadline_s: float = 2.0
+    provider_terms: dict[str, ProviderTerms] = dataclasses.field(default_factory=dict)
+    breaker: BreakerSettings = dataclasses.field(default_factory=BreakerSettings)
 
 
 def _sample_screener() -> Screener:

@@ -19,6 +19,7 @@ checks are not checking what they claim (`tests/sim/test_canaries.py`):
     reply_before_commit        a create is answered "ok" before its events are durable
     rebroadcast_new_nonce      a broadcast whose answer was lost is re-signed with a new nonce
     ignore_reorgs              a confirmed transaction removed by a reorg goes unnoticed
+    worst_price                the pricing desk takes the worst provider's price, not the best
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ CANARIES = frozenset(
         "reply_before_commit",
         "rebroadcast_new_nonce",
         "ignore_reorgs",
+        "worst_price",
     }
 )
 

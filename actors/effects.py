@@ -160,7 +160,8 @@ async def _quote(
         amount=state.amount,
         bank=state.route is Route.BANK,
     )
-    quote = await call_rail(lambda: ctx.rails.quotes.quote(request), key=f"{state.transfer_id}:q")
+    desk = actor.supervisors.pricing
+    quote = await call_rail(lambda: desk.quote(request), key=f"{state.transfer_id}:q")
     return c.QuoteTransfer(quote=quote, requested_expired_at=expired_at)
 
 

@@ -22,6 +22,7 @@ from actors.context import Context
 from actors.controls import ControlBook
 from actors.evidence import record_provider_report, record_statement
 from actors.indexer import ChainIndexFeed
+from actors.pricing import QuoteDesk
 from actors.reconciler import Reconciler
 from actors.registry import Registry
 from actors.retry import call_rail
@@ -72,6 +73,7 @@ class Supervisors:
         self.reconciler = Reconciler(ctx, registry, self.confirmations)
         self.indexer = ChainIndexFeed(ctx, self.reconciler)
         self.timers = TimerSupervisor(ctx, registry)
+        self.pricing = QuoteDesk(ctx)
         self.watch = StateWatch()
         # Called after every commit (the webhook dispatcher's nudge, metrics).
         self.listeners: list[Callable[[TransferState | None, TransferState], None]] = []
@@ -120,6 +122,7 @@ class System:
     async def run(self, *, task_status: TaskStatus[System] = anyio.TASK_STATUS_IGNORED) -> None:
         await self.rules.open(self.ctx.tuning.rules_document, by="system")
         await self.controls.open()
+        await self.supervisors.pricing.open()
         await self.open_wallets()
         async with anyio.create_task_group() as tasks:
             self.registry.bind(tasks, self.supervisors)
@@ -157,7 +160,7 @@ class System:
             decision = policy.evaluate(
                 self.rules.current,
                 await self.facts(command),
-                self.ctx.rails.quotes.corridors(),
+                self.supervisors.pricing.corridors(),
                 self.ctx.controls.current,
                 screening,
             )
@@ -373,7 +376,7 @@ class System:
         )
         try:
             quote = await call_rail(
-                lambda: self.ctx.rails.quotes.quote(request), key=f"{client_id}:quote"
+                lambda: self.supervisors.pricing.quote(request), key=f"{client_id}:quote"
             )
         except RailError as e:
             return e.result

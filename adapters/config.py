@@ -31,6 +31,11 @@ then command-line flags, each overriding the one before.
     balance_check_s = 300        # each held balance read against its holder this often
     balance_drift_persist_s = 1800  # an unexplained drift this old is a balance_drift case
 
+    [pricing]                    # the pricing desk and each provider's terms: see
+    quote_deadline_s = 2.0       # adapters/pricing_config.py for [pricing.breaker] and
+    [providers.rampa-sim]        # [providers.NAME.corridors.USD-MXN] min_amount/max_amount
+    compliance = "approved"      # or "under_review", "suspended"; enabled = false: never asked
+
     [webhooks]
     allow_private_urls = false   # true: endpoints on loopback/private addresses (development)
 
@@ -77,6 +82,7 @@ from typing import Any
 
 from adapters.chain.network import EvmNetwork
 from adapters.chain.rails import EvmSettings
+from adapters.pricing_config import PricingError, PricingSettings, pricing_section
 from adapters.sanctions_files import (
     MAX_AGE_DAYS_DEFAULT,
     ListUnusable,
@@ -117,6 +123,8 @@ class ServeConfig:
     bank_accounts: tuple[BankAccount, ...] = ()
     # [reconciliation]: (Tuning field, seconds) for the ones the file sets.
     reconciliation: tuple[tuple[str, float], ...] = ()
+    # [pricing] and [providers.NAME] (adapters.pricing_config).
+    pricing: PricingSettings = dataclasses.field(default_factory=PricingSettings)
     # The real chain (`rails = "evm"`), and how often it is polled.
     evm: EvmSettings | None = None
     evm_poll_s: float = 2.0
@@ -166,6 +174,11 @@ def _from_file(path: Path) -> dict[str, Any]:
         found["evm"], found["evm_poll_s"] = evm_section(path, raw["evm"])
     if "reconciliation" in raw:
         found["reconciliation"] = reconciliation_section(path, raw["reconciliation"])
+    if "pricing" in raw or "providers" in raw:
+        try:
+            found["pricing"] = pricing_section(path, raw)
+        except PricingError as e:
+            raise ConfigError(str(e)) from None
     secrets = raw.get("inbound", {}).get("secrets")
     if secrets is not None:
         if not isinstance(secrets, dict) or not all(isinstance(v, str) for v in secrets.values()):
@@ -268,6 +281,7 @@ def load(
         evm=evm,
         evm_poll_s=values.get("evm_poll_s", 2.0),
         reconciliation=tuple(values.get("reconciliation", ())),
+        pricing=values.get("pricing", PricingSettings()),
         sim_speed=speed,
         sim_seed=seed,
         env="test",

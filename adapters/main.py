@@ -67,6 +67,7 @@ from engine.funding import decide_deposit, deposit_id_for
 from engine.nonces import NonceBook
 from engine.policy import Explained, RuleSet
 from engine.ports import Clock, Ids
+from engine.pricing import Desk
 from engine.provider_reports import ReportLine
 from engine.quotes import Quote
 from engine.rails import RailError
@@ -92,7 +93,7 @@ from engine.webhooks import Attempt, Delivery, Endpoint, EndpointStatus
 from sim.durable import SavedWorld, WorldFile
 from sim.faults import FaultLog, FaultPlan
 from sim.instant import DigestCustody, decode_digest
-from sim.providers import BANK, OFFRAMP
+from sim.providers import BANK, OFFRAMPS
 from sim.world import (
     SimRails,
     block_time_s,
@@ -187,6 +188,17 @@ class Node:
         self, client_id: str, source: str, target: str, amount: int, bank: bool
     ) -> Quote | Result:
         return await self.system.issue_quote(client_id, source, target, amount, bank=bank)
+
+    async def quote(self, quote_id: str) -> tuple[str | None, Quote] | None:
+        return await self.store.any_quote(quote_id)
+
+    def providers(self) -> Desk:
+        tuning = self.system.ctx.tuning
+        return Desk(
+            providers=tuple(self.system.supervisors.pricing.health()),
+            breaker=tuning.breaker,
+            quote_deadline_s=tuning.quote_deadline_s,
+        )
 
     async def create_transfer(self, command: c.CreateTransfer) -> Created:
         result, holder, state = await self.system.create_and_answer(command)
@@ -375,13 +387,13 @@ class Node:
         screening = await ctx.sanctions.screener.screen(
             sanctions.Stage.CREATION, command.client_id, facts.destination
         )
-        served = ctx.rails.quotes.corridors()
+        served = self.system.supervisors.pricing.corridors()
         return policy.explain(
             self.system.rules.current, facts, served, ctx.controls.current, screening
         )
 
     async def inbound(self, provider: str, raw: bytes) -> Result:
-        if provider == OFFRAMP:
+        if provider in OFFRAMPS:
             understood = await self.system.supervisors.settlements.on_webhook(raw)
             return Result.ok if understood else Result.command_malformed
         if provider == BANK:
@@ -552,6 +564,10 @@ async def running(config: ServeConfig) -> AsyncIterator[tuple[Node, web.Applicat
         if config.evm is not None and config.rails == "evm":
             ports = await _evm_ports(config.evm, session, store, ports, ids, clock)
             chain_poll_s = config.evm_poll_s
+        known = sorted(p.name for p in ports.quotes)
+        for name, _ in config.pricing.terms:
+            if name not in known:
+                raise ConfigError(f"[providers.{name}]: no such provider (known: {known})")
         ctx = Context(
             journal=store,
             clock=clock,
@@ -573,6 +589,7 @@ async def running(config: ServeConfig) -> AsyncIterator[tuple[Node, web.Applicat
                 store, system, world, dispatcher, outbox, env=config.env, sanctions=config.sanctions
             )
             metrics.watch(node.metrics_snapshot)
+            metrics.watch_providers(node.providers)
             app = build_app(
                 node,
                 clock=clock,
@@ -621,6 +638,9 @@ def _tuning(config: ServeConfig, chain_poll_s: float) -> Tuning:
     )
     for field, seconds in config.reconciliation:  # [reconciliation], checked by the config
         setattr(tuning, field, seconds)
+    tuning.quote_deadline_s = config.pricing.quote_deadline_s
+    tuning.breaker = config.pricing.breaker
+    tuning.provider_terms = dict(config.pricing.terms)
     if config.evm is not None and config.rails == "evm":
         tuning.confirmations_required = config.evm.confirmations
     return tuning
@@ -708,7 +728,7 @@ async def _evm_ports(
         custody=evm.custody,
         chain=evm.node,
         indexer=evm.node,
-        quotes=WalletCorridors(simulated.quotes, network),
+        quotes=tuple(WalletCorridors(provider, network) for provider in simulated.quotes),
     )
 
 

@@ -260,6 +260,23 @@ class ControlChanged(_Event, tag="ControlChanged", frozen=True, kw_only=True):
 CONTROLS_STREAM = "controls"
 
 
+# --- The providers stream ("providers"): each provider's circuit breaker, as it changed -----------
+
+
+class ProviderCircuitChanged(_Event, tag="ProviderCircuitChanged", frozen=True, kw_only=True):
+    """A provider's circuit breaker changed state (engine.breaker): opened after failures in a
+    row, half-open to probe, closed again after successes."""
+
+    provider: str
+    state: str
+    previous: str
+    failures: int = 0
+    reason: str = ""
+
+
+PROVIDERS_STREAM = "providers"
+
+
 # --- Override streams (ov_...): an admin override, requested, decided by a second operator, done -
 
 
@@ -375,6 +392,7 @@ Event = (
     | EvidenceRecorded
     | RuleSetLoaded
     | ControlChanged
+    | ProviderCircuitChanged
     | OverrideRequested
     | OverrideDecided
     | OverrideExecuted

@@ -4,9 +4,16 @@ API.md's rule: the client's balance is debited exactly `amount` in the source cu
 taken out of it before conversion; target_amount = (amount - fee) x rate, rounded down to the
 target currency's scale. The stablecoin actually sent on-chain (the rail amount) is amount - fee
 at par in the source currency's stablecoin (USD -> USDC), which must be exact.
+
+A quote is the answer of the provider whose price won (engine.pricing chooses it) and carries
+every answer the pricing desk got for the same request, each with the provider's raw response:
+what the client was offered, what else was on the table and why a provider was not asked, kept
+as asked and never recomputed (Series 7).
 """
 
 from __future__ import annotations
+
+import enum
 
 import msgspec
 
@@ -14,6 +21,36 @@ from engine import money
 from engine.destinations import is_address
 from engine.results import Result
 from engine.states import Route
+
+
+class Answered(enum.StrEnum):
+    """What became of one provider when a quote was asked for."""
+
+    QUOTED = "quoted"
+    # The provider answered with an error, or its answer could not be priced.
+    FAILED = "failed"
+    # No answer before the desk's deadline.
+    TIMED_OUT = "timed_out"
+    # Not asked: its circuit breaker is open.
+    CIRCUIT_OPEN = "circuit_open"
+    # Not asked: the eligibility rules exclude it for this request.
+    INELIGIBLE = "ineligible"
+
+
+class ProviderAnswer(msgspec.Struct, frozen=True, kw_only=True):
+    """One provider's answer to one quote request, as received: a price (target amount after
+    fees, by the pricing rule), or why there is none."""
+
+    provider: str
+    answered: Answered
+    detail: str = ""
+    target_amount: int = 0
+    fee: int = 0
+    rate: str = ""
+    provider_quote_id: str | None = None
+    # The provider's response body as it came (text), for audit and disputes.
+    raw: str = ""
+    latency_us: int = 0
 
 
 class Quote(msgspec.Struct, frozen=True, kw_only=True):
@@ -31,6 +68,12 @@ class Quote(msgspec.Struct, frozen=True, kw_only=True):
     payout_address: str | None = None
     issued_at: int
     expires_at: int
+    # The winning provider's own id for this price, and its response as it came.
+    provider_quote_id: str | None = None
+    raw: str = ""
+    # Every provider's answer to the same request, the winner's included (empty for quotes
+    # made before the desk asked several providers).
+    alternatives: tuple[ProviderAnswer, ...] = ()
 
 
 class Price(msgspec.Struct, frozen=True, kw_only=True):

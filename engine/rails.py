@@ -20,7 +20,6 @@ import msgspec
 
 from engine.chain import SignedTx
 from engine.destinations import Destination
-from engine.quotes import Quote
 from engine.results import Result
 
 
@@ -162,12 +161,31 @@ class BankCredit(msgspec.Struct, frozen=True, kw_only=True):
     account: str
 
 
-class QuoteSource(Protocol):
-    def quote(self, request: QuoteRequest) -> Awaitable[Quote]: ...
+class ProviderQuote(msgspec.Struct, frozen=True, kw_only=True):
+    """A provider's price as it answered: its rate and fee for the amount asked, how long it
+    holds, where its deposit address is (off-ramps), its own quote id and its response body as
+    it came. The engine prices the quote from these by its one rule (engine.quotes.price)."""
+
+    provider: str
+    rate: str
+    # In the source currency's minor units, taken out of the amount before conversion.
+    fee: int
+    ttl_us: int
+    provider_quote_id: str
+    raw: str
+    payout_address: str | None = None
+
+
+class QuoteProvider(Protocol):
+    """One pricing provider (an exchange, an off-ramp, a market maker)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def quote(self, request: QuoteRequest) -> Awaitable[ProviderQuote]: ...
 
     def corridors(self) -> frozenset[str]:
-        """The corridors ("USD-MXN", engine.policy.corridor_id) some provider prices: what
-        execution can do, which policy checks every new transfer against."""
+        """The corridors ("USD-MXN", engine.policy.corridor_id) the provider prices."""
         ...
 
 

@@ -109,6 +109,9 @@ class Result(enum.IntEnum):
     provider_unavailable = enum.auto()
     chain_unavailable = enum.auto()
     operator_failed = enum.auto()
+    # No provider's terms take this request (amount outside every provider's limits, every
+    # provider of the corridor disabled or suspended): asking again changes nothing.
+    no_eligible_provider = enum.auto()
 
     @property
     def code(self) -> str:
@@ -162,6 +165,7 @@ FAILURE_CODES = frozenset(
         Result.provider_unavailable,
         Result.chain_unavailable,
         Result.operator_failed,
+        Result.no_eligible_provider,
     }
 )
 

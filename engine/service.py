@@ -22,6 +22,7 @@ from engine.events import ControlChanged, RuleSetLoaded
 from engine.overrides import Kind as OverrideKind
 from engine.overrides import Override
 from engine.policy import Explained, RuleSet
+from engine.pricing import Desk
 from engine.quotes import Quote
 from engine.records import IdempotencyRecord, IdempotencyStatus, Recorded
 from engine.results import Result
@@ -180,6 +181,15 @@ class Service(Protocol):
     def issue_quote(
         self, client_id: str, source: str, target: str, amount: int, bank: bool
     ) -> Awaitable[Quote | Result]: ...
+
+    def quote(self, quote_id: str) -> Awaitable[tuple[str | None, Quote] | None]:
+        """A quote as it was made (issued to a client, or taken by a transfer) and the client
+        it was made for."""
+        ...
+
+    def providers(self) -> Desk:
+        """Every pricing provider: its corridors, the operator's terms, its breaker."""
+        ...
 
     def create_transfer(self, command: c.CreateTransfer) -> Awaitable[Created]: ...
 

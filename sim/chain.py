@@ -351,6 +351,23 @@ class SimChain:
         for number in [n for n in self.final_blocks if n < self.indexed_from]:
             del self.final_blocks[number]
 
+    def slot_of(self, tx_hash: str) -> tuple[str, int] | None:
+        """The (sender, nonce) of a transaction the chain has seen (pending, mined or final)."""
+        tx = self.mempool.get(tx_hash)
+        if tx is None and tx_hash in self.finalized:
+            tx = self.finalized[tx_hash][2]
+        if tx is None:
+            tx = next((t for b in self.blocks for t, _ in b.txs if t.tx_hash == tx_hash), None)
+        return (tx.sender, tx.nonce) if tx is not None else None
+
+    def mined_in_slot(self, sender: str, nonce: int) -> str | None:
+        """The transaction mined with this sender and nonce in the blocks not yet final."""
+        for block in reversed(self.blocks):
+            for tx, _ in block.txs:
+                if (tx.sender, tx.nonce) == (sender, nonce):
+                    return tx.tx_hash
+        return None
+
     def mined_transfers(self) -> list[ChainTx]:
         """Every successful token transfer in the canonical chain, oldest first."""
         final = [tx for _, _, tx, ok in self.finalized.values() if ok]

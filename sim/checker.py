@@ -6,7 +6,8 @@ before it commits; checking in pairs is the point). On a schedule and at the end
 world against the books: at most one mined payment per transfer (never a payment for a transfer
 that did not send one), each idempotency key holds one transfer, and, once everything settled,
 the treasury's ledger balance equals its balance on the chain, replaying the journal rebuilds
-every table (`stablerail verify`), every transfer is terminal and no timer is left.
+every table (`stablerail verify`), every transfer is terminal and no timer is left. Every quote
+is the best price among the answers it carries (engine.pricing.choice_problem).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from engine import balances, ledger, matching
+from engine import balances, ledger, matching, pricing
 from engine import events as ev
 from engine.audit import AuditRecord
 from engine.chain import SignedTx
@@ -53,6 +54,7 @@ NAMES = (
     "reconciled_on_every_source",
     "no_discrepancy_disappears",
     "held_balances_agree",
+    "best_price_wins",
 )
 
 ENDINGS = (ev.Reconciled, ev.TransferCancelled, ev.TransferFailed, ev.TransferExpired)
@@ -202,6 +204,10 @@ class Checker:
         for event in events:
             if isinstance(event, ev.OnChainSubmitted | ev.OnChainReplaced):
                 self.tx_owner[event.tx.tx_hash] = stream_id
+            if isinstance(event, ev.QuoteCaptured | ev.QuoteIssued):
+                problem = pricing.choice_problem(event.quote)
+                if problem:
+                    self.fail("best_price_wins", f"{event.quote.quote_id}: {problem}")
             if isinstance(event, ENDINGS):
                 self.ended += 1
                 if self.on_ended is not None:
@@ -359,7 +365,7 @@ class Checker:
                 case Source.BANK:
                     held = bank.closing(currency)
                 case Source.PROVIDER:
-                    held = offramp.holding(currency)
+                    held = offramp.holding(account.removeprefix("provider:"), currency)
                 case _:
                     continue
             if held != booked:

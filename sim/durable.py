@@ -48,8 +48,8 @@ T = TypeVar("T")
 WORLD_FILE = "world.pickle"
 # 2: the chain keeps final blocks (the indexer reads them) and the off-ramp the trades it has
 # reported; a format-1 world loads with neither (its old blocks are not indexed).
-FORMAT = 2
-READABLE = (1, 2)
+FORMAT = 3
+READABLE = (1, 2, 3)
 
 
 @dataclasses.dataclass
@@ -152,7 +152,7 @@ class SavingRails:
 
     def ports(self) -> Rails:
         return Rails(
-            quotes=self.rails.quotes,
+            quotes=self.rails.quotes.providers,
             custody=self.rails.custody,
             chain=self.chain,
             indexer=self.chain,

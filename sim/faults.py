@@ -19,7 +19,8 @@ SWARM_RATE_MAX: dict[str, float] = {
     "tx_dropped": 0.05,  # per pending transaction per block
     "reorg": 0.05,  # per block
     "gas_spike": 0.05,  # per block: the base fee jumps
-    "quote_outage": 0.2,
+    "quote_outage": 0.2,  # one quote call fails
+    "provider_outage": 0.02,  # per quote call: the provider goes down for minutes
     "offramp_outage": 0.2,
     "payout_rejected": 0.15,
     "webhook_lost": 0.5,
@@ -44,6 +45,7 @@ DEFAULT_RATES: dict[str, float] = {
     "reorg": 0.02,
     "gas_spike": 0.02,
     "quote_outage": 0.05,
+    "provider_outage": 0.005,
     "offramp_outage": 0.05,
     "payout_rejected": 0.05,
     "webhook_lost": 0.2,

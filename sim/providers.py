@@ -1,9 +1,11 @@
-"""Simulated quote providers, an off-ramp provider and a bank, with latency and faults.
+"""Simulated quote providers, off-ramps and a bank, with latency and faults.
 
-- `SimQuotes` prices each corridor from a rate that drifts, with a spread and a fee, and a TTL.
-- `SimOffRamp` (a Mexican exchange, "bitso-sim") takes stablecoin at its deposit address and pays
-  MXN over SPEI through the bank. Payouts are idempotent by our transfer id. It pays only after it
-  sees the deposit confirmed on the chain; a rejected beneficiary makes it send the stablecoin back
+- `SimQuotes` is a market of five providers (PROFILES) pricing their corridors from a rate that
+  drifts, each with its own spread, fees, speed and outages.
+- `SimOffRamp` runs the three Mexican off-ramps ("bitso-sim", "conduit-sim", "rampa-sim"), each
+  with its own deposit address: it takes stablecoin there and pays MXN over SPEI through the
+  bank. Payouts are idempotent by our transfer id. It pays only after it sees the deposit
+  confirmed on the chain; a rejected beneficiary makes it send the stablecoin back
   to the treasury on-chain and report RETURNED. It reports by webhook (lost, duplicated, delayed
   and reordered by the fault plan) and answers status polls.
 - `SimBank` books SPEI credits (visible after a settlement delay, the receiving bank's record that
@@ -20,20 +22,20 @@ from collections.abc import Awaitable, Callable
 
 import msgspec
 from anyio.abc import TaskGroup
+from eth_account.signers.local import LocalAccount
 
-from engine import limits, money, quotes
+from engine import limits, money
 from engine.chain import SignedTx
 from engine.destinations import BankDestination
 from engine.funding import deposit_id_for
 from engine.policy import corridor_id
-from engine.ports import Ids
 from engine.provider_reports import ReportLine
-from engine.quotes import Quote
 from engine.rails import (
     BankCredit,
     PayoutRequest,
     PayoutState,
     PayoutStatus,
+    ProviderQuote,
     QuoteRequest,
     RailError,
     SignRequest,
@@ -45,13 +47,39 @@ from sim.custody import key_for, sign_token_transfer
 from sim.faults import FaultLog
 
 QUOTE_TTL_US = 30 * 1_000_000
-# (source, target) -> (provider, mid rate, fee in basis points)
-CORRIDORS = {
-    ("USD", "USDC"): ("circle-sim", 100_000_000, 10),
-    ("EUR", "EURC"): ("circle-sim", 100_000_000, 10),
-    ("USD", "MXN"): ("bitso-sim", 1_725_000_000, 50),
-}
-OFFRAMP = "bitso-sim"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Profile:
+    """A simulated pricing provider: what it charges, how fast it answers, whether it pays out
+    fiat (an off-ramp with a deposit address)."""
+
+    name: str
+    # (source, target) -> (fee in basis points of the amount, flat fee in source minor units)
+    fees: dict[tuple[str, str], tuple[int, int]]
+    # Below the market's mid rate, in basis points (stablecoin at par has none).
+    spread_bps: int
+    latency_s: tuple[float, float]
+    # The prefix of its own quote and trade ids.
+    prefix: str
+    offramp: bool = False
+
+
+# Five providers with different prices, fees and speeds: which one is best depends on the amount
+# (flat against proportional fees) and on the moment (each one's rate wanders on its own), and the
+# slowest sometimes answers after the pricing desk's deadline.
+PROFILES = (
+    Profile("circle-sim", {("USD", "USDC"): (10, 0), ("EUR", "EURC"): (10, 0)}, 0, (0.05, 0.3),
+            "CRC"),
+    Profile("paxos-sim", {("USD", "USDC"): (5, 100)}, 0, (0.1, 0.5), "PXS"),
+    Profile("bitso-sim", {("USD", "MXN"): (50, 0)}, 30, (0.05, 0.3), "BTS", offramp=True),
+    Profile("conduit-sim", {("USD", "MXN"): (20, 200)}, 45, (0.1, 0.6), "CND", offramp=True),
+    Profile("rampa-sim", {("USD", "MXN"): (35, 0)}, 25, (0.3, 2.5), "RMP", offramp=True),
+)  # fmt: skip
+# The market's mid rate per pair, in 10^-8 (Rate units).
+MIDS = {("USD", "USDC"): 100_000_000, ("EUR", "EURC"): 100_000_000, ("USD", "MXN"): 1_725_000_000}
+CORRIDORS = frozenset(pair for profile in PROFILES for pair in profile.fees)
+OFFRAMPS = frozenset(profile.name for profile in PROFILES if profile.offramp)
 BANK = "bank-sim"
 SPEI = "spei-sim"
 
@@ -59,6 +87,11 @@ Webhook = Callable[[bytes], Awaitable[object]]
 
 
 class SimQuotes:
+    """The simulated market: the providers of PROFILES over one drifting mid rate per pair.
+    Each provider's rate wanders a little on its own too; each has outage episodes (the fault
+    `provider_outage`: down for minutes, failing fast or hanging) and single failed calls
+    (`quote_outage`)."""
+
     # How many times faster than real time the world moves (`serve --sim-speed`).
     speed: float = 1.0
 
@@ -66,49 +99,114 @@ class SimQuotes:
         self,
         rng: random.Random,
         faults: FaultLog,
-        ids: Ids,
         now: Callable[[], int],
-        offramp_address: str,
+        deposit_addresses: dict[str, str],
     ) -> None:
         self.rng = rng
         self.faults = faults
-        self.ids = ids
         self.now = now
-        self.offramp_address = offramp_address
-        self.drift = {pair: 0 for pair in CORRIDORS}
-        # A quote takes between these many seconds to come back.
-        self.latency_s = (0.05, 0.3)
+        self.drift = {pair: 0 for pair in MIDS}
+        self.providers = tuple(
+            SimQuoteProvider(self, profile, random.Random(rng.getrandbits(64)))
+            for profile in PROFILES
+        )
+        self.deposit_addresses = deposit_addresses
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        """A world saved before there were several providers had one quote source: the market
+        is built anew from its generator."""
+        if "providers" not in state:
+            rng = state["rng"]
+            assert isinstance(rng, random.Random)
+            address = state["offramp_address"]
+            assert isinstance(address, str)
+            state["drift"] = {pair: 0 for pair in MIDS}
+            state["providers"] = ()
+            state["deposit_addresses"] = {name: address for name in OFFRAMPS}
+            self.__dict__.update(state)
+            self.providers = tuple(
+                SimQuoteProvider(self, profile, random.Random(rng.getrandbits(64)))
+                for profile in PROFILES
+            )
+            return
+        self.__dict__.update(state)
+
+    def answer_at_once(self) -> None:
+        for provider in self.providers:
+            provider.latency_s = (0.0, 0.0)
+
+    def moved(self, pair: tuple[str, str]) -> int:
+        """The pair's market mid rate now (it drifts a little each time it is read)."""
+        mid = MIDS[pair]
+        if mid == 100_000_000:  # Stablecoin at par never moves.
+            return mid
+        self.drift[pair] += self.rng.randint(-200_000, 200_000)
+        return mid + self.drift[pair]
+
+
+class SimQuoteProvider:
+    def __init__(self, market: SimQuotes, profile: Profile, rng: random.Random) -> None:
+        self.market = market
+        self.profile = profile
+        self.rng = rng
+        self.latency_s = profile.latency_s
+        self.own_drift = 0
+        self.down_until = 0
+        self.hangs = False
+        self._n = 0
+
+    @property
+    def name(self) -> str:
+        return self.profile.name
 
     def corridors(self) -> frozenset[str]:
-        return frozenset(corridor_id(source, target) for source, target in CORRIDORS)
+        return frozenset(corridor_id(source, target) for source, target in self.profile.fees)
 
-    async def quote(self, request: QuoteRequest) -> Quote:
-        await asyncio.sleep(self.rng.uniform(*self.latency_s) / self.speed)
+    async def quote(self, request: QuoteRequest) -> ProviderQuote:
+        market = self.market
+        await asyncio.sleep(self.rng.uniform(*self.latency_s) / market.speed)
         pair = (request.source_currency, request.target_currency)
-        if pair not in CORRIDORS:
+        if pair not in self.profile.fees:
             raise RailError(Result.currency_pair_unsupported, str(pair), transient=False)
-        provider, mid, fee_bps = CORRIDORS[pair]
-        if self.faults.fire("quote_outage"):
-            raise RailError(Result.provider_unavailable, f"{provider} is down", transient=True)
-        rate = mid
-        if mid != 100_000_000:  # Stablecoin at par never moves; FX drifts and has a spread.
-            self.drift[pair] += self.rng.randint(-200_000, 200_000)
-            rate = mid + self.drift[pair] - mid * 30 // 10_000
-        quote = quotes.priced_quote(
-            quote_id=self.ids.new("qt"),
-            provider=provider,
-            source_currency=request.source_currency,
-            target_currency=request.target_currency,
-            amount=request.amount,
-            fee=request.amount * fee_bps // 10_000,
-            rate=f"{rate // 10**8}.{rate % 10**8:08d}",
-            payout_address=self.offramp_address if request.bank else None,
-            issued_at=self.now(),
+        now = market.now()
+        if now >= self.down_until and market.faults.fire("provider_outage"):
+            self.down_until = now + int(self.rng.uniform(30, 300) * 1_000_000 / market.speed)
+            self.hangs = self.rng.random() < 0.5
+        if now < self.down_until:
+            if self.hangs:
+                await asyncio.sleep((self.down_until - now) / 1_000_000)
+            raise RailError(Result.provider_unavailable, f"{self.name} is down", transient=True)
+        if market.faults.fire("quote_outage"):
+            raise RailError(Result.provider_unavailable, f"{self.name} erred", transient=True)
+        rate = market.moved(pair)
+        if self.profile.spread_bps:
+            self.own_drift = max(
+                -50_000, min(50_000, self.own_drift + self.rng.randint(-5_000, 5_000))
+            )
+            rate += self.own_drift - rate * self.profile.spread_bps // 10_000
+        fee_bps, flat = self.profile.fees[pair]
+        fee = min(request.amount * fee_bps // 10_000 + flat, request.amount - 1)
+        self._n += 1
+        deposit = market.deposit_addresses.get(self.name) if request.bank else None
+        formatted = money.format_rate(money.Rate(rate))
+        raw = {
+            "id": f"{self.profile.prefix}-Q{self._n:08d}",
+            "pair": f"{pair[0]}/{pair[1]}",
+            "amount": request.amount,
+            "rate": formatted,
+            "fee": fee,
+            "expires_in_s": QUOTE_TTL_US // 1_000_000,
+            "deposit_address": deposit,
+        }
+        return ProviderQuote(
+            provider=self.name,
+            rate=formatted,
+            fee=fee,
             ttl_us=QUOTE_TTL_US,
+            provider_quote_id=str(raw["id"]),
+            raw=msgspec.json.encode(raw).decode(),
+            payout_address=deposit,
         )
-        if isinstance(quote, Result):
-            raise RailError(quote, "could not price", transient=False)
-        return quote
 
 
 @dataclasses.dataclass(slots=True)
@@ -124,6 +222,11 @@ class _Payout:
     paid: int | None = None
     fee: int | None = None
     rate: str | None = None
+    # The deposit that funds it: the sender's nonce slot of the transaction named in the
+    # request, and the transaction mined in that slot as last seen (a replacement of a payment
+    # a reorg took away funds the same payout, as a deposit to the same address would).
+    slot: tuple[str, int] | None = None
+    deposit: str = ""
 
 
 class SimBank:
@@ -198,6 +301,17 @@ class SimBank:
         return deposit_id_for(BANK, reference, booked), reference, booked
 
 
+_PREFIX = {profile.name: profile.prefix for profile in PROFILES}
+
+
+def _offramp_accounts(seed: int) -> dict[str, LocalAccount]:
+    """Each off-ramp's own deposit key (bitso-sim keeps the key it had as the only one)."""
+    return {
+        name: key_for(seed, "offramp" if name == "bitso-sim" else f"offramp:{name}")
+        for name in sorted(OFFRAMPS)
+    }
+
+
 class SimOffRamp:
     # How many times faster than real time the world moves (`serve --sim-speed`).
     speed: float = 1.0
@@ -217,14 +331,14 @@ class SimOffRamp:
         self.chain = chain
         self.bank = bank
         self.treasury = treasury
-        self.account = key_for(seed, "offramp")
-        self.address = self.account.address.lower()
+        self.accounts = _offramp_accounts(seed)
+        self.addresses = {name: a.address.lower() for name, a in self.accounts.items()}
         self.payouts: dict[str, _Payout] = {}  # transfer id -> payout
         self.by_trade: dict[str, _Payout] = {}
         self.webhook: Webhook | None = None
         self.tasks: TaskGroup | None = None
         self._n = 0
-        self._nonce = 0
+        self._nonces = dict.fromkeys(OFFRAMPS, 0)
         self.generation = 0
         # Trades already in a trade report.
         self.reported: set[str] = set()
@@ -233,13 +347,18 @@ class SimOffRamp:
         """What outlives the process (sim.durable): the payouts and the books, not the key
         (derived again from the seed) nor the tasks and webhook of the process that ran it."""
         state = dict(self.__dict__)
-        state.update(account=None, webhook=None, tasks=None)
+        state.update(accounts=None, webhook=None, tasks=None)
         return state
 
     def __setstate__(self, state: dict[str, object]) -> None:
         state.setdefault("reported", set())  # a world saved before trade reports
+        if "_nonce" in state:  # a world saved when bitso-sim was the only off-ramp
+            state["_nonces"] = {**dict.fromkeys(OFFRAMPS, 0), "bitso-sim": state.pop("_nonce")}
+            state.pop("account", None)
+            state.pop("address", None)
         self.__dict__.update(state)
-        self.account = key_for(self.seed, "offramp")
+        self.accounts = _offramp_accounts(self.seed)
+        self.addresses = {name: a.address.lower() for name, a in self.accounts.items()}
 
     def resume(self) -> None:
         """After a restart: take up again every payout that was still in progress."""
@@ -250,12 +369,21 @@ class SimOffRamp:
 
     async def start_payout(self, request: PayoutRequest) -> str:
         await asyncio.sleep(self.rng.uniform(0.05, 0.3) / self.speed)
+        if request.provider not in self.accounts:
+            raise RailError(Result.provider_unavailable, request.provider, transient=False)
         if self.faults.fire("offramp_outage"):
-            raise RailError(Result.provider_unavailable, f"{OFFRAMP} is down", transient=True)
+            raise RailError(
+                Result.provider_unavailable, f"{request.provider} is down", transient=True
+            )
         found = self.payouts.get(request.transfer_id)
         if found is None:
             self._n += 1
-            found = _Payout(request=request, trade_id=f"BTS{self._n:08d}")
+            found = _Payout(
+                request=request,
+                trade_id=f"{_PREFIX[request.provider]}{self._n:08d}",
+                slot=self.chain.slot_of(request.tx_hash),
+                deposit=request.tx_hash,
+            )
             self.generation += 1
             self.payouts[request.transfer_id] = found
             self.by_trade[found.trade_id] = found
@@ -266,20 +394,20 @@ class SimOffRamp:
     async def payout_status(self, provider: str, provider_trade_id: str) -> PayoutStatus:
         await asyncio.sleep(self.rng.uniform(0.05, 0.2) / self.speed)
         if self.faults.fire("offramp_outage"):
-            raise RailError(Result.provider_unavailable, f"{OFFRAMP} is down", transient=True)
+            raise RailError(Result.provider_unavailable, f"{provider} is down", transient=True)
         found = self.by_trade.get(provider_trade_id)
-        if found is None:
+        if found is None or found.request.provider != provider:
             raise RailError(Result.transaction_unknown, provider_trade_id, transient=False)
         return self._status(found)
 
     async def prefunded(self, provider: str, currency: str) -> int:
         await asyncio.sleep(self.rng.uniform(0.05, 0.2) / self.speed)
         if self.faults.fire("offramp_outage"):
-            raise RailError(Result.provider_unavailable, f"{OFFRAMP} is down", transient=True)
-        return self.holding(currency)
+            raise RailError(Result.provider_unavailable, f"{provider} is down", transient=True)
+        return self.holding(provider, currency)
 
-    def holding(self, currency: str) -> int:
-        """The stablecoin we sent that the provider holds: deposits on chain for payouts neither
+    def holding(self, provider: str, currency: str) -> int:
+        """The stablecoin we sent that `provider` holds: deposits on chain for payouts neither
         paid nor sent back yet."""
         mined = self.chain.mined_at
         held = 0
@@ -287,13 +415,24 @@ class SimOffRamp:
             request = payout.request
             sent_back = payout.return_tx is not None and payout.return_tx.tx_hash in mined
             if (
-                request.rail_currency == currency
+                request.provider == provider
+                and request.rail_currency == currency
                 and payout.state is PayoutState.PENDING
-                and request.tx_hash in mined
+                and self._deposit(payout) in mined
                 and not sent_back
             ):
                 held += request.rail_amount
         return held
+
+    def _deposit(self, payout: _Payout) -> str:
+        """The transaction that deposits the payout's stablecoin: the one named in the request,
+        or the one mined in its nonce slot since (a payout saved before slots: the named one)."""
+        deposit = getattr(payout, "deposit", "") or payout.request.tx_hash
+        slot = getattr(payout, "slot", None)
+        if deposit in self.chain.mined_at or slot is None:
+            return deposit
+        payout.deposit = self.chain.mined_in_slot(*slot) or deposit
+        return payout.deposit
 
     def trade_report(self) -> list[ReportLine]:
         """The provider's report of the trades settled (paid or returned) since its last one.
@@ -316,7 +455,7 @@ class SimOffRamp:
 
     def _status(self, payout: _Payout) -> PayoutStatus:
         return PayoutStatus(
-            provider=OFFRAMP,
+            provider=payout.request.provider,
             provider_trade_id=payout.trade_id,
             state=payout.state,
             currency=payout.request.target_currency,
@@ -340,7 +479,7 @@ class SimOffRamp:
         if payout.return_tx is None:
             while True:
                 await asyncio.sleep(2 / self.speed)
-                receipt = await self.chain.receipt(self.chain.chain, request.tx_hash)
+                receipt = await self.chain.receipt(self.chain.chain, self._deposit(payout))
                 if receipt is not None and receipt.confirmations >= limits.confirmations_required:
                     break
             await asyncio.sleep(self.rng.uniform(1, 20) / self.speed)
@@ -383,17 +522,17 @@ class SimOffRamp:
 
     def _sign_return(self, request: PayoutRequest) -> SignedTx:
         tx = sign_token_transfer(
-            self.account,
+            self.accounts[request.provider],
             SignRequest(
                 chain=self.chain.chain,
                 to_address=self.treasury,
                 currency=request.rail_currency,
                 amount=request.rail_amount,
-                nonce=self._nonce,
+                nonce=self._nonces[request.provider],
                 max_fee_per_gas=10**12,
             ),
         )
-        self._nonce += 1
+        self._nonces[request.provider] += 1
         return tx
 
     async def _send_back(self, tx: SignedTx) -> None:

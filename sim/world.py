@@ -225,14 +225,14 @@ class SimRails:
         treasury = custody.address(chain.chain)
         bank = SimBank(_rng(seed, "bank"), faults, clock.now_us)
         offramp = SimOffRamp(seed, _rng(seed, "offramp"), faults, chain, bank, treasury)
-        quotes = SimQuotes(_rng(seed, "quotes"), faults, ids, clock.now_us, offramp.address)
+        quotes = SimQuotes(_rng(seed, "quotes"), faults, clock.now_us, offramp.addresses)
         return cls(chain, custody, bank, offramp, quotes, treasury)
 
     def answer_at_once(self) -> None:
         """No latency on the node's and the quote provider's answers (the lifecycle benchmark:
         what is measured is the engine, not the simulated world's waits)."""
         self.chain.rpc_latency_s = 0.0
-        self.quotes.latency_s = (0.0, 0.0)
+        self.quotes.answer_at_once()
 
     def pace(self, speed: float) -> None:
         """Run the world `speed` times faster than real time (`serve --sim-speed`)."""
@@ -242,7 +242,7 @@ class SimRails:
 
     def ports(self) -> Rails:
         return Rails(
-            quotes=self.quotes,
+            quotes=self.quotes.providers,
             custody=self.custody,
             chain=self.chain,
             indexer=self.chain,

@@ -363,6 +363,29 @@ async def quote(ex: Executor, quote_id: str) -> tuple[str | None, Quote] | None:
     return issued.client_id, issued.quote
 
 
+async def any_quote(ex: Executor, quote_id: str) -> tuple[str | None, Quote] | None:
+    """A quote as it was made, with the client it was made for: one issued to a client
+    (`POST /v1/quotes`), or one a transfer took for itself (its QuoteCaptured event)."""
+    issued = await quote(ex, quote_id)
+    if issued is not None:
+        return issued
+    row = await ex.fetchone(
+        "SELECT client_id, transaction_id FROM quotes WHERE quote_id = ?", (quote_id,)
+    )
+    if row is None or row[1] is None:
+        return None
+    rows = await ex.fetchall(
+        "SELECT payload FROM journal WHERE stream_id = ? AND event_type = 'QuoteCaptured'"
+        " ORDER BY version",
+        (row[1],),
+    )
+    for (payload,) in rows:
+        captured = ev.decode(payload)
+        if isinstance(captured, ev.QuoteCaptured) and captured.quote.quote_id == quote_id:
+            return row[0], captured.quote
+    return None
+
+
 async def signed_transactions(ex: Executor) -> list[SignedTx]:
     """Every transaction ever journaled for broadcast, in journal order (to rebuild the nonce
     book at start)."""

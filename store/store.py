@@ -254,6 +254,9 @@ class Store:
     async def quote(self, quote_id: str) -> tuple[str | None, Quote] | None:
         return await queries.quote(self.reader, quote_id)
 
+    async def any_quote(self, quote_id: str) -> tuple[str | None, Quote] | None:
+        return await queries.any_quote(self.reader, quote_id)
+
     async def signed_transactions(self) -> list[SignedTx]:
         return await queries.signed_transactions(self.reader)
 

@@ -21,7 +21,7 @@ LAYERS = ("engine", "store", "actors", "adapters", "sim")
 IMPORT_TABLE: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "engine": (frozenset({"engine"}), frozenset({"msgspec"})),
     "store": (frozenset({"engine", "store"}), frozenset({"msgspec", "aiosqlite"})),
-    "actors": (frozenset({"engine", "actors"}), frozenset({"msgspec", "anyio"})),
+    "actors": (frozenset({"engine", "actors"}), frozenset({"msgspec", "anyio", "tenacity"})),
     "adapters": (
         frozenset({"engine", "adapters"}),
         frozenset(

@@ -25,8 +25,7 @@ from adapters.chain.rpc import JsonRpc
 from engine.events import TreasuryFunded
 from engine.funding import decide_treasury_funding
 from engine.ports import Clock, Ids
-from engine.quotes import Quote
-from engine.rails import QuoteRequest, QuoteSource, RailError
+from engine.rails import ProviderQuote, QuoteProvider, QuoteRequest, RailError
 
 _OPENING = re.compile(r"opening balance read from the chain at block (\d+)")
 
@@ -100,12 +99,17 @@ async def opening_funding(
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class WalletCorridors:
-    """The quote source, limited to the corridors that pay a wallet in a token this chain has:
-    with real rails the simulated off-ramp cannot see the stablecoin a bank payout would send it,
-    so those corridors are refused by policy (corridor_unsupported) rather than left to fail."""
+    """A pricing provider, limited to the corridors that pay a wallet in a token this chain has:
+    with real rails the simulated off-ramps cannot see the stablecoin a bank payout would send
+    them, so those corridors are refused by policy (corridor_unsupported) rather than left to
+    fail."""
 
-    inner: QuoteSource
+    inner: QuoteProvider
     network: EvmNetwork
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
 
     def corridors(self) -> frozenset[str]:
         served = set()
@@ -115,5 +119,5 @@ class WalletCorridors:
                 served.add(corridor)
         return frozenset(served)
 
-    def quote(self, request: QuoteRequest) -> Awaitable[Quote]:
+    def quote(self, request: QuoteRequest) -> Awaitable[ProviderQuote]:
         return self.inner.quote(request)

@@ -11,9 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from engine.breaker import CircuitState
+from engine.pricing import Desk
+from engine.quotes import Answered
 from engine.transfer import TransferState
 
 
@@ -26,6 +29,40 @@ class _Snapshot(Collector):
             family = GaugeMetricFamily(f"stablerail_{name}", name.replace("_", " "))
             family.add_metric([], value)
             yield family
+
+
+class _Providers(Collector):
+    """Each pricing provider's answers by outcome, its breaker's state and changes."""
+
+    def __init__(self, read: Callable[[], Desk]) -> None:
+        self.read = read
+
+    def collect(self):  # type: ignore[no-untyped-def]
+        desk = self.read()
+        answers = CounterMetricFamily(
+            "stablerail_provider_answers",
+            "Quote answers by provider and outcome",
+            labels=["provider", "outcome"],
+        )
+        state = GaugeMetricFamily(
+            "stablerail_provider_circuit_state",
+            "1 for the state each provider's circuit breaker is in",
+            labels=["provider", "state"],
+        )
+        changes = CounterMetricFamily(
+            "stablerail_provider_circuit_changes",
+            "Circuit breaker changes by provider and the state entered",
+            labels=["provider", "state"],
+        )
+        for p in desk.providers:
+            for outcome in Answered:
+                answers.add_metric([p.provider, outcome.value], p.answers.get(outcome.value, 0))
+            for s in CircuitState:
+                state.add_metric([p.provider, s.value], float(p.circuit.state is s))
+                changes.add_metric([p.provider, s.value], p.changes.get(s.value, 0))
+        yield answers
+        yield state
+        yield changes
 
 
 class Metrics:
@@ -61,6 +98,9 @@ class Metrics:
 
     def watch(self, read: Callable[[], dict[str, float]]) -> None:
         self.registry.register(_Snapshot(read))
+
+    def watch_providers(self, read: Callable[[], Desk]) -> None:
+        self.registry.register(_Providers(read))
 
     def transfer_changed(self, before: TransferState | None, after: TransferState) -> None:
         was = before.status.value if before is not None else "NEW"

@@ -38,6 +38,19 @@ _CORRECTION = {
 }
 
 
+QUOTE: JSON = {
+    "id": _STRING,
+    "source_currency": _STRING,
+    "target_currency": _STRING,
+    "source_amount": _MONEY,
+    "target_amount": _MONEY,
+    "rate": _STRING,
+    "fee": _MONEY,
+    "provider": _STRING,
+    "expires_at": _TIME,
+}
+
+
 def _obj(props: JSON, required: list[str] | None = None, extra: bool = False) -> JSON:
     return {
         "type": "object",
@@ -235,17 +248,82 @@ SCHEMAS: JSON = {
     "TransferList": _obj(
         {"data": {"type": "array", "items": _ref("Transfer")}, "has_more": {"type": "boolean"}}
     ),
-    "Quote": _obj(
+    "Quote": _obj(QUOTE),
+    "QuoteDetail": _obj(
         {
-            "id": _STRING,
-            "source_currency": _STRING,
-            "target_currency": _STRING,
-            "source_amount": _MONEY,
-            "target_amount": _MONEY,
-            "rate": _STRING,
-            "fee": _MONEY,
-            "provider": _STRING,
-            "expires_at": _TIME,
+            **QUOTE,
+            "provider_quote_id": _NSTRING,
+            "alternatives": {
+                "type": "array",
+                "items": _obj(
+                    {
+                        "provider": _STRING,
+                        "outcome": {
+                            "enum": ["quoted", "failed", "timed_out", "circuit_open", "ineligible"]
+                        },
+                        "detail": _STRING,
+                        "target_amount": _NMONEY,
+                        "fee": _NMONEY,
+                        "rate": _NSTRING,
+                        "provider_quote_id": _NSTRING,
+                        "latency_ms": {"type": "integer", "minimum": 0},
+                        "chosen": {"type": "boolean"},
+                        # Staff keys only: the provider's response body as it came.
+                        "raw": _NSTRING,
+                    },
+                    required=[
+                        "provider",
+                        "outcome",
+                        "detail",
+                        "target_amount",
+                        "fee",
+                        "rate",
+                        "provider_quote_id",
+                        "latency_ms",
+                        "chosen",
+                    ],
+                ),
+            },
+        }
+    ),
+    "Providers": _obj(
+        {
+            "data": {
+                "type": "array",
+                "items": _obj(
+                    {
+                        "provider": _STRING,
+                        "corridors": {"type": "array", "items": _STRING},
+                        "enabled": {"type": "boolean"},
+                        "compliance": {"enum": ["approved", "under_review", "suspended"]},
+                        "limits": {
+                            "type": "object",
+                            "additionalProperties": _obj(
+                                {"min_amount": _NMONEY, "max_amount": _NMONEY}
+                            ),
+                        },
+                        "circuit": _obj(
+                            {
+                                "state": {"enum": ["closed", "open", "half_open"]},
+                                "failures_in_a_row": {"type": "integer", "minimum": 0},
+                                "opened_at": {"type": ["string", "null"], "format": "date-time"},
+                                "last_error": _NSTRING,
+                                "changed_at": {"type": ["string", "null"], "format": "date-time"},
+                            }
+                        ),
+                        "answers": _COUNTS,
+                    }
+                ),
+            },
+            "breaker": _obj(
+                {
+                    "failures_to_open": {"type": "integer", "minimum": 1},
+                    "open_s": {"type": "number"},
+                    "probes": {"type": "integer", "minimum": 1},
+                    "successes_to_close": {"type": "integer", "minimum": 1},
+                }
+            ),
+            "quote_deadline_s": {"type": "number"},
         }
     ),
     "HistoryEntry": _obj(

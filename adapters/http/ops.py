@@ -27,6 +27,13 @@ from engine.states import Status
 from engine.timefmt import rfc3339
 
 
+async def providers(request: web.Request) -> web.Response:
+    """Every pricing provider: corridors, the operator's terms, its circuit breaker, its answers
+    since start; and the breaker's settings and the quote deadline in force."""
+    await authorize(request, Permission.OPERATE)
+    return json(render.desk(service(request).providers()))
+
+
 async def stuck_transfers(request: web.Request) -> web.Response:
     """Transfers past their status's time-in-state threshold (`stuck=true`, the default)."""
     await authorize(request, Permission.OPERATE)

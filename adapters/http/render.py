@@ -16,7 +16,8 @@ from engine import money
 from engine.access import ApiKey
 from engine.audit import AuditRow
 from engine.policy import US_PER_HOUR, PolicyDecision
-from engine.quotes import Quote
+from engine.pricing import Desk
+from engine.quotes import Answered, Quote
 from engine.records import Recorded
 from engine.sanctions import ListInForce
 from engine.service import Balance, FeedEvent, LedgerLine
@@ -123,6 +124,75 @@ def quote(q: Quote) -> JSON:
         "fee": amount(q.fee, q.source_currency),
         "provider": q.provider,
         "expires_at": rfc3339(q.expires_at),
+    }
+
+
+def quote_detail(q: Quote, *, raw: bool) -> JSON:
+    """A quote with every provider's answer to the same request (`raw`: with each provider's
+    response body as it came, for staff)."""
+    return {
+        **quote(q),
+        "provider_quote_id": q.provider_quote_id,
+        "alternatives": [
+            {
+                "provider": a.provider,
+                "outcome": a.answered.value,
+                "detail": a.detail,
+                "target_amount": (
+                    amount(a.target_amount, q.target_currency)
+                    if a.answered is Answered.QUOTED
+                    else None
+                ),
+                "fee": amount(a.fee, q.source_currency) if a.answered is Answered.QUOTED else None,
+                "rate": a.rate or None,
+                "provider_quote_id": a.provider_quote_id,
+                "latency_ms": a.latency_us // 1_000,
+                "chosen": a.provider == q.provider,
+                **({"raw": a.raw or None} if raw else {}),
+            }
+            for a in q.alternatives
+        ],
+    }
+
+
+def _limit(corridor: str, minor: int | None) -> str | None:
+    source = corridor.partition("-")[0]
+    return amount(minor, source) if money.asset(source) is not None else None
+
+
+def desk(d: Desk) -> JSON:
+    return {
+        "data": [
+            {
+                "provider": p.provider,
+                "corridors": list(p.corridors),
+                "enabled": p.terms.enabled,
+                "compliance": p.terms.compliance.value,
+                "limits": {
+                    corridor: {
+                        "min_amount": _limit(corridor, terms.min_amount),
+                        "max_amount": _limit(corridor, terms.max_amount),
+                    }
+                    for corridor, terms in sorted(p.terms.corridors.items())
+                },
+                "circuit": {
+                    "state": p.circuit.state.value,
+                    "failures_in_a_row": p.circuit.failures,
+                    "opened_at": rfc3339(p.circuit.opened_at) if p.circuit.opened_at else None,
+                    "last_error": p.circuit.last_error or None,
+                    "changed_at": rfc3339(p.changed_at) if p.changed_at is not None else None,
+                },
+                "answers": dict(p.answers),
+            }
+            for p in d.providers
+        ],
+        "breaker": {
+            "failures_to_open": d.breaker.failures_to_open,
+            "open_s": d.breaker.open_us / 1e6,
+            "probes": d.breaker.probes,
+            "successes_to_close": d.breaker.successes_to_close,
+        },
+        "quote_deadline_s": d.quote_deadline_s,
     }
 
 

@@ -55,6 +55,8 @@ PAGE = (("limit", "integer"), ("cursor", "string"))
 ROUTES: tuple[Route, ...] = (
     Route("POST", "/v1/quotes", transfers.create_quote, Permission.INITIATE,
           "Price a transfer", 201, "Quote", bodies.QuoteBody),
+    Route("GET", "/v1/quotes/{id}", transfers.get_quote, Permission.READ,
+          "A quote with every provider's answer to the same request", 200, "QuoteDetail"),
     Route("POST", "/v1/transfers", transfers.create_transfer, Permission.INITIATE,
           "Create a transfer", 201, "Transfer", bodies.TransferBody, idempotent_key=True),
     Route("GET", "/v1/transfers", transfers.list_transfers, Permission.READ,
@@ -91,6 +93,8 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/v1/events", webhooks.events, Permission.READ,
           "Client-visible events in commit order, for polling", 200, "Events",
           query=(("after", "string"), ("limit", "integer"), ("client_id", "string"))),
+    Route("GET", "/v1/ops/providers", ops.providers, Permission.OPERATE,
+          "Pricing providers: corridors, terms, circuit breaker, answers", 200, "Providers"),
     Route("GET", "/v1/ops/transfers", ops.stuck_transfers, Permission.OPERATE,
           "Transfers past their time-in-state threshold", 200, "TransferList",
           query=(("status", "string"), ("stuck", "string"), ("limit", "integer"))),

@@ -81,6 +81,14 @@ async def create_quote(request: web.Request) -> web.Response:
     return json(render.quote(quote), status=201)
 
 
+async def get_quote(request: web.Request) -> web.Response:
+    """A quote as it was made, with every provider's answer (staff also see each raw
+    response)."""
+    principal = await authorize(request, Permission.READ)
+    found = await visible(request, principal, "quote", "qt", service(request).quote, lambda f: f[0])
+    return json(render.quote_detail(found[1], raw=principal.client_id is None))
+
+
 # --- transfers ------------------------------------------------------------------------------------
 
 

@@ -20,7 +20,7 @@ from engine.rails import SignRequest
 from engine.results import Result
 from engine.states import Status
 from sim.world import deposit_command
-from tests.actors.test_runtime import CLIENT, SlowQuotes, World, fund, in_world, settle
+from tests.actors.test_runtime import CLIENT, World, fund, in_world, settle
 
 
 async def fund_usd(system: System, world: World, cents: int) -> None:
@@ -57,7 +57,7 @@ STAGES = ["awaiting approval", "quoting", "signing"]
 def test_a_freeze_cancels_a_transfer_in_each_pre_chain_state(tmp_path: Path, stage: str) -> None:
     async def body(world: World) -> None:
         if stage == "quoting":
-            world.rails.quotes = SlowQuotes(world.rails.quotes, 5.0)  # type: ignore[assignment]
+            world.quote_delay_s = 5.0
         if stage == "signing":
             world.rails.custody = SlowCustody(world.rails.custody, 5.0)  # type: ignore[assignment]
         system = System(world.context())
@@ -137,7 +137,7 @@ def test_a_party_listed_after_creation_is_caught_before_broadcast(tmp_path: Path
     signed, hold released, an alert raised."""
 
     async def body(world: World) -> None:
-        world.rails.quotes = SlowQuotes(world.rails.quotes, 5.0)  # type: ignore[assignment]
+        world.quote_delay_s = 5.0
         system = System(world.context())
         async with anyio.create_task_group() as tasks:
             await tasks.start(system.run)

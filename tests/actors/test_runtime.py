@@ -29,8 +29,7 @@ from engine.destinations import WalletDestination
 from engine.events import AlertRaised, ChainReorged, decode
 from engine.hashing import request_hash
 from engine.nonces import NonceBook
-from engine.quotes import Quote
-from engine.rails import QuoteRequest, SignRequest
+from engine.rails import ProviderQuote, QuoteProvider, QuoteRequest, SignRequest
 from engine.results import Result
 from engine.states import Status
 from sim.clock import SeededIds, VirtualClock, run_virtual
@@ -45,14 +44,22 @@ CLIENT = "acme"
 class World:
     def __init__(self, store: Store, rails: SimRails, clock: VirtualClock, ids: SeededIds) -> None:
         self.store, self.rails, self.clock, self.ids = store, rails, clock, ids
+        # Every pricing provider answers only after this long (the desk waits for them).
+        self.quote_delay_s = 0.0
 
     def context(self) -> Context:
+        ports, tuning = self.rails.ports(), Tuning()
+        if self.quote_delay_s:
+            slow = tuple(SlowQuotes(p, self.quote_delay_s) for p in ports.quotes)
+            ports = dataclasses.replace(ports, quotes=slow)
+            tuning = Tuning(quote_deadline_s=self.quote_delay_s + 5)
         return Context(
             journal=self.store,
             clock=self.clock,
             ids=self.ids,
-            rails=self.rails.ports(),
+            rails=ports,
             nonces=NonceBook(),
+            tuning=tuning,
         )
 
     def create(self, amount: str = "100.00", key: str = "k-1") -> c.CreateTransfer:
@@ -106,20 +113,26 @@ async def settle(world: World, transfer_id: str, status: Status, within_s: float
 
 
 class SlowQuotes:
-    def __init__(self, inner: object, delay_s: float) -> None:
+    """A pricing provider that answers only after `delay_s`."""
+
+    def __init__(self, inner: QuoteProvider, delay_s: float) -> None:
         self.inner, self.delay_s = inner, delay_s
 
-    async def quote(self, request: QuoteRequest) -> Quote:
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    async def quote(self, request: QuoteRequest) -> ProviderQuote:
         await asyncio.sleep(self.delay_s)
-        return await self.inner.quote(request)  # type: ignore[attr-defined, no-any-return]
+        return await self.inner.quote(request)
 
     def corridors(self) -> frozenset[str]:
-        return self.inner.corridors()  # type: ignore[attr-defined, no-any-return]
+        return self.inner.corridors()
 
 
 def test_a_cancel_queued_during_the_quote_lands_before_the_lock(tmp_path: Path) -> None:
     async def body(world: World) -> None:
-        world.rails.quotes = SlowQuotes(world.rails.quotes, 5.0)  # type: ignore[assignment]
+        world.quote_delay_s = 5.0
         system = System(world.context())
         async with anyio.create_task_group() as tasks:
             await tasks.start(system.run)

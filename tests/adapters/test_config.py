@@ -239,3 +239,56 @@ def test_the_reconciliation_section_tunes_the_reconciler(tmp_path: Path) -> None
     file.write_text("[reconciliation]\nrounds = 5\n")
     with pytest.raises(ConfigError, match="rounds: one of"):
         load({}, file, env={})
+
+
+PRICING = """
+[pricing]
+quote_deadline_s = 1.5
+[pricing.breaker]
+failures_to_open = 3
+open_s = 45
+[providers.rampa-sim]
+compliance = "under_review"
+[providers.bitso-sim.corridors.USD-MXN]
+min_amount = "100"
+max_amount = "50000.00"
+"""
+
+
+def test_the_pricing_sections_set_the_deadline_the_breaker_and_each_providers_terms(
+    tmp_path: Path,
+) -> None:
+    file = tmp_path / "serve.toml"
+    file.write_text(PRICING)
+    pricing = load({}, file, env={}).pricing
+    assert pricing.quote_deadline_s == 1.5
+    assert (pricing.breaker.failures_to_open, pricing.breaker.open_us) == (3, 45_000_000)
+    assert pricing.breaker.successes_to_close == 2, "unset keys keep their defaults"
+    terms = dict(pricing.terms)
+    assert terms["rampa-sim"].compliance.value == "under_review" and terms["rampa-sim"].enabled
+    limits = terms["bitso-sim"].corridors["USD-MXN"]
+    assert (limits.min_amount, limits.max_amount) == (100_00, 50_000_00)
+
+
+@pytest.mark.parametrize(
+    ("toml", "says"),
+    [
+        ("[pricing]\nquote_deadline_s = 0\n", "quote_deadline_s is a number from 0.05"),
+        ("[pricing]\ndeadline = 1\n", "deadline is not one of quote_deadline_s, breaker"),
+        ("[pricing.breaker]\nfailures_to_open = 0\n", "failures_to_open is a whole number"),
+        ('[providers.x]\ncompliance = "fine"\n', "compliance is one of approved"),
+        ('[providers.x]\nenabled = "yes"\n', "enabled is true or false"),
+        ("[providers.x.corridors.USD-JPY]\n", "USD-JPY: not a corridor"),
+        ("[providers.x.corridors.USD-MXN]\nmin_amount = 5\n", "min_amount is an amount in USD"),
+        ('[providers.x.corridors.USD-MXN]\nmin_amount = "1.001"\n', "an amount in USD"),
+        (
+            '[providers.x.corridors.USD-MXN]\nmin_amount = "10"\nmax_amount = "5"\n',
+            "max_amount is below min_amount",
+        ),
+    ],
+)
+def test_unusable_pricing_settings_are_refused(tmp_path: Path, toml: str, says: str) -> None:
+    file = tmp_path / "serve.toml"
+    file.write_text(toml)
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        load({}, file, env={})

@@ -31,7 +31,7 @@ def test_load_binds_the_new_process_clock_and_keeps_the_books(finished: Path) ->
     assert saved is not None
     rails = saved.rails
     assert rails.bank.now == clock.now_us  # the clock is the loader's, not a pickled copy
-    assert rails.quotes.ids is ids
+    assert rails.quotes.now == clock.now_us
     assert len(rails.chain.blocks) <= unfinalized_blocks_max  # final blocks are pruned
     assert rails.chain.balance("USDC", rails.treasury) > 0
     world = WorldFile(finished.parent / "copy", saved, clock, ids)

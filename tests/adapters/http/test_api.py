@@ -90,6 +90,7 @@ async def objects(api: Api) -> dict[str, str]:
     assert status == 201, key
     return {
         "transfers": transfer["id"],
+        "quotes": transfer["quote_id"],
         "webhook-endpoints": endpoint["id"],
         "api-keys": key["id"],
         # Staff-only paths: a client, a corridor, a discrepancy that does not exist.

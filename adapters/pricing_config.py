@@ -1,0 +1,147 @@
+"""The `[pricing]` and `[providers.NAME]` sections of `serve`'s config file.
+
+    [pricing]
+    quote_deadline_s = 2.0       # how long the desk waits for each provider's quote
+    [pricing.breaker]            # each provider's circuit breaker (engine.breaker)
+    failures_to_open = 5         # failures in a row that open it
+    open_s = 30                  # how long it stays open before one probe is let through
+    probes = 1                   # calls let through at a time while half-open
+    successes_to_close = 2       # probe successes in a row that close it again
+
+    [providers.rampa-sim]        # the operator's terms for one provider (engine.pricing)
+    enabled = true               # false: never asked
+    compliance = "approved"      # or "under_review", "suspended": only approved is asked
+    [providers.rampa-sim.corridors.USD-MXN]   # listing corridors limits it to those
+    min_amount = "100.00"        # in the corridor's source currency
+    max_amount = "50000.00"
+
+A provider with no section is asked on open terms: every corridor it serves, any amount.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from engine import money, policy
+from engine.breaker import BreakerSettings
+from engine.pricing import Compliance, CorridorTerms, ProviderTerms
+from engine.results import Result
+
+
+class PricingError(ValueError):
+    pass
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PricingSettings:
+    quote_deadline_s: float = 2.0
+    breaker: BreakerSettings = dataclasses.field(default_factory=BreakerSettings)
+    terms: tuple[tuple[str, ProviderTerms], ...] = ()
+
+
+_BREAKER_KEYS = ("failures_to_open", "open_s", "probes", "successes_to_close")
+
+
+def _table(where: str, value: object) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise PricingError(f"{where} is a table")
+    return value
+
+
+def _unknown(where: str, table: dict[str, Any], known: tuple[str, ...]) -> None:
+    for key in table:
+        if key not in known:
+            raise PricingError(f"{where}: {key} is not one of {', '.join(known)}")
+
+
+def _whole(where: str, value: object, least: int, most: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not least <= value <= most:
+        raise PricingError(f"{where} is a whole number from {least} to {most}")
+    return value
+
+
+def _number(where: str, value: object, least: float, most: float) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not least <= value <= most:
+        raise PricingError(f"{where} is a number from {least} to {most}")
+    return float(value)
+
+
+def pricing_section(path: Path, raw: dict[str, Any]) -> PricingSettings:
+    """The pricing settings in the file at `path` (parsed TOML `raw`); a bad value stops the
+    start naming the key."""
+    pricing = _table(f"{path}: [pricing]", raw.get("pricing", {}))
+    _unknown(f"{path}: [pricing]", pricing, ("quote_deadline_s", "breaker"))
+    deadline = _number(
+        f"{path}: [pricing] quote_deadline_s", pricing.get("quote_deadline_s", 2.0), 0.05, 60.0
+    )
+    section = _table(f"{path}: [pricing.breaker]", pricing.get("breaker", {}))
+    _unknown(f"{path}: [pricing.breaker]", section, _BREAKER_KEYS)
+    where = f"{path}: [pricing.breaker]"
+    default = BreakerSettings()
+    breaker = BreakerSettings(
+        failures_to_open=_whole(
+            f"{where} failures_to_open", section.get("failures_to_open", 5), 1, 1_000
+        ),
+        open_us=int(
+            _number(f"{where} open_s", section.get("open_s", default.open_us / 1e6), 0.1, 86_400)
+            * 1_000_000
+        ),
+        probes=_whole(f"{where} probes", section.get("probes", default.probes), 1, 100),
+        successes_to_close=_whole(
+            f"{where} successes_to_close",
+            section.get("successes_to_close", default.successes_to_close),
+            1,
+            100,
+        ),
+    )
+    providers = _table(f"{path}: [providers]", raw.get("providers", {}))
+    terms = tuple(
+        (name, _terms(f"{path}: [providers.{name}]", value))
+        for name, value in sorted(providers.items())
+    )
+    return PricingSettings(quote_deadline_s=deadline, breaker=breaker, terms=terms)
+
+
+def _terms(where: str, value: object) -> ProviderTerms:
+    table = _table(where, value)
+    _unknown(where, table, ("enabled", "compliance", "corridors"))
+    enabled = table.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise PricingError(f"{where} enabled is true or false")
+    compliance = table.get("compliance", Compliance.APPROVED.value)
+    if compliance not in Compliance.__members__.values():
+        raise PricingError(f"{where} compliance is one of {', '.join(Compliance)}")
+    corridors = _table(f"{where} corridors", table.get("corridors", {}))
+    return ProviderTerms(
+        enabled=enabled,
+        compliance=Compliance(compliance),
+        corridors={
+            corridor: _corridor(f"{where} corridors.{corridor}", corridor, limits)
+            for corridor, limits in sorted(corridors.items())
+        },
+    )
+
+
+def _corridor(where: str, corridor: str, value: object) -> CorridorTerms:
+    if corridor not in policy.CORRIDOR_IDS:
+        raise PricingError(f"{where}: not a corridor (one of {', '.join(policy.CORRIDOR_IDS)})")
+    table = _table(where, value)
+    _unknown(where, table, ("min_amount", "max_amount"))
+    source = money.asset(corridor.partition("-")[0])
+    assert source is not None  # a corridor's source currency is a known one
+
+    def amount(key: str) -> int | None:
+        text = table.get(key)
+        if text is None:
+            return None
+        parsed = money.parse_amount(text, source) if isinstance(text, str) else None
+        if parsed is None or isinstance(parsed, Result):
+            raise PricingError(f'{where} {key} is an amount in {source.code}, like "100.00"')
+        return parsed
+
+    least, most = amount("min_amount") or 0, amount("max_amount")
+    if most is not None and most < least:
+        raise PricingError(f"{where}: max_amount is below min_amount")
+    return CorridorTerms(min_amount=least, max_amount=most)
