@@ -11,7 +11,7 @@ from engine import limits
 from engine.breaker import BreakerSettings
 from engine.nonces import NonceBook
 from engine.ports import Clock, Ids, Journal
-from engine.pricing import ProviderTerms
+from engine.pricing import ProviderTerms, RequotePolicy
 from engine.rails import BankReports, ChainIndexer, ChainNode, Custody, OffRamp, QuoteProvider
 from engine.sanctions import ListInForce, Screener, sample
 
@@ -32,9 +32,11 @@ class Tuning:
     """Runtime choices an operator can change (config), as opposed to engine.limits' bounds (and
     to engine.policy, which decides transfers)."""
 
-    # A quote that expired before the funds locked: "requote" (up to limits.requotes_max) or
-    # "expire" (the transfer ends EXPIRED with quote_expired).
-    on_quote_expiry: str = "requote"
+    # A quote that expired before it was used: re-quoted (up to limits.requotes_max, within
+    # the client's tolerance) or the transfer ends (engine.pricing.RequotePolicy), per client
+    # (`[pricing.requote]` and `[pricing.requote.clients.NAME]` in the config).
+    requote: RequotePolicy = dataclasses.field(default_factory=RequotePolicy)
+    requote_by_client: dict[str, RequotePolicy] = dataclasses.field(default_factory=dict)
     # How often the confirmation watcher asks the node about transactions in flight (about a
     # block time of the fastest chain served), and how often the timer, settlement and
     # reconciliation supervisors look for work that fell due.
@@ -61,6 +63,9 @@ class Tuning:
     quote_deadline_s: float = 2.0
     provider_terms: dict[str, ProviderTerms] = dataclasses.field(default_factory=dict)
     breaker: BreakerSettings = dataclasses.field(default_factory=BreakerSettings)
+
+    def requote_for(self, client_id: str) -> RequotePolicy:
+        return self.requote_by_client.get(client_id, self.requote)
 
 
 def _sample_screener() -> Screener:

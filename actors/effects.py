@@ -17,9 +17,10 @@ from engine import commands as c
 from engine import controls, limits, sanctions
 from engine import effects as fx
 from engine.policy import corridor_id
+from engine.pricing import Requote
 from engine.rails import PayoutRequest, QuoteRequest, RailError, SignRequest
 from engine.results import Result, as_failure
-from engine.states import Route
+from engine.states import Route, Status
 from engine.transfer import TransferState
 
 if TYPE_CHECKING:
@@ -141,7 +142,8 @@ async def _quote(
     actor: TransferActor, state: TransferState, quote_id: str | None
 ) -> c.TransferCommand | None:
     ctx = actor.ctx
-    expired_at = None
+    expired_at = replaced = None
+    policy = ctx.tuning.requote_for(state.client_id)
     if quote_id is not None:
         found = await ctx.journal.quote(quote_id)
         if found is None or found[0] != state.client_id:
@@ -150,8 +152,15 @@ async def _quote(
         waited = state.approvals_required > 0 and named.expires_at <= ctx.clock.now_us()
         if not waited:
             return c.QuoteTransfer(quote=named)
-        # The named quote expired while the transfer awaited its approvers: price it afresh.
-        expired_at = named.expires_at
+        # The named quote expired while the transfer awaited its approvers: price it afresh,
+        # if the client's re-quote policy allows.
+        if policy.mode is Requote.REQUIRE_NEW:
+            return c.FailTransfer(
+                code=Result.quote_expired.code,
+                message=f"{quote_id} expired awaiting approval, and this client's re-quote"
+                " policy requires a new quote",
+            )
+        expired_at, replaced = named.expires_at, named.target_amount
     request = QuoteRequest(
         transfer_id=state.transfer_id,
         client_id=state.client_id,
@@ -162,7 +171,13 @@ async def _quote(
     )
     desk = actor.supervisors.pricing
     quote = await call_rail(lambda: desk.quote(request), key=f"{state.transfer_id}:q")
-    return c.QuoteTransfer(quote=quote, requested_expired_at=expired_at)
+    requoting = state.status is Status.QUOTED or expired_at is not None
+    return c.QuoteTransfer(
+        quote=quote,
+        requested_expired_at=expired_at,
+        requote_tolerance_bps=policy.tolerance_bps if requoting else None,
+        replaced_target_amount=replaced,
+    )
 
 
 async def _sanctions_hit(

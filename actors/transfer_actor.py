@@ -20,7 +20,7 @@ from actors.mailbox import Mailbox
 from actors.messages import BumpFee, Envelope, Message, Rebroadcast, Redrive, Requote
 from engine import commands as c
 from engine import effects as fx
-from engine import limits
+from engine import limits, pricing
 from engine.records import ClaimKey, Committed, Duplicate, Rejected
 from engine.results import Result
 from engine.states import TERMINAL, Status
@@ -189,7 +189,30 @@ class TransferActor:
                 return follow
             case ((c.LockFunds() | c.QuoteTransfer()), Result.quote_expired):
                 await self.requote()
+            case c.QuoteTransfer(), Result.requote_beyond_tolerance:
+                return await self.refuse_requote(command)
         return ()
+
+    async def refuse_requote(self, command: c.QuoteTransfer) -> tuple[fx.Effect, ...]:
+        """A fresh price further below the expired one than the client accepts: the transfer
+        ends, naming the move (EXPIRED from QUOTED; FAILED when the quote it named expired
+        awaiting approval), and the client starts again with a new quote."""
+        state = self.state
+        assert state is not None
+        before = state.quote.target_amount if state.quote else command.replaced_target_amount
+        quote = command.quote
+        message = (
+            f"the new price gives {quote.target_amount} {quote.target_currency} minor units,"
+            f" against {before} before: beyond the client's tolerance of"
+            f" {command.requote_tolerance_bps} bp"
+        )
+        ending: c.TransferCommand = (
+            c.ExpireTransfer(reason=message)
+            if state.status is Status.QUOTED
+            else c.FailTransfer(code=Result.quote_expired.code, message=message)
+        )
+        _, follow = await self.apply(ending)
+        return follow
 
     async def requote(self) -> None:
         state = self.state
@@ -198,7 +221,8 @@ class TransferActor:
         assert state.quote is not None
         if state.quote.expires_at > self.ctx.clock.now_us():
             return
-        if self.ctx.tuning.on_quote_expiry == "requote" and self.requotes < limits.requotes_max:
+        policy = self.ctx.tuning.requote_for(state.client_id)
+        if policy.mode is pricing.Requote.AUTO and self.requotes < limits.requotes_max:
             self.requotes += 1
             self.todo = deque([fx.RequestQuote(transfer_id=self.transfer_id)])
             return

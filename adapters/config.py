@@ -32,7 +32,8 @@ then command-line flags, each overriding the one before.
     balance_drift_persist_s = 1800  # an unexplained drift this old is a balance_drift case
 
     [pricing]                    # the pricing desk and each provider's terms: see
-    quote_deadline_s = 2.0       # adapters/pricing_config.py for [pricing.breaker] and
+    quote_deadline_s = 2.0       # adapters/pricing_config.py for [pricing.breaker],
+                                 # [pricing.requote] (per client too) and
     [providers.rampa-sim]        # [providers.NAME.corridors.USD-MXN] min_amount/max_amount
     compliance = "approved"      # or "under_review", "suspended"; enabled = false: never asked
 

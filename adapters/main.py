@@ -641,6 +641,8 @@ def _tuning(config: ServeConfig, chain_poll_s: float) -> Tuning:
     tuning.quote_deadline_s = config.pricing.quote_deadline_s
     tuning.breaker = config.pricing.breaker
     tuning.provider_terms = dict(config.pricing.terms)
+    tuning.requote = config.pricing.requote
+    tuning.requote_by_client = dict(config.pricing.requote_by_client)
     if config.evm is not None and config.rails == "evm":
         tuning.confirmations_required = config.evm.confirmations
     return tuning

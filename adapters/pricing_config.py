@@ -7,6 +7,11 @@
     open_s = 30                  # how long it stays open before one probe is let through
     probes = 1                   # calls let through at a time while half-open
     successes_to_close = 2       # probe successes in a row that close it again
+    [pricing.requote]            # a quote that expired before it was used (engine.pricing)
+    mode = "auto"                # re-quote at the market; "require_new": the transfer ends
+    tolerance_bps = 50           # auto: a new price this much worse ends it too (absent: any)
+    [pricing.requote.clients.acme]   # one client's own policy
+    mode = "require_new"
 
     [providers.rampa-sim]        # the operator's terms for one provider (engine.pricing)
     enabled = true               # false: never asked
@@ -26,7 +31,7 @@ from typing import Any
 
 from engine import money, policy
 from engine.breaker import BreakerSettings
-from engine.pricing import Compliance, CorridorTerms, ProviderTerms
+from engine.pricing import Compliance, CorridorTerms, ProviderTerms, Requote, RequotePolicy
 from engine.results import Result
 
 
@@ -39,6 +44,8 @@ class PricingSettings:
     quote_deadline_s: float = 2.0
     breaker: BreakerSettings = dataclasses.field(default_factory=BreakerSettings)
     terms: tuple[tuple[str, ProviderTerms], ...] = ()
+    requote: RequotePolicy = dataclasses.field(default_factory=RequotePolicy)
+    requote_by_client: tuple[tuple[str, RequotePolicy], ...] = ()
 
 
 _BREAKER_KEYS = ("failures_to_open", "open_s", "probes", "successes_to_close")
@@ -72,7 +79,7 @@ def pricing_section(path: Path, raw: dict[str, Any]) -> PricingSettings:
     """The pricing settings in the file at `path` (parsed TOML `raw`); a bad value stops the
     start naming the key."""
     pricing = _table(f"{path}: [pricing]", raw.get("pricing", {}))
-    _unknown(f"{path}: [pricing]", pricing, ("quote_deadline_s", "breaker"))
+    _unknown(f"{path}: [pricing]", pricing, ("quote_deadline_s", "breaker", "requote"))
     deadline = _number(
         f"{path}: [pricing] quote_deadline_s", pricing.get("quote_deadline_s", 2.0), 0.05, 60.0
     )
@@ -101,7 +108,30 @@ def pricing_section(path: Path, raw: dict[str, Any]) -> PricingSettings:
         (name, _terms(f"{path}: [providers.{name}]", value))
         for name, value in sorted(providers.items())
     )
-    return PricingSettings(quote_deadline_s=deadline, breaker=breaker, terms=terms)
+    requote = _table(f"{path}: [pricing.requote]", pricing.get("requote", {}))
+    clients = _table(f"{path}: [pricing.requote.clients]", requote.pop("clients", {}))
+    return PricingSettings(
+        quote_deadline_s=deadline,
+        breaker=breaker,
+        terms=terms,
+        requote=_requote(f"{path}: [pricing.requote]", requote),
+        requote_by_client=tuple(
+            (client, _requote(f"{path}: [pricing.requote.clients.{client}]", value))
+            for client, value in sorted(clients.items())
+        ),
+    )
+
+
+def _requote(where: str, value: object) -> RequotePolicy:
+    table = _table(where, value)
+    _unknown(where, table, ("mode", "tolerance_bps"))
+    mode = table.get("mode", Requote.AUTO.value)
+    if mode not in Requote.__members__.values():
+        raise PricingError(f"{where} mode is one of {', '.join(Requote)}")
+    tolerance = table.get("tolerance_bps")
+    if tolerance is not None:
+        tolerance = _whole(f"{where} tolerance_bps", tolerance, 0, 10_000)
+    return RequotePolicy(mode=Requote(mode), tolerance_bps=tolerance)
 
 
 def _terms(where: str, value: object) -> ProviderTerms:

@@ -52,6 +52,11 @@ class QuoteTransfer(_Command, tag="QuoteTransfer", frozen=True, kw_only=True):
     # Set when the quote the client named expired while the transfer awaited approval: when it
     # expired. A fresh quote then replaces it (the approval took the time, not the client).
     requested_expired_at: int | None = None
+    # A re-quote (the quote it replaces expired): the client's tolerance in basis points, and
+    # the replaced quote's target amount when the transfer does not hold it (a named quote).
+    # The engine refuses a new price worse than that by more (requote_beyond_tolerance).
+    requote_tolerance_bps: int | None = None
+    replaced_target_amount: int | None = None
 
 
 class LockFunds(_Command, tag="LockFunds", frozen=True, kw_only=True):
@@ -115,7 +120,8 @@ class FailTransfer(_Command, tag="FailTransfer", frozen=True, kw_only=True):
 
 
 class ExpireTransfer(_Command, tag="ExpireTransfer", frozen=True, kw_only=True):
-    pass
+    # Why, when more than the lapse of time says it (a re-quote beyond the client's tolerance).
+    reason: str = ""
 
 
 class ApproveTransfer(_Command, tag="ApproveTransfer", frozen=True, kw_only=True):

@@ -140,6 +140,7 @@ class TransferFailed(_Event, tag="TransferFailed", frozen=True, kw_only=True):
 class TransferExpired(_Event, tag="TransferExpired", frozen=True, kw_only=True):
     code: str
     entries: Entries = ()
+    message: str = ""
 
 
 TransferEvent = (

@@ -71,6 +71,28 @@ class Desk(msgspec.Struct, frozen=True, kw_only=True):
     quote_deadline_s: float
 
 
+class Requote(enum.StrEnum):
+    """What becomes of a transfer whose quote expired before it was used (Series 7)."""
+
+    # Re-quoted at the market, as long as the new price is within the client's tolerance.
+    AUTO = "auto"
+    # The transfer ends (EXPIRED, or FAILED when the quote it named expired awaiting approval):
+    # the client must start again with a new quote.
+    REQUIRE_NEW = "require_new"
+
+
+class RequotePolicy(msgspec.Struct, frozen=True, kw_only=True):
+    mode: Requote = Requote.AUTO
+    # How far (basis points) the new price may give the beneficiary less than the expired one;
+    # None: any new price is taken.
+    tolerance_bps: int | None = None
+
+
+def worse_beyond(before: int, after: int, tolerance_bps: int) -> bool:
+    """Whether a target amount of `after` is more than `tolerance_bps` below `before`."""
+    return after * 10_000 < before * (10_000 - tolerance_bps)
+
+
 def ineligible(terms: ProviderTerms, served: frozenset[str], corridor: str, amount: int) -> str:
     """Why the provider may not price `amount` in `corridor` ("" when it may)."""
     if corridor not in served:

@@ -112,6 +112,8 @@ class Result(enum.IntEnum):
     # No provider's terms take this request (amount outside every provider's limits, every
     # provider of the corridor disabled or suspended): asking again changes nothing.
     no_eligible_provider = enum.auto()
+    # A re-quote's price is further below the expired quote's than the client's tolerance.
+    requote_beyond_tolerance = enum.auto()
 
     @property
     def code(self) -> str:

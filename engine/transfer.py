@@ -23,6 +23,7 @@ from engine import (
     limits,
     money,
     policy,
+    pricing,
     quotes,
     sanctions,
 )
@@ -263,8 +264,8 @@ def _changes(state: TransferState, event: ev.TransferEvent) -> dict[str, object]
             return {}
         case ev.TransferFailed(code=code, message=message):
             return {"failure_code": code, "failure_message": message}
-        case ev.TransferExpired(code=code):
-            return {"failure_code": code, "failure_message": None}
+        case ev.TransferExpired(code=code, message=message):
+            return {"failure_code": code, "failure_message": message or None}
     raise AssertionError(f"no evolve rule for {ev.event_type(event)}")
 
 
@@ -381,7 +382,7 @@ def decide(state: TransferState | None, command: c.TransferCommand, now: int) ->
         case c.FailTransfer():
             return _fail(state, command, now)
         case c.ExpireTransfer():
-            return _expire(state, now)
+            return _expire(state, command, now)
         case c.ApproveTransfer() | c.RejectTransfer():
             return _approval(state, command, now)
     raise AssertionError(f"no decide rule for {c.command_type(command)}")
@@ -608,6 +609,13 @@ def _quote(state: TransferState, cmd: c.QuoteTransfer, now: int) -> Decision:
         and not replaces_expired
     ):
         return _reject(Result.quote_mismatch)
+    if cmd.requote_tolerance_bps is not None:
+        before = cmd.replaced_target_amount
+        if state.status is Status.QUOTED and state.quote is not None:
+            before = state.quote.target_amount
+        worse = pricing.worse_beyond
+        if before is not None and worse(before, cmd.quote.target_amount, cmd.requote_tolerance_bps):
+            return _reject(Result.requote_beyond_tolerance)
     checked = quotes.check_quote(
         cmd.quote,
         route=state.route,
@@ -880,7 +888,7 @@ def approval_deadline(state: TransferState) -> int:
     return state.created_at + limits.approval_ttl_us
 
 
-def _expire(state: TransferState, now: int) -> Decision:
+def _expire(state: TransferState, cmd: c.ExpireTransfer, now: int) -> Decision:
     if state.status is Status.EXPIRED:
         return _NOTHING_TO_DO
     if state.status is Status.CREATED and approval_state(state) == "pending":
@@ -891,7 +899,9 @@ def _expire(state: TransferState, now: int) -> Decision:
         assert state.quote is not None
         if now < state.quote.expires_at:
             return _reject(Result.quote_not_expired)
-        return _accept(state, ev.TransferExpired(at=now, code=Result.quote_expired.code))
+        return _accept(
+            state, ev.TransferExpired(at=now, code=Result.quote_expired.code, message=cmd.reason)
+        )
     return _reject(Result.command_invalid_for_status)
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from adapters.config import ConfigError, load, load_bank_accounts
 from engine import policy, sanctions
+from engine.pricing import Requote, RequotePolicy
 
 SAMPLE_SDN = sanctions.SAMPLE_FILES[0]
 
@@ -247,6 +248,10 @@ quote_deadline_s = 1.5
 [pricing.breaker]
 failures_to_open = 3
 open_s = 45
+[pricing.requote]
+tolerance_bps = 25
+[pricing.requote.clients.acme]
+mode = "require_new"
 [providers.rampa-sim]
 compliance = "under_review"
 [providers.bitso-sim.corridors.USD-MXN]
@@ -268,6 +273,8 @@ def test_the_pricing_sections_set_the_deadline_the_breaker_and_each_providers_te
     assert terms["rampa-sim"].compliance.value == "under_review" and terms["rampa-sim"].enabled
     limits = terms["bitso-sim"].corridors["USD-MXN"]
     assert (limits.min_amount, limits.max_amount) == (100_00, 50_000_00)
+    assert pricing.requote == RequotePolicy(mode=Requote.AUTO, tolerance_bps=25)
+    assert pricing.requote_by_client == (("acme", RequotePolicy(mode=Requote.REQUIRE_NEW)),)
 
 
 @pytest.mark.parametrize(
@@ -277,6 +284,9 @@ def test_the_pricing_sections_set_the_deadline_the_breaker_and_each_providers_te
         ("[pricing]\ndeadline = 1\n", "deadline is not one of quote_deadline_s, breaker"),
         ("[pricing.breaker]\nfailures_to_open = 0\n", "failures_to_open is a whole number"),
         ('[providers.x]\ncompliance = "fine"\n', "compliance is one of approved"),
+        ('[pricing.requote]\nmode = "ask"\n', "mode is one of auto, require_new"),
+        ("[pricing.requote]\ntolerance_bps = -1\n", "tolerance_bps is a whole number from 0"),
+        ("[pricing.requote.clients.acme]\nbps = 1\n", "bps is not one of mode, tolerance_bps"),
         ('[providers.x]\nenabled = "yes"\n', "enabled is true or false"),
         ("[providers.x.corridors.USD-JPY]\n", "USD-JPY: not a corridor"),
         ("[providers.x.corridors.USD-MXN]\nmin_amount = 5\n", "min_amount is an amount in USD"),

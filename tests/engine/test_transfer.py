@@ -581,3 +581,28 @@ def test_a_named_quote_that_expired_awaiting_approval_is_replaced_by_a_fresh_one
     plain = Walk(create_command(2, quote_id=named.quote_id))
     expired = c.QuoteTransfer(quote=quote_for(plain.s, plain.now, n=3), requested_expired_at=0)
     refused(expired, Result.quote_mismatch, plain.s, now=plain.now)
+
+
+def test_a_requote_beyond_the_clients_tolerance_is_refused_and_expiry_says_why() -> None:
+    """Auto re-quote within a tolerance (Series 7's re-quote policy): a fresh quote may replace
+    an expired one only if it gives the beneficiary at most `tolerance_bps` less; beyond that
+    the engine refuses it (the actor then expires the transfer, naming the move)."""
+    w = walk_to("QUOTED", route=Route.BANK)
+    assert w.s.quote is not None
+    later = w.s.quote.expires_at
+    # 17.25 -> 17.2155 is 20 bp worse; 17.25 -> 17.1983 is about 30 bp worse.
+    within = quote_for(w.s, later, n=8, rate="17.21550000")
+    beyond = quote_for(w.s, later, n=9, rate="17.19830000")
+    tolerant = c.QuoteTransfer(quote=within, requote_tolerance_bps=25)
+    assert decide(w.s, tolerant, later).result is Result.ok
+    strict = c.QuoteTransfer(quote=beyond, requote_tolerance_bps=25)
+    refused(strict, Result.requote_beyond_tolerance, w.s, later)
+    assert decide(w.s, c.QuoteTransfer(quote=beyond), later).result is Result.ok, "no tolerance"
+    better = quote_for(w.s, later, n=10, rate="17.30000000")
+    assert decide(w.s, c.QuoteTransfer(quote=better, requote_tolerance_bps=0), later).result is (
+        Result.ok
+    )
+    expired = w.apply(c.ExpireTransfer(reason="the new price is 30 bp worse"), later)
+    (event,) = expired.events
+    assert isinstance(event, ev.TransferExpired) and event.code == "quote_expired"
+    assert (w.s.status, w.s.failure_message) == (Status.EXPIRED, "the new price is 30 bp worse")
