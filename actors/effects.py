@@ -109,8 +109,8 @@ async def run(actor: TransferActor, effect: fx.Effect) -> c.TransferCommand | No
             case fx.WatchTransaction(tx_hashes=hashes, confirmed=confirmed):
                 actor.supervisors.confirmations.watch(tid, state.txs[-1].chain, hashes, confirmed)
                 return None
-            case fx.StartOffRamp(provider=provider, quote_id=quote_id):
-                return await _offramp(actor, state, provider, quote_id)
+            case fx.StartOffRamp():
+                return await _offramp(actor, state, effect)
             case fx.WatchSettlement(provider=provider, provider_trade_id=trade_id):
                 actor.supervisors.settlements.watch(tid, provider, trade_id)
                 return None
@@ -245,13 +245,17 @@ async def _sign(
 
 
 async def _offramp(
-    actor: TransferActor, state: TransferState, provider: str, quote_id: str
+    actor: TransferActor, state: TransferState, effect: fx.StartOffRamp
 ) -> c.TransferCommand | None:
+    """Ask the provider to pay out. One that refuses for good before accepting (a non-transient
+    refusal: it holds no payout for the transfer, so none can be paid twice) is replaced by the
+    next eligible provider that holds enough of our stablecoin (actors.pricing.failover); with
+    none, the transfer waits in CONFIRMED and its stuck timer alerts an operator."""
     assert state.quote is not None and state.mined is not None
     request = PayoutRequest(
         transfer_id=state.transfer_id,
-        provider=provider,
-        quote_id=quote_id,
+        provider=effect.provider,
+        quote_id=effect.quote_id,
         rail_currency=state.quote.rail_currency,
         rail_amount=state.quote.rail_amount,
         target_currency=state.target_currency,
@@ -259,11 +263,21 @@ async def _offramp(
         destination=state.destination,
         tx_hash=state.mined.tx_hash,
         rate=state.quote.rate,
+        prefunded=effect.prefunded,
     )
     offramp = actor.ctx.rails.offramp
-    trade_id = await call_rail(
-        lambda: offramp.start_payout(request), key=f"{state.transfer_id}:payout"
-    )
+    try:
+        trade_id = await call_rail(
+            lambda: offramp.start_payout(request), key=f"{state.transfer_id}:payout"
+        )
+    except RailError as e:
+        if e.transient:
+            raise
+        successor = await actor.supervisors.pricing.failover(state)
+        if successor is None:
+            raise
+        reason = f"{effect.provider} refused the payout before accepting it: {e.message}"
+        return c.RerouteOffRamp(provider=successor, previous=effect.provider, reason=reason[:500])
     actor.ctx.drills.failpoint("offramp.after_payout_call")
     return c.InitiateOffRamp(provider_trade_id=trade_id)
 

@@ -27,7 +27,7 @@ import msgspec
 
 from actors.context import Context
 from actors.retry import call_rail
-from engine import breaker, pricing, quotes
+from engine import breaker, ledger, pricing, quotes
 from engine import events as ev
 from engine.breaker import Circuit, CircuitState
 from engine.policy import corridor_id
@@ -36,6 +36,7 @@ from engine.quotes import Answered, ProviderAnswer, Quote
 from engine.rails import QuoteProvider, QuoteRequest, RailError
 from engine.records import Committed, Rejected
 from engine.results import Result
+from engine.transfer import TransferState
 
 # Attempts per provider within the deadline (a transient error is asked again once).
 ATTEMPTS = 2
@@ -171,6 +172,35 @@ class QuoteDesk:
         return msgspec.structs.replace(
             priced[chosen.provider], quote_id=self.ctx.ids.new("qt"), alternatives=ordered
         )
+
+    async def failover(self, state: TransferState) -> str | None:
+        """The provider a payout moves to when its provider refused it before accepting it:
+        one that serves the corridor, that the transfer has not been refused by, whose terms
+        take the amount, whose breaker is not open, and that holds at least the payout's rail
+        amount of our stablecoin by the ledger. Those that quoted for the transfer come first,
+        best price first; then the rest, by name. None: no provider can take it."""
+        assert state.quote is not None
+        quote = state.quote
+        corridor = corridor_id(quote.source_currency, quote.target_currency)
+        tried = {quote.provider, *state.refused_by, state.rerouted_to}
+        quoted = [a.provider for a in sorted(quote.alternatives, key=pricing.rank)]
+        order = [*quoted, *sorted(self.providers)]
+        now = self.ctx.clock.now_us()
+        for name in dict.fromkeys(order):
+            provider = self.providers.get(name)
+            if provider is None or name in tried:
+                continue
+            served = provider.corridors()
+            if pricing.ineligible(self.terms(name), served, corridor, quote.source_amount):
+                continue
+            if not breaker.admit(self.circuits[name], self.settings, now)[1]:
+                continue  # its breaker is open
+            held = await self.ctx.journal.balance_at(
+                ledger.provider(name), quote.rail_currency, now
+            )
+            if held >= quote.rail_amount:
+                return name
+        return None
 
     async def _ask(
         self,

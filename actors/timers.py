@@ -3,6 +3,7 @@ come due here.
 
 - quote_expiry: the actor re-quotes or expires the transfer (the re-quote policy);
 - approval_expiry: the transfer expires;
+- payout: a bank payout no provider accepted yet is asked for again (every stuck_redrive_us);
 - stuck (time in state past its Series 9 threshold): an alert for an operator, raised once per
   episode, and a re-drive of the transfer's pending effects (the automated first level of the
   escalation path), repeated at most every `stuck_redrive_us` while the transfer stays stuck.
@@ -69,6 +70,8 @@ class TimerSupervisor:
                 return self.registry.tell(tid, Requote())
             case TimerKind.APPROVAL_EXPIRY:
                 return self.registry.tell(tid, Envelope(c.ExpireTransfer()))
+            case TimerKind.PAYOUT:
+                return self.registry.tell(tid, Redrive("payout not accepted yet"))
             case TimerKind.STUCK:
                 state = await self.ctx.journal.transfer(tid)
                 if state is None:

@@ -94,6 +94,16 @@ class InitiateOffRamp(_Command, tag="InitiateOffRamp", frozen=True, kw_only=True
     provider_trade_id: str
 
 
+class RerouteOffRamp(_Command, tag="RerouteOffRamp", frozen=True, kw_only=True):
+    """Route the payout to `provider`: the provider it was meant for refused it before
+    accepting it (actors.pricing finds the next one)."""
+
+    provider: str
+    # The provider that refused (a reroute decided against an older state is refused).
+    previous: str
+    reason: str
+
+
 class MarkFiatSettled(_Command, tag="MarkFiatSettled", frozen=True, kw_only=True):
     bank_reference: str
     amount: int
@@ -145,6 +155,7 @@ TransferCommand = (
     | ObserveReorg
     | ObserveRevert
     | InitiateOffRamp
+    | RerouteOffRamp
     | MarkFiatSettled
     | RecordFundsReturned
     | Reconcile

@@ -54,6 +54,9 @@ class WatchTransaction(_Effect, tag="WatchTransaction", frozen=True, kw_only=Tru
 class StartOffRamp(_Effect, tag="StartOffRamp", frozen=True, kw_only=True):
     provider: str
     quote_id: str
+    # The provider pays out of the stablecoin it holds for us (the payout was rerouted to it),
+    # not out of a deposit for this payout.
+    prefunded: bool = False
 
 
 class WatchSettlement(_Effect, tag="WatchSettlement", frozen=True, kw_only=True):

@@ -109,6 +109,17 @@ class OffRampInitiated(_Event, tag="OffRampInitiated", frozen=True, kw_only=True
     provider_trade_id: str
 
 
+class OffRampRerouted(_Event, tag="OffRampRerouted", frozen=True, kw_only=True):
+    """The payout moved to another provider before any provider accepted it: `previous`
+    refused it for good (it keeps the deposit, as prefunding); `provider` pays out of the
+    stablecoin it holds for us. No money moves here; FiatSettled books the payout against the
+    provider that made it."""
+
+    provider: str
+    previous: str
+    reason: str
+
+
 class FiatSettled(_Event, tag="FiatSettled", frozen=True, kw_only=True):
     bank_reference: str
     amount: int
@@ -155,6 +166,7 @@ TransferEvent = (
     | ChainReorged
     | OnChainReverted
     | OffRampInitiated
+    | OffRampRerouted
     | FiatSettled
     | FundsReturned
     | Reconciled
@@ -185,6 +197,19 @@ class TreasuryFunded(_Event, tag="TreasuryFunded", frozen=True, kw_only=True):
     funding_id: str
     chain: str
     address: str
+    currency: str
+    amount: int
+    reference: str
+    entries: Entries
+
+
+class ProviderFunded(_Event, tag="ProviderFunded", frozen=True, kw_only=True):
+    """Stablecoin the operator placed with an off-ramp provider from its capital (prefunding:
+    what a payout rerouted to the provider is paid from). Journaled in a funding stream, with
+    the treasury's inventory when both are booked at once."""
+
+    funding_id: str
+    provider: str
     currency: str
     amount: int
     reference: str
@@ -388,6 +413,7 @@ Event = (
     TransferEvent
     | DepositCredited
     | TreasuryFunded
+    | ProviderFunded
     | AlertRaised
     | QuoteIssued
     | EvidenceRecorded

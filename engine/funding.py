@@ -13,7 +13,7 @@ import hashlib
 from engine import ledger, money
 from engine.commands import CreditDeposit
 from engine.destinations import CHAINS, is_address, normalize_address
-from engine.events import DepositCredited, TreasuryFunded
+from engine.events import DepositCredited, ProviderFunded, TreasuryFunded
 from engine.ids import format_id, is_id
 from engine.results import Result
 
@@ -82,6 +82,33 @@ def decide_treasury_funding(
         amount=amount,
         reference=reference,
         entries=ledger.capital_funding(account, asset.code, amount),
+    )
+
+
+def decide_provider_funding(
+    *, funding_id: str, provider: str, currency: str, amount: int, reference: str, now: int
+) -> Result | ProviderFunded:
+    """Record stablecoin the operator placed with an off-ramp provider (its prefunding), so the
+    ledger's provider account equals what the provider holds for us."""
+    if not is_id(funding_id, "tf"):
+        return Result.command_malformed
+    if not ledger.is_name(provider):
+        return Result.command_malformed
+    asset = money.asset(currency)
+    if asset is None or asset.kind is money.AssetKind.FIAT:
+        return Result.currency_unknown
+    if not 0 < amount <= money.units_max_minor(asset):
+        return Result.amount_must_be_positive
+    if not 0 < len(reference) <= bank_reference_length_max:
+        return Result.command_malformed
+    return ProviderFunded(
+        at=now,
+        funding_id=funding_id,
+        provider=provider,
+        currency=asset.code,
+        amount=amount,
+        reference=reference,
+        entries=ledger.capital_funding(ledger.provider(provider), asset.code, amount),
     )
 
 

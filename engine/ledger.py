@@ -23,6 +23,7 @@ Chart of accounts (account ids; the currency is a separate column):
 Posting by transition (A = amount, F = fee, R = rail amount in the stablecoin carried on-chain):
   DepositCredited   Dr bank A / Cr client available A
   TreasuryFunded    Dr treasury A / Cr equity:capital A       (stablecoin inventory bought in)
+  ProviderFunded    Dr provider A / Cr equity:capital A       (a provider's prefunding)
   FundsLocked       Dr client available A / Cr client held A                        (hold)
   TransferCancelled, TransferFailed, TransferExpired, OnChainReverted
                     Dr client held A / Cr client available A           (release, if held)
@@ -30,8 +31,11 @@ Posting by transition (A = amount, F = fee, R = rail amount in the stablecoin ca
                     wallet route: Dr fx:position R / Cr treasury R
                     bank route:   Dr provider R / Cr treasury R
   ChainReorged      the reversal of OnChainConfirmed's entries (the hold is back)
-  FiatSettled       Dr fx:position R / Cr provider R       (the provider paid the beneficiary)
-  FundsReturned     the reversal of OnChainConfirmed's entries, then the release
+  OffRampRerouted   none: the provider that refused keeps the deposit (its prefunding grows)
+  FiatSettled       Dr fx:position R / Cr provider R       (the provider that paid: the quote's,
+                                                            or the one the payout moved to)
+  FundsReturned     the reversal of OnChainConfirmed's entries against the provider that had
+                    the payout, then the release
 The target currency of an off-ramp (MXN) never enters the books: the provider converts and pays
 it; the platform's position is in the stablecoin it delivered.
 """

@@ -135,6 +135,10 @@ balance_drift_persist_us = 30 * 60 * 1_000_000
 balance_in_flight_max = 20_000
 # A STUCK timer re-drives the transfer's pending effects at most this often.
 stuck_redrive_us = 60 * 1_000_000
+# A bank payout not accepted by any provider this long after its payment confirmed is asked for
+# again (engine.timers' payout timer, re-fired every stuck_redrive_us): a provider that refused
+# it may have a successor by now (a breaker closed, prefunding topped up).
+payout_redrive_us = 2 * 60 * 1_000_000
 idempotency_sweep_us = 3600 * 1_000_000
 # A transaction pending this many blocks (or priced under the base fee) is replaced with a higher
 # fee; a replacement bids at least 12.5% more (the common node rule is 10%).

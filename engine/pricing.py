@@ -113,20 +113,22 @@ def ineligible(terms: ProviderTerms, served: frozenset[str], corridor: str, amou
     return ""
 
 
-def _rank(answer: ProviderAnswer) -> tuple[int, int, str]:
-    return (-answer.target_amount, answer.fee, answer.provider)
+def rank(answer: ProviderAnswer) -> tuple[int, bool, int, str]:
+    """Best first: quoted, the most for the beneficiary, the lower fee, the name."""
+    quoted = answer.answered is Answered.QUOTED
+    return (-answer.target_amount if quoted else 0, not quoted, answer.fee, answer.provider)
 
 
 def best(answers: tuple[ProviderAnswer, ...]) -> ProviderAnswer | None:
     """The quoted answer that gives the beneficiary the most (None: nobody quoted)."""
     quoted = [a for a in answers if a.answered is Answered.QUOTED]
-    return min(quoted, key=_rank) if quoted else None
+    return min(quoted, key=rank) if quoted else None
 
 
 def worst(answers: tuple[ProviderAnswer, ...]) -> ProviderAnswer | None:
     """The planted bug `worst_price` chooses this one; the simulator's checker must catch it."""
     quoted = [a for a in answers if a.answered is Answered.QUOTED]
-    return max(quoted, key=_rank) if quoted else None
+    return max(quoted, key=rank) if quoted else None
 
 
 def choice_problem(quote: Quote) -> str:

@@ -125,6 +125,9 @@ class PayoutRequest(msgspec.Struct, frozen=True, kw_only=True):
     tx_hash: str
     # The quoted rate (target per rail unit) the provider committed to.
     rate: str = ""
+    # Paid out of the stablecoin the provider holds for us (a payout rerouted to it), not out
+    # of the deposit `tx_hash` (which went to the provider that refused it).
+    prefunded: bool = False
 
 
 class PayoutState(enum.StrEnum):

@@ -114,6 +114,8 @@ class Result(enum.IntEnum):
     no_eligible_provider = enum.auto()
     # A re-quote's price is further below the expired quote's than the client's tolerance.
     requote_beyond_tolerance = enum.auto()
+    # A payout cannot go back to a provider that refused it.
+    payout_provider_refused = enum.auto()
 
     @property
     def code(self) -> str:

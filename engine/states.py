@@ -60,6 +60,7 @@ TRANSITIONS: dict[tuple[Status | None, str], Status] = {
     (S.SENT_ON_CHAIN, "OnChainReverted"): S.FAILED,
     (S.CONFIRMED, "ChainReorged"): S.SENT_ON_CHAIN,
     (S.CONFIRMED, "OffRampInitiated"): S.CONFIRMED,
+    (S.CONFIRMED, "OffRampRerouted"): S.CONFIRMED,
     (S.CONFIRMED, "FiatSettled"): S.FIAT_SETTLED,
     (S.CONFIRMED, "FundsReturned"): S.FAILED,
     (S.CONFIRMED, "Reconciled"): S.RECONCILED,
@@ -71,6 +72,7 @@ ROUTE_EXCLUDED: dict[Route, frozenset[tuple[Status, str]]] = {
     Route.WALLET: frozenset(
         {
             (S.CONFIRMED, "OffRampInitiated"),
+            (S.CONFIRMED, "OffRampRerouted"),
             (S.CONFIRMED, "FiatSettled"),
             (S.CONFIRMED, "FundsReturned"),
         }

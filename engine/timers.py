@@ -13,7 +13,7 @@ import enum
 import msgspec
 
 from engine import limits
-from engine.states import TERMINAL, Status
+from engine.states import TERMINAL, Route, Status
 from engine.transfer import TransferState, approval_deadline, approval_state
 
 
@@ -24,6 +24,9 @@ class TimerKind(enum.StrEnum):
     APPROVAL_EXPIRY = "approval_expiry"
     # Any non-terminal status past its time-in-state threshold (Series 9): alert ops.
     STUCK = "stuck"
+    # CONFIRMED bank payout no provider accepted yet: ask again (a refused payout may find a
+    # provider to move to by now).
+    PAYOUT = "payout"
 
 
 class Timer(msgspec.Struct, frozen=True, kw_only=True):
@@ -48,6 +51,14 @@ def timers_for(state: TransferState) -> tuple[Timer, ...]:
         timers.append(Timer(kind=TimerKind.QUOTE_EXPIRY, due_at=state.quote.expires_at))
     if state.status is Status.CREATED and approval_state(state) == "pending":
         timers.append(Timer(kind=TimerKind.APPROVAL_EXPIRY, due_at=approval_deadline(state)))
+    if (
+        state.status is Status.CONFIRMED
+        and state.route is Route.BANK
+        and state.provider_trade_id is None
+    ):
+        timers.append(
+            Timer(kind=TimerKind.PAYOUT, due_at=state.status_since + limits.payout_redrive_us)
+        )
     threshold = limits.stuck_after_us.get(state.status.value)
     if threshold is not None:
         timers.append(Timer(kind=TimerKind.STUCK, due_at=state.status_since + threshold))

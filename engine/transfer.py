@@ -72,6 +72,9 @@ class TransferState(msgspec.Struct, frozen=True, kw_only=True):
     txs: tuple[chain.SignedTx, ...] = ()
     mined: chain.Mined | None = None
     provider_trade_id: str | None = None
+    # The provider the payout was rerouted to (None: the quote's), and those that refused it.
+    rerouted_to: str | None = None
+    refused_by: tuple[str, ...] = ()
     bank_reference: str | None = None
     settled_amount: int | None = None
     failure_code: str | None = None
@@ -156,6 +159,13 @@ def payout_address(state: TransferState) -> str | None:
             return address
         case destinations.BankDestination():
             return state.quote.payout_address if state.quote else None
+
+
+def payout_provider(state: TransferState) -> str:
+    """The provider that pays the beneficiary: the quote's, or the one the payout was rerouted
+    to after the quote's refused it."""
+    assert state.quote is not None
+    return state.rerouted_to or state.quote.provider
 
 
 def payout_chain(state: TransferState) -> str:
@@ -251,6 +261,8 @@ def _changes(state: TransferState, event: ev.TransferEvent) -> dict[str, object]
             }
         case ev.OffRampInitiated(provider_trade_id=trade_id):
             return {"provider_trade_id": trade_id}
+        case ev.OffRampRerouted(provider=provider, previous=previous):
+            return {"rerouted_to": provider, "refused_by": (*state.refused_by, previous)}
         case ev.FiatSettled(bank_reference=ref, amount=amount, at=at):
             return {"bank_reference": ref, "settled_amount": amount, "settled_at": at}
         case ev.FundsReturned(reference=ref):
@@ -326,15 +338,16 @@ def pending_effects(state: TransferState) -> tuple[fx.Effect, ...]:
                     watch,
                     fx.StartOffRamp(
                         transfer_id=tid,
-                        provider=state.quote.provider,
+                        provider=payout_provider(state),
                         quote_id=state.quote.quote_id,
+                        prefunded=state.rerouted_to is not None,
                     ),
                 )
             return (
                 watch,
                 fx.WatchSettlement(
                     transfer_id=tid,
-                    provider=state.quote.provider,
+                    provider=payout_provider(state),
                     provider_trade_id=state.provider_trade_id,
                 ),
             )
@@ -371,6 +384,8 @@ def decide(state: TransferState | None, command: c.TransferCommand, now: int) ->
             return _revert(state, command, now)
         case c.InitiateOffRamp():
             return _offramp(state, command, now)
+        case c.RerouteOffRamp():
+            return _reroute(state, command, now)
         case c.MarkFiatSettled():
             return _fiat_settled(state, command, now)
         case c.RecordFundsReturned():
@@ -699,9 +714,12 @@ def _replace(state: TransferState, cmd: c.ReplaceDroppedTx, now: int) -> Decisio
     return _accept(state, ev.OnChainReplaced(at=now, tx=cmd.tx, replaces=latest.tx_hash))
 
 
-def settlement_entries(state: TransferState, tx_hash: str) -> ledger.Entries:
+def settlement_entries(
+    state: TransferState, tx_hash: str, provider: str | None = None
+) -> ledger.Entries:
     """OnChainConfirmed's entries for `tx_hash` (any of the transfer's same-nonce transactions:
-    they all pay the same amount from the same treasury wallet)."""
+    they all pay the same amount from the same treasury wallet). The provider account is the
+    quote's (whose deposit address the payment went to), or `provider`."""
     assert state.quote is not None
     tx = next(t for t in state.txs if t.tx_hash == tx_hash)
     return ledger.on_chain_settlement(
@@ -713,7 +731,7 @@ def settlement_entries(state: TransferState, tx_hash: str) -> ledger.Entries:
         rail_amount=state.quote.rail_amount,
         treasury_account=ledger.treasury(tx.chain, tx.from_address),
         provider_account=(
-            ledger.provider(state.quote.provider) if state.route is Route.BANK else None
+            ledger.provider(provider or state.quote.provider) if state.route is Route.BANK else None
         ),
     )
 
@@ -788,8 +806,28 @@ def _offramp(state: TransferState, cmd: c.InitiateOffRamp, now: int) -> Decision
     return _accept(
         state,
         ev.OffRampInitiated(
-            at=now, provider=state.quote.provider, provider_trade_id=cmd.provider_trade_id
+            at=now, provider=payout_provider(state), provider_trade_id=cmd.provider_trade_id
         ),
+    )
+
+
+def _reroute(state: TransferState, cmd: c.RerouteOffRamp, now: int) -> Decision:
+    if state.route is not Route.BANK or state.quote is None:
+        return _reject(Result.command_invalid_for_status)
+    if not ledger.is_name(cmd.provider) or not 0 < len(cmd.reason) <= _TRADE_ID_LENGTH_MAX * 4:
+        return _reject(Result.command_malformed)
+    if cmd.provider == payout_provider(state):
+        return _NOTHING_TO_DO
+    if state.provider_trade_id is not None:
+        return _reject(Result.offramp_already_initiated)
+    if state.status is not Status.CONFIRMED:
+        return _reject(Result.command_invalid_for_status)
+    previous = payout_provider(state)
+    if cmd.provider in state.refused_by or cmd.previous != previous:
+        return _reject(Result.payout_provider_refused)
+    return _accept(
+        state,
+        ev.OffRampRerouted(at=now, provider=cmd.provider, previous=previous, reason=cmd.reason),
     )
 
 
@@ -810,7 +848,7 @@ def _fiat_settled(state: TransferState, cmd: c.MarkFiatSettled, now: int) -> Dec
     entries = ledger.fiat_settlement(
         rail_currency=state.quote.rail_currency,
         rail_amount=state.quote.rail_amount,
-        provider_account=ledger.provider(state.quote.provider),
+        provider_account=ledger.provider(payout_provider(state)),
     )
     return _accept(
         state,
@@ -828,7 +866,10 @@ def _funds_returned(state: TransferState, cmd: c.RecordFundsReturned, now: int) 
     if state.route is not Route.BANK or state.status is not Status.CONFIRMED:
         return _reject(Result.command_invalid_for_status)
     assert state.mined is not None
-    entries = ledger.reverse(settlement_entries(state, state.mined.tx_hash)) + ledger.release(
+    # The provider that had the payout sends the stablecoin back (after a reroute, not the one
+    # the deposit went to: that one keeps it as prefunding).
+    returned = settlement_entries(state, state.mined.tx_hash, payout_provider(state))
+    entries = ledger.reverse(returned) + ledger.release(
         state.client_id, state.source_currency, state.amount
     )
     return _accept(state, ev.FundsReturned(at=now, reference=cmd.reference, entries=entries))

@@ -22,6 +22,7 @@ from engine.audit import AuditRecord
 from engine.chain import SignedTx
 from engine.discrepancies import Discrepancy
 from engine.quotes import Quote
+from engine.rails import PayoutState
 from engine.reconciliation import Source
 from engine.records import (
     ClaimKey,
@@ -33,7 +34,7 @@ from engine.records import (
 )
 from engine.states import TERMINAL
 from engine.timers import DueTimer
-from engine.transfer import TransferState
+from engine.transfer import TransferState, payout_provider
 from sim.chain import SimChain
 from sim.providers import SimBank, SimOffRamp
 from store import verify
@@ -55,6 +56,7 @@ NAMES = (
     "no_discrepancy_disappears",
     "held_balances_agree",
     "best_price_wins",
+    "one_payout_per_transfer",
 )
 
 ENDINGS = (ev.Reconciled, ev.TransferCancelled, ev.TransferFailed, ev.TransferExpired)
@@ -373,6 +375,22 @@ class Checker:
                     "held_balances_agree", f"{account} {currency}: ledger {booked}, holder {held}"
                 )
 
+    async def check_payouts(self, offramp: SimOffRamp) -> None:
+        """Across every off-ramp, at most one payout per transfer was paid, and by the provider
+        the transfer's books name (the quote's, or the one it was rerouted to)."""
+        paid: dict[str, list[str]] = defaultdict(list)
+        for (provider, transfer_id), payout in offramp.payouts.items():
+            if payout.state is PayoutState.PAID:
+                paid[transfer_id].append(provider)
+        for transfer_id, providers in sorted(paid.items()):
+            state = await self.store.transfer(transfer_id)
+            named = payout_provider(state) if state is not None and state.quote else None
+            if len(providers) > 1 or providers[0] != named:
+                self.fail(
+                    "one_payout_per_transfer",
+                    f"{transfer_id}: paid by {providers}, the books name {named}",
+                )
+
     async def check_end(
         self,
         chain: SimChain,
@@ -385,6 +403,7 @@ class Checker:
         self.check_chain(chain, treasury)
         if holders is not None:
             await self.check_held_balances(*holders)
+            await self.check_payouts(holders[1])
         self.check_keys()
         await self.check_treasury(chain, treasury, treasury_currency)
         await self.check_confirmations(chain)

@@ -23,6 +23,7 @@ SWARM_RATE_MAX: dict[str, float] = {
     "provider_outage": 0.02,  # per quote call: the provider goes down for minutes
     "offramp_outage": 0.2,
     "payout_rejected": 0.15,
+    "payout_refused": 0.1,  # the off-ramp refuses a payout before accepting it (rerouted)
     "webhook_lost": 0.5,
     "webhook_duplicated": 0.3,
     "webhook_delayed": 0.5,
@@ -48,6 +49,7 @@ DEFAULT_RATES: dict[str, float] = {
     "provider_outage": 0.005,
     "offramp_outage": 0.05,
     "payout_rejected": 0.05,
+    "payout_refused": 0.02,
     "webhook_lost": 0.2,
     "webhook_duplicated": 0.1,
     "webhook_delayed": 0.2,

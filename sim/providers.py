@@ -333,12 +333,14 @@ class SimOffRamp:
         self.treasury = treasury
         self.accounts = _offramp_accounts(seed)
         self.addresses = {name: a.address.lower() for name, a in self.accounts.items()}
-        self.payouts: dict[str, _Payout] = {}  # transfer id -> payout
+        self.payouts: dict[tuple[str, str], _Payout] = {}  # (provider, transfer id) -> payout
         self.by_trade: dict[str, _Payout] = {}
         self.webhook: Webhook | None = None
         self.tasks: TaskGroup | None = None
         self._n = 0
         self._nonces = dict.fromkeys(OFFRAMPS, 0)
+        # Stablecoin each provider paid out (converted and gone from its address's books).
+        self.spent = dict.fromkeys(OFFRAMPS, 0)
         self.generation = 0
         # Trades already in a trade report.
         self.reported: set[str] = set()
@@ -356,6 +358,15 @@ class SimOffRamp:
             state["_nonces"] = {**dict.fromkeys(OFFRAMPS, 0), "bitso-sim": state.pop("_nonce")}
             state.pop("account", None)
             state.pop("address", None)
+        if "spent" not in state:  # saved before prefunding: paid payouts spent their deposits
+            payouts = state["payouts"]
+            assert isinstance(payouts, dict)
+            state["payouts"] = {(p.request.provider, tid): p for tid, p in payouts.items()}
+            spent = dict.fromkeys(OFFRAMPS, 0)
+            for p in payouts.values():
+                if p.state is PayoutState.PAID:
+                    spent[p.request.provider] += p.request.rail_amount
+            state["spent"] = spent
         self.__dict__.update(state)
         self.accounts = _offramp_accounts(self.seed)
         self.addresses = {name: a.address.lower() for name, a in self.accounts.items()}
@@ -369,23 +380,36 @@ class SimOffRamp:
 
     async def start_payout(self, request: PayoutRequest) -> str:
         await asyncio.sleep(self.rng.uniform(0.05, 0.3) / self.speed)
-        if request.provider not in self.accounts:
-            raise RailError(Result.provider_unavailable, request.provider, transient=False)
+        provider = request.provider
+        if provider not in self.accounts:
+            raise RailError(Result.provider_unavailable, provider, transient=False)
         if self.faults.fire("offramp_outage"):
-            raise RailError(
-                Result.provider_unavailable, f"{request.provider} is down", transient=True
-            )
-        found = self.payouts.get(request.transfer_id)
+            raise RailError(Result.provider_unavailable, f"{provider} is down", transient=True)
+        found = self.payouts.get((provider, request.transfer_id))
         if found is None:
+            if not request.prefunded and self.faults.fire("payout_refused"):
+                raise RailError(
+                    Result.provider_unavailable,
+                    f"{provider} refused the payout: compliance hold on the corridor",
+                    transient=False,
+                )
+            free = self.holding(provider, request.rail_currency) - self._reserved(provider)
+            if request.prefunded and free < request.rail_amount:
+                raise RailError(
+                    Result.provider_unavailable,
+                    f"{provider} holds {free} of our {request.rail_currency}, not"
+                    f" {request.rail_amount}",
+                    transient=False,
+                )
             self._n += 1
             found = _Payout(
                 request=request,
-                trade_id=f"{_PREFIX[request.provider]}{self._n:08d}",
+                trade_id=f"{_PREFIX[provider]}{self._n:08d}",
                 slot=self.chain.slot_of(request.tx_hash),
                 deposit=request.tx_hash,
             )
             self.generation += 1
-            self.payouts[request.transfer_id] = found
+            self.payouts[(provider, request.transfer_id)] = found
             self.by_trade[found.trade_id] = found
             assert self.tasks is not None
             self.tasks.start_soon(self._work, found)
@@ -407,22 +431,18 @@ class SimOffRamp:
         return self.holding(provider, currency)
 
     def holding(self, provider: str, currency: str) -> int:
-        """The stablecoin we sent that `provider` holds: deposits on chain for payouts neither
-        paid nor sent back yet."""
-        mined = self.chain.mined_at
-        held = 0
-        for payout in self.payouts.values():
-            request = payout.request
-            sent_back = payout.return_tx is not None and payout.return_tx.tx_hash in mined
-            if (
-                request.provider == provider
-                and request.rail_currency == currency
-                and payout.state is PayoutState.PENDING
-                and self._deposit(payout) in mined
-                and not sent_back
-            ):
-                held += request.rail_amount
-        return held
+        """The stablecoin `provider` holds for us: what its deposit address holds on chain (its
+        prefunding and our deposits, less what it sent back), less what it paid out."""
+        held = self.chain.balance(currency, self.addresses[provider])
+        return held - (self.spent.get(provider, 0) if currency == "USDC" else 0)
+
+    def _reserved(self, provider: str) -> int:
+        """Prefunding promised to payouts rerouted to `provider` and not paid yet."""
+        return sum(
+            p.request.rail_amount
+            for (name, _), p in self.payouts.items()
+            if name == provider and p.request.prefunded and p.state is PayoutState.PENDING
+        )
 
     def _deposit(self, payout: _Payout) -> str:
         """The transaction that deposits the payout's stablecoin: the one named in the request,
@@ -477,7 +497,7 @@ class SimOffRamp:
         finishes sending it."""
         request = payout.request
         if payout.return_tx is None:
-            while True:
+            while not request.prefunded:  # a deposit-funded payout waits for its deposit
                 await asyncio.sleep(2 / self.speed)
                 receipt = await self.chain.receipt(self.chain.chain, self._deposit(payout))
                 if receipt is not None and receipt.confirmations >= limits.confirmations_required:
@@ -497,6 +517,7 @@ class SimOffRamp:
                     late=self.faults.fire("statement_late"),
                 )
                 payout.state = PayoutState.PAID
+                self.spent[request.provider] += request.rail_amount
             self.generation += 1
         if payout.return_tx is not None:
             await self._send_back(payout.return_tx)

@@ -30,8 +30,8 @@ from engine import commands as c
 from engine import events as ev
 from engine import money
 from engine.destinations import BankDestination, Destination, WalletDestination
-from engine.events import TreasuryFunded
-from engine.funding import decide_treasury_funding, deposit_id_for
+from engine.events import Event, ProviderFunded, TreasuryFunded
+from engine.funding import decide_provider_funding, decide_treasury_funding, deposit_id_for
 from engine.hashing import request_hash
 from engine.nonces import NonceBook
 from engine.ports import Clock, Ids, Journal
@@ -52,6 +52,7 @@ from store.store import Store
 
 block_time_s = 2.0
 treasury_float_usdc = 10**9 * 10**6  # one billion USDC of inventory
+prefunding_usdc = 10**6 * 10**6  # one million USDC placed with each off-ramp
 # Each client is funded for about 80% of what its share of the workload spends (the average
 # transfer is 2,505.00 USD), so some transfers meet insufficient funds, as in life.
 transfer_usd_minor_low = 10_00
@@ -256,9 +257,13 @@ class SimRails:
         await self.book_treasury(journal, ids, clock)
 
     def mint_treasury(self) -> None:
+        """The treasury's inventory, and each off-ramp's prefunding at its deposit address."""
         self.chain.mint("USDC", self.treasury, treasury_float_usdc)
+        for address in self.offramp.addresses.values():
+            self.chain.mint("USDC", address, prefunding_usdc)
 
     async def book_treasury(self, journal: Journal, ids: Ids, clock: Clock) -> None:
+        """Both, booked from capital in one commit (a crash leaves both or neither)."""
         funded = decide_treasury_funding(
             funding_id=ids.new("tf"),
             chain=self.chain.chain,
@@ -269,7 +274,19 @@ class SimRails:
             now=clock.now_us(),
         )
         assert isinstance(funded, TreasuryFunded), funded
-        assert isinstance(await journal.append(funded.funding_id, 0, [funded]), Committed)
+        events: list[Event] = [funded]
+        for provider in sorted(self.offramp.addresses):
+            prefunded = decide_provider_funding(
+                funding_id=funded.funding_id,
+                provider=provider,
+                currency="USDC",
+                amount=prefunding_usdc,
+                reference="genesis prefunding",
+                now=clock.now_us(),
+            )
+            assert isinstance(prefunded, ProviderFunded), prefunded
+            events.append(prefunded)
+        assert isinstance(await journal.append(funded.funding_id, 0, events), Committed)
 
 
 async def statement_import(system: System, bank: SimBank, poll_s: float = statement_poll_s) -> None:

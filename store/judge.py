@@ -267,7 +267,7 @@ def _stream_of(event: ev.Event) -> str | None:
             return tid
         case ev.DepositCredited(deposit_id=did):
             return did
-        case ev.TreasuryFunded(funding_id=fid):
+        case ev.TreasuryFunded(funding_id=fid) | ev.ProviderFunded(funding_id=fid):
             return fid
         case ev.AlertRaised(alert_id=aid):
             return aid

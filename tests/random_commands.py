@@ -58,6 +58,7 @@ COMMANDS = (
     "reorg",
     "revert",
     "offramp",
+    "reroute",
     "settle",
     "returned",
     "reconcile",
@@ -75,7 +76,7 @@ FORWARD = {
     "QUOTED": ("lock",),
     "FUNDS_LOCKED": ("submit",),
     "SENT_ON_CHAIN": ("confirm",),
-    "CONFIRMED": ("offramp", "settle", "reconcile"),
+    "CONFIRMED": ("offramp", "reroute", "settle", "reconcile"),
     "FIAT_SETTLED": ("reconcile",),
 }
 SIDEWAYS = {
@@ -119,6 +120,11 @@ def command_for(kind: str, state: TransferState, now: int, draw: Chooser) -> c.T
             return c.ObserveRevert(tx_hash=some_hash, block_number=9)
         case "offramp":
             return c.InitiateOffRamp(provider_trade_id=f"trade-{salt}")
+        case "reroute":
+            provider = draw.pick(("conduit-sim", "rampa-sim", "bitso-sim"))
+            return c.RerouteOffRamp(
+                provider=provider, previous="bitso-sim", reason="the provider refused it"
+            )
         case "settle":
             return c.MarkFiatSettled(bank_reference=f"SPEI-{salt}", amount=1 + salt)
         case "returned":

@@ -94,6 +94,12 @@ class Metrics:
             registry=self.registry,
             buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 6 * 3600, 86400),
         )
+        self.failovers = Counter(
+            "stablerail_payout_failovers",
+            "Payouts rerouted to another provider before any accepted them",
+            ["from_provider", "to_provider"],
+            registry=self.registry,
+        )
         self.up = Gauge("stablerail_ready", "1 once recovered and serving", registry=self.registry)
 
     def watch(self, read: Callable[[], dict[str, float]]) -> None:
@@ -103,6 +109,8 @@ class Metrics:
         self.registry.register(_Providers(read))
 
     def transfer_changed(self, before: TransferState | None, after: TransferState) -> None:
+        if before is not None and after.rerouted_to != before.rerouted_to:
+            self.failovers.labels(after.refused_by[-1], after.rerouted_to).inc()
         was = before.status.value if before is not None else "NEW"
         if before is not None and before.status is after.status:
             return

@@ -206,6 +206,7 @@ _ACTORS: dict[str, tuple[str, str]] = {
     "ChainReorged": ("chain", "confirmation-watcher"),
     "OnChainReverted": ("chain", "confirmation-watcher"),
     "OffRampInitiated": ("provider", "offramp"),
+    "OffRampRerouted": ("system", "pricing-desk"),
     "FiatSettled": ("bank", "settlement-tracker"),
     "FundsReturned": ("provider", "offramp"),
     "Reconciled": ("system", "reconciler"),

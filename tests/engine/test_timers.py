@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from engine import commands as c
 from engine import limits
+from engine.states import Route
 from engine.timers import TimerKind, timers_for
 from tests.builders import walk_to
 
@@ -32,3 +34,14 @@ def test_the_stuck_alarm_restarts_with_each_status() -> None:
     w = walk_to("SENT_ON_CHAIN")
     (stuck,) = timers_for(w.s)
     assert stuck.due_at == w.s.status_since + limits.stuck_after_us["SENT_ON_CHAIN"]
+
+
+def test_a_bank_payout_no_provider_accepted_is_asked_for_again_until_one_does() -> None:
+    w = walk_to("CONFIRMED", route=Route.BANK)
+    kinds = {t.kind: t.due_at for t in timers_for(w.s)}
+    assert kinds[TimerKind.PAYOUT] == w.s.status_since + limits.payout_redrive_us
+    w.apply(c.RerouteOffRamp(provider="conduit-sim", previous="bitso-sim", reason="refused"))
+    assert TimerKind.PAYOUT in {t.kind for t in timers_for(w.s)}
+    w.apply(c.InitiateOffRamp(provider_trade_id="CND-1"))
+    assert TimerKind.PAYOUT not in {t.kind for t in timers_for(w.s)}
+    assert TimerKind.PAYOUT not in {t.kind for t in timers_for(walk_to("CONFIRMED").s)}

@@ -462,6 +462,59 @@ def test_returned_funds_undo_the_settlement_and_release_the_hold() -> None:
     assert (w.s.status, w.s.failure_code) == (Status.FAILED, "funds_returned")
 
 
+def test_a_payout_rerouted_before_acceptance_is_paid_and_booked_by_the_new_provider() -> None:
+    """bitso-sim (the quote's provider, holding the deposit) refused the payout before
+    accepting it: the payout moves to conduit-sim, which pays from its prefunding. Nothing
+    moves at the reroute; the settlement is booked against conduit-sim, bitso-sim keeps the
+    deposit; a refusing provider is never asked again; once a trade exists it cannot move."""
+    w = walk_to("CONFIRMED", route=Route.BANK)
+    assert w.s.quote is not None
+    decision = w.apply(
+        c.RerouteOffRamp(provider="conduit-sim", previous="bitso-sim", reason="bitso-sim: on hold")
+    )
+    (event,) = decision.events
+    assert isinstance(event, ev.OffRampRerouted)
+    assert (event.previous, event.provider) == ("bitso-sim", "conduit-sim")
+    assert ev.entries_of(event) == ()
+    assert (w.s.status, w.s.rerouted_to, w.s.refused_by) == (
+        Status.CONFIRMED, "conduit-sim", ("bitso-sim",)
+    )  # fmt: skip
+    start = fx.StartOffRamp(
+        transfer_id=w.s.transfer_id,
+        provider="conduit-sim",
+        quote_id=w.s.quote.quote_id,
+        prefunded=True,
+    )
+    assert start in pending_effects(w.s)
+    again = decide(
+        w.s, c.RerouteOffRamp(provider="conduit-sim", previous="bitso-sim", reason="again"), w.now
+    )
+    assert (again.result, again.events) == (Result.ok, ())
+    back = c.RerouteOffRamp(provider="bitso-sim", previous="conduit-sim", reason="back")
+    refused(back, Result.payout_provider_refused, w.s)
+    stale = c.RerouteOffRamp(provider="rampa-sim", previous="bitso-sim", reason="decided before")
+    refused(stale, Result.payout_provider_refused, w.s)
+    initiated = w.apply(c.InitiateOffRamp(provider_trade_id="CND-1")).events[0]
+    assert isinstance(initiated, ev.OffRampInitiated) and initiated.provider == "conduit-sim"
+    late = c.RerouteOffRamp(provider="rampa-sim", previous="conduit-sim", reason="late")
+    refused(late, Result.offramp_already_initiated, w.s)
+    settled = w.apply(c.MarkFiatSettled(bank_reference="SPEI-9", amount=1)).events[0]
+    accounts = {e.account for e in ev.entries_of(settled)}
+    assert "provider:conduit-sim" in accounts and "provider:bitso-sim" not in accounts
+
+
+def test_funds_returned_after_a_reroute_come_back_from_the_provider_that_had_the_payout() -> None:
+    w = walk_to("CONFIRMED", route=Route.BANK)
+    w.apply(
+        c.RerouteOffRamp(provider="rampa-sim", previous="bitso-sim", reason="bitso-sim: on hold")
+    )
+    w.apply(c.InitiateOffRamp(provider_trade_id="RMP-1"))
+    returned = w.apply(c.RecordFundsReturned(reference="RET-1")).events[0]
+    credits = {e.account: e.credit for e in ev.entries_of(returned) if e.credit}
+    assert credits["provider:rampa-sim"] == w.s.quote.rail_amount  # type: ignore[union-attr]
+    assert "provider:bitso-sim" not in credits
+
+
 # --- cancel, fail, expire, approvals ---------------------------------------------------------
 
 

@@ -57,6 +57,10 @@ def canonical(command: str, state: TransferState) -> c.TransferCommand:
             return c.ObserveRevert(tx_hash=latest, block_number=200)
         case "InitiateOffRamp":
             return c.InitiateOffRamp(provider_trade_id="trade-1")
+        case "RerouteOffRamp":
+            return c.RerouteOffRamp(
+                provider="conduit-sim", previous="bitso-sim", reason="bitso-sim refused it"
+            )
         case "MarkFiatSettled":
             amount = state.quote.target_amount if state.quote else 1
             return c.MarkFiatSettled(bank_reference="SPEI-1", amount=amount)
@@ -117,6 +121,7 @@ EXPECTED: dict[str, dict[str, object]] = {
     "ObserveReorg": row(INVALID, SENT_ON_CHAIN=NOOP, CONFIRMED=OK),
     "ObserveRevert": row(INVALID, SENT_ON_CHAIN=OK),
     "InitiateOffRamp": row(INVALID),
+    "RerouteOffRamp": row(INVALID),
     "MarkFiatSettled": row(INVALID),
     "RecordFundsReturned": row(INVALID),
     "Reconcile": row(INVALID, CONFIRMED=OK, RECONCILED=NOOP),
@@ -137,6 +142,11 @@ EXPECTED: dict[str, dict[str, object]] = {
 }
 BANK_OVERRIDES: dict[str, dict[str, object]] = {
     "InitiateOffRamp": {"CONFIRMED": OK, "FIAT_SETTLED": NOOP, "RECONCILED": NOOP},
+    "RerouteOffRamp": {
+        "CONFIRMED": OK,
+        "FIAT_SETTLED": R.offramp_already_initiated,
+        "RECONCILED": R.offramp_already_initiated,
+    },
     "MarkFiatSettled": {
         "CONFIRMED": R.offramp_not_initiated,
         "FIAT_SETTLED": NOOP,

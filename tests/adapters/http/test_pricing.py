@@ -4,7 +4,8 @@
   keys do not; another client's quote is 404 (test_api's tenant matrix);
 - `GET /v1/ops/providers` shows each provider's corridors, terms and breaker, and `/metrics`
   counts the answers;
-- the operator's terms (`[providers.NAME]`) take a provider out of the choice.
+- the operator's terms (`[providers.NAME]`) take a provider out of the choice;
+- a payout rerouted to another provider is counted in `/metrics`.
 """
 
 from __future__ import annotations
@@ -17,13 +18,17 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from adapters.config import ConfigError, ServeConfig
+from adapters.http.metrics import Metrics
 from adapters.main import running
 from adapters.pricing_config import PricingSettings
+from engine import commands as c
 from engine.access import Role
 from engine.pricing import ProviderTerms
 from engine.quotes import Quote
+from engine.states import Route
 from tests.adapters.http.conftest import Api
 from tests.adapters.http.test_api import call, create, route
+from tests.builders import walk_to
 
 pytestmark = pytest.mark.anyio
 
@@ -119,3 +124,20 @@ async def test_terms_for_a_provider_the_rails_do_not_have_stop_the_start(tmp_pat
         found = found.exceptions[0]
     assert isinstance(found, ConfigError)
     assert str(found).startswith("[providers.bitso]: no such provider (known: ['bitso-sim',")
+
+
+def test_a_reroute_is_counted_in_the_metrics() -> None:
+    walk = walk_to("CONFIRMED", route=Route.BANK)
+    before = walk.s
+    walk.apply(
+        c.RerouteOffRamp(
+            provider="conduit-sim", previous="bitso-sim", reason="bitso-sim refused it"
+        )
+    )
+    metrics = Metrics()
+    metrics.transfer_changed(before, walk.s)
+    text = metrics.exposition().decode()
+    assert (
+        'stablerail_payout_failovers_total{from_provider="bitso-sim",to_provider="conduit-sim"}'
+        " 1.0" in text
+    )
