@@ -16,8 +16,9 @@ from engine.records import Committed, Rejected
 from engine.results import Result
 
 
-def alert_id(kind: str, transfer_id: str | None, cause_at_us: int) -> str:
-    digest = hashlib.sha256(f"{kind}|{transfer_id}|{cause_at_us}".encode()).digest()
+def alert_id(kind: str, transfer_id: str | None, cause_at_us: int, subject: str = "") -> str:
+    cause = f"{kind}|{transfer_id}|{cause_at_us}" + (f"|{subject}" if subject else "")
+    digest = hashlib.sha256(cause.encode()).digest()
     return format_id("al", cause_at_us // 1_000, digest[:10])
 
 
@@ -29,9 +30,11 @@ async def raise_alert(
     status: str | None,
     cause_at_us: int,
     detail: str,
+    subject: str = "",
 ) -> bool:
-    """Whether this call raised the alert (False: it was raised before)."""
-    aid = alert_id(kind, transfer_id, cause_at_us)
+    """Whether this call raised the alert (False: it was raised before). `subject` tells apart
+    causes that are not a transfer's (an account whose balance left its bounds)."""
+    aid = alert_id(kind, transfer_id, cause_at_us, subject)
     event = AlertRaised(
         at=ctx.clock.now_us(),
         alert_id=aid,

@@ -1,7 +1,8 @@
 """Balance-level checks, run by the reconciler every `Tuning.balance_check_s` (engine.balances
 says what is compared and what the transfers in flight explain).
 
-Each held account (a treasury wallet per asset, a provider's prefunding, our bank account) is
+The ledger's held balances are first judged against their liquidity thresholds (actors.liquidity).
+Then each held account (a treasury wallet per asset, a provider's prefunding, our bank account) is
 read against its holder. A reading is recorded as evidence whenever it differs from the last one
 recorded for the account (the drift's history), and a drift outside the in-flight window starts
 an episode: if it stays unexplained for `Tuning.balance_drift_persist_s`, the episode is one
@@ -63,7 +64,9 @@ class BalanceChecks:
         self.checks += 1
         states = await self.ctx.journal.in_flight(limits.balance_in_flight_max)
         window_known = len(states) < limits.balance_in_flight_max
-        for account, currency, ledger in await self.ctx.journal.held_balances():
+        held = await self.ctx.journal.held_balances()
+        await self.reconciler.liquidity.check(held, now)
+        for account, currency, ledger in held:
             source = source_of(account)
             if source is None:
                 continue

@@ -9,6 +9,7 @@ from actors.drills import Drills
 from actors.screening import ListScreener
 from engine import limits
 from engine.breaker import BreakerSettings
+from engine.liquidity import Threshold
 from engine.nonces import NonceBook
 from engine.ports import Clock, Ids, Journal
 from engine.pricing import ProviderTerms, RequotePolicy
@@ -63,6 +64,9 @@ class Tuning:
     quote_deadline_s: float = 2.0
     provider_terms: dict[str, ProviderTerms] = dataclasses.field(default_factory=dict)
     breaker: BreakerSettings = dataclasses.field(default_factory=BreakerSettings)
+    # Floors and ceilings of held balances (`[[liquidity]]` in the config), judged at every
+    # balance check (actors.liquidity).
+    liquidity: tuple[Threshold, ...] = ()
 
     def requote_for(self, client_id: str) -> RequotePolicy:
         return self.requote_by_client.get(client_id, self.requote)

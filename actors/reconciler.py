@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 
 from actors.alerts import raise_alert
 from actors.balances import BalanceChecks
+from actors.liquidity import LiquidityWatch
 from actors.messages import Envelope
 from actors.statement_import import credited_deposit, refs_of
 from engine import commands as c
@@ -104,6 +105,7 @@ class Reconciler:
         self.next_full_us = 0
         self.rounds = 0
         self.balances = BalanceChecks(ctx, self)
+        self.liquidity = LiquidityWatch(ctx)
         # What transfers still wait for, by (source, key): a report that arrives unclaimed under
         # one of these keys (a chain log of a payment whose replacement was the one broadcast
         # last, a statement line) sends its transfer to the next partial round at once. Full

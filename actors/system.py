@@ -123,6 +123,7 @@ class System:
         await self.rules.open(self.ctx.tuning.rules_document, by="system")
         await self.controls.open()
         await self.supervisors.pricing.open()
+        await self.supervisors.reconciler.liquidity.open()
         await self.open_wallets()
         async with anyio.create_task_group() as tasks:
             self.registry.bind(tasks, self.supervisors)

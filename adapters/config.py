@@ -175,7 +175,7 @@ def _from_file(path: Path) -> dict[str, Any]:
         found["evm"], found["evm_poll_s"] = evm_section(path, raw["evm"])
     if "reconciliation" in raw:
         found["reconciliation"] = reconciliation_section(path, raw["reconciliation"])
-    if "pricing" in raw or "providers" in raw:
+    if "pricing" in raw or "providers" in raw or "liquidity" in raw:
         try:
             found["pricing"] = pricing_section(path, raw)
         except PricingError as e:

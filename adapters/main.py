@@ -56,7 +56,17 @@ from adapters.http.metrics import Metrics
 from adapters.http.transfers import create_answer
 from adapters.sanctions_files import ListUnusable, SanctionsSource, load_list
 from adapters.webhook_sender import HttpSender
-from engine import access, controls, limits, matching, overrides, policy, sanctions, statements
+from engine import (
+    access,
+    controls,
+    limits,
+    liquidity,
+    matching,
+    overrides,
+    policy,
+    sanctions,
+    statements,
+)
 from engine import commands as c
 from engine.access import ApiKey, Role
 from engine.audit import ActorType, AuditRecord, AuditRow
@@ -191,6 +201,11 @@ class Node:
 
     async def quote(self, quote_id: str) -> tuple[str | None, Quote] | None:
         return await self.store.any_quote(quote_id)
+
+    async def liquidity(self) -> liquidity.View:
+        watch = self.system.supervisors.reconciler.liquidity
+        balances = await self.store.held_balances()
+        return liquidity.view(self.system.ctx.tuning.liquidity, balances, watch.episodes)
 
     def providers(self) -> Desk:
         tuning = self.system.ctx.tuning
@@ -641,6 +656,7 @@ def _tuning(config: ServeConfig, chain_poll_s: float) -> Tuning:
     tuning.quote_deadline_s = config.pricing.quote_deadline_s
     tuning.breaker = config.pricing.breaker
     tuning.provider_terms = dict(config.pricing.terms)
+    tuning.liquidity = config.pricing.liquidity
     tuning.requote = config.pricing.requote
     tuning.requote_by_client = dict(config.pricing.requote_by_client)
     if config.evm is not None and config.rails == "evm":

@@ -20,6 +20,12 @@
     min_amount = "100.00"        # in the corridor's source currency
     max_amount = "50000.00"
 
+    [[liquidity]]                # a held balance's floor and ceiling (engine.liquidity)
+    account = "provider:bitso-sim"   # or "treasury" (every treasury wallet), or an account
+    currency = "USDC"
+    min = "250000.00"            # below: one alert per episode; either bound may be left out
+    max = "2000000.00"
+
 A provider with no section is asked on open terms: every corridor it serves, any amount.
 """
 
@@ -29,8 +35,10 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from engine import money, policy
+from engine import ledger, liquidity, money, policy
 from engine.breaker import BreakerSettings
+from engine.ledger import AccountKind
+from engine.liquidity import Threshold
 from engine.pricing import Compliance, CorridorTerms, ProviderTerms, Requote, RequotePolicy
 from engine.results import Result
 
@@ -46,6 +54,7 @@ class PricingSettings:
     terms: tuple[tuple[str, ProviderTerms], ...] = ()
     requote: RequotePolicy = dataclasses.field(default_factory=RequotePolicy)
     requote_by_client: tuple[tuple[str, RequotePolicy], ...] = ()
+    liquidity: tuple[Threshold, ...] = ()
 
 
 _BREAKER_KEYS = ("failures_to_open", "open_s", "probes", "successes_to_close")
@@ -108,6 +117,15 @@ def pricing_section(path: Path, raw: dict[str, Any]) -> PricingSettings:
         (name, _terms(f"{path}: [providers.{name}]", value))
         for name, value in sorted(providers.items())
     )
+    rows = raw.get("liquidity", [])
+    if not isinstance(rows, list):
+        raise PricingError(f"{path}: [[liquidity]] is an array of tables")
+    thresholds = tuple(
+        _threshold(f"{path}: [[liquidity]] #{n}", row) for n, row in enumerate(rows, 1)
+    )
+    seen = {(t.account, t.currency) for t in thresholds}
+    if len(seen) < len(thresholds):
+        raise PricingError(f"{path}: [[liquidity]] names an account and currency twice")
     requote = _table(f"{path}: [pricing.requote]", pricing.get("requote", {}))
     clients = _table(f"{path}: [pricing.requote.clients]", requote.pop("clients", {}))
     return PricingSettings(
@@ -115,11 +133,44 @@ def pricing_section(path: Path, raw: dict[str, Any]) -> PricingSettings:
         breaker=breaker,
         terms=terms,
         requote=_requote(f"{path}: [pricing.requote]", requote),
+        liquidity=thresholds,
         requote_by_client=tuple(
             (client, _requote(f"{path}: [pricing.requote.clients.{client}]", value))
             for client, value in sorted(clients.items())
         ),
     )
+
+
+def _threshold(where: str, value: object) -> Threshold:
+    table = _table(where, value)
+    _unknown(where, table, ("account", "currency", "min", "max"))
+    account = table.get("account")
+    kinds = (AccountKind.TREASURY, AccountKind.PROVIDER)
+    if not isinstance(account, str) or (
+        account != liquidity.TREASURY and ledger.account_kind(account) not in kinds
+    ):
+        raise PricingError(
+            f'{where} account is "treasury", "treasury:CHAIN:ADDRESS" or "provider:NAME"'
+        )
+    asset = money.asset(str(table.get("currency", "")))
+    if asset is None or asset.kind is money.AssetKind.FIAT:
+        raise PricingError(f"{where} currency is a stablecoin the ledger knows (USDC, EURC)")
+
+    def amount(key: str) -> int | None:
+        text = table.get(key)
+        if text is None:
+            return None
+        parsed = money.parse_amount(text, asset) if isinstance(text, str) else None
+        if parsed is None or isinstance(parsed, Result):
+            raise PricingError(f'{where} {key} is an amount in {asset.code}, like "1000.00"')
+        return parsed
+
+    least, most = amount("min"), amount("max")
+    if least is None and most is None:
+        raise PricingError(f"{where}: min, max or both")
+    if least is not None and most is not None and most < least:
+        raise PricingError(f"{where}: max is below min")
+    return Threshold(account=account, currency=asset.code, min_amount=least, max_amount=most)
 
 
 def _requote(where: str, value: object) -> RequotePolicy:

@@ -303,6 +303,32 @@ class ProviderCircuitChanged(_Event, tag="ProviderCircuitChanged", frozen=True, 
 PROVIDERS_STREAM = "providers"
 
 
+# --- The liquidity stream ("liquidity"): balances outside their thresholds, episode by episode ---
+
+
+class LiquidityBreached(_Event, tag="LiquidityBreached", frozen=True, kw_only=True):
+    """A held balance (a treasury wallet, a provider's prefunding) was seen past one of its
+    thresholds (engine.liquidity): an episode opens, and one operator alert with it."""
+
+    account: str
+    currency: str
+    bound: str
+    limit: int
+    balance: int
+
+
+class LiquidityRestored(_Event, tag="LiquidityRestored", frozen=True, kw_only=True):
+    """The balance was seen back within that bound: the episode closes."""
+
+    account: str
+    currency: str
+    bound: str
+    balance: int
+
+
+LIQUIDITY_STREAM = "liquidity"
+
+
 # --- Override streams (ov_...): an admin override, requested, decided by a second operator, done -
 
 
@@ -420,6 +446,8 @@ Event = (
     | RuleSetLoaded
     | ControlChanged
     | ProviderCircuitChanged
+    | LiquidityBreached
+    | LiquidityRestored
     | OverrideRequested
     | OverrideDecided
     | OverrideExecuted

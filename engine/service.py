@@ -14,6 +14,7 @@ from typing import Protocol
 import msgspec
 
 from engine import commands as c
+from engine import liquidity
 from engine.access import ApiKey, Role
 from engine.audit import AuditRecord, AuditRow
 from engine.controls import Scope
@@ -185,6 +186,10 @@ class Service(Protocol):
     def quote(self, quote_id: str) -> Awaitable[tuple[str | None, Quote] | None]:
         """A quote as it was made (issued to a client, or taken by a transfer) and the client
         it was made for."""
+        ...
+
+    def liquidity(self) -> Awaitable[liquidity.View]:
+        """Every held balance against its thresholds, with the rebalancing plan."""
         ...
 
     def providers(self) -> Desk:

@@ -16,11 +16,13 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from engine import balances, ledger, matching, pricing
+from actors.alerts import alert_id
+from engine import balances, ledger, liquidity, matching, pricing
 from engine import events as ev
 from engine.audit import AuditRecord
 from engine.chain import SignedTx
 from engine.discrepancies import Discrepancy
+from engine.liquidity import Threshold
 from engine.quotes import Quote
 from engine.rails import PayoutState
 from engine.reconciliation import Source
@@ -57,6 +59,7 @@ NAMES = (
     "held_balances_agree",
     "best_price_wins",
     "one_payout_per_transfer",
+    "liquidity_breaches_noticed",
 )
 
 ENDINGS = (ev.Reconciled, ev.TransferCancelled, ev.TransferFailed, ev.TransferExpired)
@@ -390,6 +393,32 @@ class Checker:
                     "one_payout_per_transfer",
                     f"{transfer_id}: paid by {providers}, the books name {named}",
                 )
+
+    async def check_liquidity(self, thresholds: tuple[Threshold, ...]) -> None:
+        """Every held balance past one of its bounds is in an open episode of the liquidity
+        stream, whose one alert was raised; every open episode is a balance still past it."""
+        episodes: dict[tuple[str, str], liquidity.Episode] = {}
+        for record in await self.store.stream(ev.LIQUIDITY_STREAM):
+            assert isinstance(record.event, ev.LiquidityBreached | ev.LiquidityRestored)
+            liquidity.fold(episodes, record.event)
+        for account, currency, balance in await self.store.held_balances():
+            threshold = next((t for t in thresholds if t.covers(account, currency)), None)
+            past = liquidity.bound_of(threshold, balance) if threshold is not None else None
+            episode = episodes.pop((account, currency), None)
+            if past is None and episode is None:
+                continue
+            if past is None or episode is None or episode.bound is not past[0]:
+                self.fail(
+                    "liquidity_breaches_noticed",
+                    f"{account} {currency} {balance}: past {past}, episode {episode}",
+                )
+                continue
+            kind = f"liquidity_{episode.bound.value}"
+            aid = alert_id(kind, None, episode.since, f"{account}/{currency}")
+            if not await self.store.stream(aid):
+                self.fail("liquidity_breaches_noticed", f"{account} {currency}: no alert {aid}")
+        for key, episode in episodes.items():
+            self.fail("liquidity_breaches_noticed", f"{key}: episode {episode} for no balance")
 
     async def check_end(
         self,

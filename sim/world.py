@@ -33,6 +33,7 @@ from engine.destinations import BankDestination, Destination, WalletDestination
 from engine.events import Event, ProviderFunded, TreasuryFunded
 from engine.funding import decide_provider_funding, decide_treasury_funding, deposit_id_for
 from engine.hashing import request_hash
+from engine.liquidity import Threshold
 from engine.nonces import NonceBook
 from engine.ports import Clock, Ids, Journal
 from engine.records import Committed
@@ -46,13 +47,24 @@ from sim.clock import SeededIds, VirtualClock, run_virtual
 from sim.custody import SimCustody
 from sim.faults import FaultLog, FaultPlan
 from sim.ops import OpsDesk
-from sim.providers import BANK, SimBank, SimOffRamp, SimQuotes
+from sim.providers import BANK, OFFRAMPS, SimBank, SimOffRamp, SimQuotes
 from store.executor import ExecutorKind
 from store.store import Store
 
 block_time_s = 2.0
 treasury_float_usdc = 10**9 * 10**6  # one billion USDC of inventory
 prefunding_usdc = 10**6 * 10**6  # one million USDC placed with each off-ramp
+# Each off-ramp's floor a little under its prefunding (a couple of payouts rerouted to it break
+# it: the liquidity watch must notice), its ceiling well over (deposits it kept after refusing).
+LIQUIDITY = tuple(
+    Threshold(
+        account=f"provider:{name}",
+        currency="USDC",
+        min_amount=prefunding_usdc - 2_000 * 10**6,
+        max_amount=prefunding_usdc + 100_000 * 10**6,
+    )
+    for name in sorted(OFFRAMPS)
+)
 # Each client is funded for about 80% of what its share of the workload spends (the average
 # transfer is 2,505.00 USD), so some transfers meet insufficient funds, as in life.
 transfer_usd_minor_low = 10_00
@@ -142,7 +154,7 @@ async def _run(
             rails=rails.ports(),
             nonces=NonceBook(),
             drills=Drills(canaries=frozenset(config.canaries)),
-            tuning=Tuning(external_only_grace_s=EXTERNAL_ONLY_GRACE_S),
+            tuning=Tuning(external_only_grace_s=EXTERNAL_ONLY_GRACE_S, liquidity=LIQUIDITY),
         )
         system = System(ctx)
         async with anyio.create_task_group() as world:
@@ -162,8 +174,13 @@ async def _run(
                     await anyio.sleep(30)
             # Let the last confirmations sink past any reorg the chain could still do.
             await anyio.sleep(block_time_s * 4)
+            # One more liquidity judgement of the books as they ended (the checker then asks
+            # that every balance past a bound has its episode and its alert).
+            now = clock.now_us()
+            await system.supervisors.reconciler.liquidity.check(await store.held_balances(), now)
             world.cancel_scope.cancel()
         await checker.check_end(chain, treasury, "USDC", data_dir, (bank, offramp))
+        await checker.check_liquidity(LIQUIDITY)
         head_seq, head_hash = await store.head()
         statuses = await store.reader.fetchall(
             "SELECT status, count(*) FROM transactions GROUP BY status ORDER BY status"

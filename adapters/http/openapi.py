@@ -326,6 +326,31 @@ SCHEMAS: JSON = {
             "quote_deadline_s": {"type": "number"},
         }
     ),
+    "Liquidity": _obj(
+        {
+            "data": {
+                "type": "array",
+                "items": _obj(
+                    {
+                        "account": _STRING,
+                        "currency": _STRING,
+                        "balance": _MONEY,
+                        "min": _NMONEY,
+                        "max": _NMONEY,
+                        "state": {"enum": ["within", "below_min", "above_max", "unbounded"]},
+                        "since": {"type": ["string", "null"], "format": "date-time"},
+                        "alerted": {"type": "boolean"},
+                    }
+                ),
+            },
+            "plan": {
+                "type": "array",
+                "items": _obj(
+                    {"from": _STRING, "to": _STRING, "currency": _STRING, "amount": _MONEY}
+                ),
+            },
+        }
+    ),
     "HistoryEntry": _obj(
         {
             "seq": {"type": "integer"},

@@ -34,6 +34,13 @@ async def providers(request: web.Request) -> web.Response:
     return json(render.desk(service(request).providers()))
 
 
+async def liquidity(request: web.Request) -> web.Response:
+    """Every held balance (treasury wallets, providers' prefunding, bank accounts) against its
+    floor and ceiling, the episode it is in, and the suggested rebalancing moves."""
+    await authorize(request, Permission.OPERATE)
+    return json(render.liquidity_view(await service(request).liquidity()))
+
+
 async def stuck_transfers(request: web.Request) -> web.Response:
     """Transfers past their status's time-in-state threshold (`stuck=true`, the default)."""
     await authorize(request, Permission.OPERATE)

@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 
 from engine import events as ev
-from engine import money
+from engine import liquidity, money
 from engine.access import ApiKey
 from engine.audit import AuditRow
 from engine.policy import US_PER_HOUR, PolicyDecision
@@ -193,6 +193,34 @@ def desk(d: Desk) -> JSON:
             "successes_to_close": d.breaker.successes_to_close,
         },
         "quote_deadline_s": d.quote_deadline_s,
+    }
+
+
+def liquidity_view(v: liquidity.View) -> JSON:
+    def standing(s: liquidity.Standing) -> JSON:
+        t, e = s.threshold, s.episode
+        return {
+            "account": s.account,
+            "currency": s.currency,
+            "balance": amount(s.balance, s.currency),
+            "min": amount(t.min_amount, s.currency) if t else None,
+            "max": amount(t.max_amount, s.currency) if t else None,
+            "state": s.past.value if s.past else ("within" if t else "unbounded"),
+            "since": rfc3339(e.since) if e else None,
+            "alerted": e is not None,
+        }
+
+    return {
+        "data": [standing(s) for s in v.standings],
+        "plan": [
+            {
+                "from": m.from_account,
+                "to": m.to_account,
+                "currency": m.currency,
+                "amount": amount(m.amount, m.currency),
+            }
+            for m in v.plan
+        ],
     }
 
 

@@ -95,6 +95,8 @@ ROUTES: tuple[Route, ...] = (
           query=(("after", "string"), ("limit", "integer"), ("client_id", "string"))),
     Route("GET", "/v1/ops/providers", ops.providers, Permission.OPERATE,
           "Pricing providers: corridors, terms, circuit breaker, answers", 200, "Providers"),
+    Route("GET", "/v1/ops/liquidity", ops.liquidity, Permission.OPERATE,
+          "Held balances against their thresholds, and a rebalancing plan", 200, "Liquidity"),
     Route("GET", "/v1/ops/transfers", ops.stuck_transfers, Permission.OPERATE,
           "Transfers past their time-in-state threshold", 200, "TransferList",
           query=(("status", "string"), ("stuck", "string"), ("limit", "integer"))),

@@ -302,3 +302,30 @@ def test_unusable_pricing_settings_are_refused(tmp_path: Path, toml: str, says: 
     file.write_text(toml)
     with pytest.raises(ConfigError, match=re.escape(says)):
         load({}, file, env={})
+
+
+def test_liquidity_thresholds_are_read_and_checked(tmp_path: Path) -> None:
+    file = tmp_path / "serve.toml"
+    file.write_text(
+        '[[liquidity]]\naccount = "treasury"\ncurrency = "USDC"\nmin = "1000"\n'
+        '[[liquidity]]\naccount = "provider:bitso-sim"\ncurrency = "USDC"\nmin = "10"\n'
+        'max = "20.5"\n'
+    )
+    treasury, bitso = load({}, file, env={}).pricing.liquidity
+    assert (treasury.account, treasury.min_amount, treasury.max_amount) == (
+        "treasury", 1_000_000_000, None
+    )  # fmt: skip
+    assert (bitso.min_amount, bitso.max_amount) == (10_000_000, 20_500_000)
+    head = '[[liquidity]]\naccount = "treasury"\n'
+    for toml, says in (
+        (
+            '[[liquidity]]\naccount = "client:x:available"\ncurrency = "USDC"\nmin = "1"\n',
+            "account",
+        ),
+        (head + 'currency = "MXN"\nmin = "1"\n', "a stablecoin"),
+        (head + 'currency = "USDC"\n', "min, max or both"),
+        (head + 'currency = "USDC"\nmin = "2"\nmax = "1"\n', "max is below min"),
+    ):
+        file.write_text(toml)
+        with pytest.raises(ConfigError, match=re.escape(says)):
+            load({}, file, env={})

@@ -5,7 +5,8 @@
 - `GET /v1/ops/providers` shows each provider's corridors, terms and breaker, and `/metrics`
   counts the answers;
 - the operator's terms (`[providers.NAME]`) take a provider out of the choice;
-- a payout rerouted to another provider is counted in `/metrics`.
+- a payout rerouted to another provider is counted in `/metrics`;
+- `GET /v1/ops/liquidity` shows each held balance against its bounds, with a rebalancing plan.
 """
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ from adapters.main import running
 from adapters.pricing_config import PricingSettings
 from engine import commands as c
 from engine.access import Role
+from engine.liquidity import Threshold
 from engine.pricing import ProviderTerms
 from engine.quotes import Quote
 from engine.states import Route
+from sim.world import prefunding_usdc
 from tests.adapters.http.conftest import Api
-from tests.adapters.http.test_api import call, create, route
+from tests.adapters.http.test_api import call, check_conforms, create, route
 from tests.builders import walk_to
 
 pytestmark = pytest.mark.anyio
@@ -141,3 +144,31 @@ def test_a_reroute_is_counted_in_the_metrics() -> None:
         'stablerail_payout_failovers_total{from_provider="bitso-sim",to_provider="conduit-sim"}'
         " 1.0" in text
     )
+
+
+async def test_operators_see_each_balance_against_its_bounds_and_a_plan(tmp_path: Path) -> None:
+    """bitso-sim's floor above its prefunding: it is below it (not yet alerted: the watch runs
+    at the next balance check) and the plan refills it from the treasury."""
+    floor = Threshold(
+        account="provider:bitso-sim", currency="USDC", min_amount=prefunding_usdc + 10**6
+    )
+    config = ServeConfig(
+        data_dir=tmp_path / "data", sim_speed=50, pricing=PricingSettings(liquidity=(floor,))
+    )
+    async with running(config) as (node, app), TestClient(TestServer(app)) as http:
+        key = await Api(node, http, {}).add_key(None, Role.OPERATOR, "ops")
+        r = await http.get("/v1/ops/liquidity", headers={"Authorization": f"Bearer {key}"})
+        body = await r.read()
+        check_conforms("/v1/ops/liquidity", "GET", r.status, body, r.headers["Content-Type"])
+        view = json.loads(body)
+    by_account = {s["account"]: s for s in view["data"]}
+    bitso = by_account["provider:bitso-sim"]
+    assert (bitso["state"], bitso["alerted"], bitso["min"]) == (
+        "below_min",
+        False,
+        "1000001.000000",
+    )
+    assert by_account["provider:rampa-sim"]["state"] == "unbounded"
+    (move,) = view["plan"]
+    assert move["to"] == "provider:bitso-sim" and move["from"].startswith("treasury:ethereum:")
+    assert move["amount"] == "1.000000"
