@@ -40,7 +40,6 @@ from engine.transfer import TransferState
 
 # Attempts per provider within the deadline (a transient error is asked again once).
 ATTEMPTS = 2
-REFUSED = "refused"
 
 
 class QuoteDesk:
@@ -126,6 +125,8 @@ class QuoteDesk:
         now = self.ctx.clock.now_us()
         answers: dict[str, ProviderAnswer] = {}
         priced: dict[str, Quote] = {}
+        # Whether each provider asked answered at all (a refusal is an answer: it is up).
+        up: dict[str, bool] = {}
         asked: list[str] = []
         for name in sorted(self.providers):
             served = self.providers[name].corridors()
@@ -149,15 +150,14 @@ class QuoteDesk:
             raise RailError(Result.currency_pair_unsupported, corridor, transient=False)
         async with anyio.create_task_group() as tasks:
             for name in asked:
-                tasks.start_soon(self._ask, name, request, answers, priced)
+                tasks.start_soon(self._ask, name, request, answers, priced, up)
         for name in asked:
             answer = answers[name]
-            # A provider that answers, even to refuse, is up; errors and silence count against it.
-            up = answer.answered is Answered.QUOTED or answer.detail.startswith(REFUSED)
-            error = "" if up else f"{answer.answered.value}: {answer.detail}"
+            error = "" if up[name] else f"{answer.answered.value}: {answer.detail}"
             circuit = breaker.record(
-                self.circuits[name], self.settings, ok=up, now=self.ctx.clock.now_us(), error=error
-            )
+                self.circuits[name], self.settings, ok=up[name], now=self.ctx.clock.now_us(),
+                error=error,
+            )  # fmt: skip
             await self._set(name, circuit, error or "answered")
         for answer in answers.values():
             self.answers[(answer.provider, answer.answered.value)] += 1
@@ -208,7 +208,10 @@ class QuoteDesk:
         request: QuoteRequest,
         answers: dict[str, ProviderAnswer],
         priced: dict[str, Quote],
+        up: dict[str, bool],
     ) -> None:
+        """Ask one provider within the deadline: its answer, its priced quote if it quoted,
+        and whether it answered at all (errors and silence count against its breaker)."""
         provider = self.providers[name]
         started = self.ctx.clock.now_us()
 
@@ -227,10 +230,12 @@ class QuoteDesk:
                 )
         except TimeoutError:
             answers[name] = answer(Answered.TIMED_OUT, "no answer before the deadline")
+            up[name] = False
             return
         except RailError as e:
-            kind = "unavailable" if e.transient else REFUSED
+            kind = "unavailable" if e.transient else "refused"
             answers[name] = answer(Answered.FAILED, f"{kind}: {e.result.code}: {e.message}")
+            up[name] = not e.transient
             return
         quote = quotes.priced_quote(
             quote_id="",
@@ -248,10 +253,12 @@ class QuoteDesk:
             why = quote.code if isinstance(quote, Result) else "a bad ttl or provider name"
             failed = answer(Answered.FAILED, f"unpriceable: {why}")
             answers[name] = msgspec.structs.replace(failed, rate=got.rate, raw=got.raw)
+            up[name] = False
             return
         priced[name] = msgspec.structs.replace(
             quote, provider_quote_id=got.provider_quote_id, raw=got.raw
         )
+        up[name] = True
         answers[name] = msgspec.structs.replace(
             answer(Answered.QUOTED),
             target_amount=quote.target_amount,

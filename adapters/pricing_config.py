@@ -78,6 +78,17 @@ def _whole(where: str, value: object, least: int, most: int) -> int:
     return value
 
 
+def _amount(where: str, table: dict[str, Any], key: str, asset: money.Asset) -> int | None:
+    """`table[key]`, an amount of `asset` written as a decimal string (absent: None)."""
+    text = table.get(key)
+    if text is None:
+        return None
+    parsed = money.parse_amount(text, asset) if isinstance(text, str) else None
+    if parsed is None or isinstance(parsed, Result):
+        raise PricingError(f'{where} {key} is an amount in {asset.code}, like "100.00"')
+    return parsed
+
+
 def _number(where: str, value: object, least: float, most: float) -> float:
     if not isinstance(value, int | float) or isinstance(value, bool) or not least <= value <= most:
         raise PricingError(f"{where} is a number from {least} to {most}")
@@ -155,17 +166,7 @@ def _threshold(where: str, value: object) -> Threshold:
     asset = money.asset(str(table.get("currency", "")))
     if asset is None or asset.kind is money.AssetKind.FIAT:
         raise PricingError(f"{where} currency is a stablecoin the ledger knows (USDC, EURC)")
-
-    def amount(key: str) -> int | None:
-        text = table.get(key)
-        if text is None:
-            return None
-        parsed = money.parse_amount(text, asset) if isinstance(text, str) else None
-        if parsed is None or isinstance(parsed, Result):
-            raise PricingError(f'{where} {key} is an amount in {asset.code}, like "1000.00"')
-        return parsed
-
-    least, most = amount("min"), amount("max")
+    least, most = _amount(where, table, "min", asset), _amount(where, table, "max", asset)
     if least is None and most is None:
         raise PricingError(f"{where}: min, max or both")
     if least is not None and most is not None and most < least:
@@ -212,17 +213,8 @@ def _corridor(where: str, corridor: str, value: object) -> CorridorTerms:
     _unknown(where, table, ("min_amount", "max_amount"))
     source = money.asset(corridor.partition("-")[0])
     assert source is not None  # a corridor's source currency is a known one
-
-    def amount(key: str) -> int | None:
-        text = table.get(key)
-        if text is None:
-            return None
-        parsed = money.parse_amount(text, source) if isinstance(text, str) else None
-        if parsed is None or isinstance(parsed, Result):
-            raise PricingError(f'{where} {key} is an amount in {source.code}, like "100.00"')
-        return parsed
-
-    least, most = amount("min_amount") or 0, amount("max_amount")
+    least = _amount(where, table, "min_amount", source) or 0
+    most = _amount(where, table, "max_amount", source)
     if most is not None and most < least:
         raise PricingError(f"{where}: max_amount is below min_amount")
     return CorridorTerms(min_amount=least, max_amount=most)

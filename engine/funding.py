@@ -49,6 +49,20 @@ def decide_deposit(cmd: CreditDeposit, now: int) -> Result | DepositCredited:
     )
 
 
+def _capital(funding_id: str, currency: str, amount: int, reference: str) -> money.Asset | Result:
+    """The stablecoin of a funding from capital, or why the funding is refused."""
+    if not is_id(funding_id, "tf"):
+        return Result.command_malformed
+    asset = money.asset(currency)
+    if asset is None or asset.kind is money.AssetKind.FIAT:
+        return Result.currency_unknown
+    if not 0 < amount <= money.units_max_minor(asset):
+        return Result.amount_must_be_positive
+    if not 0 < len(reference) <= bank_reference_length_max:
+        return Result.command_malformed
+    return asset
+
+
 def decide_treasury_funding(
     *,
     funding_id: str,
@@ -61,17 +75,11 @@ def decide_treasury_funding(
 ) -> Result | TreasuryFunded:
     """Record stablecoin inventory arriving in a treasury wallet (bought with the operator's
     capital), so the ledger's treasury balance equals what the chain holds."""
-    if not is_id(funding_id, "tf"):
-        return Result.command_malformed
     if chain not in CHAINS or not is_address(address):
         return Result.destination_invalid
-    asset = money.asset(currency)
-    if asset is None or asset.kind is money.AssetKind.FIAT:
-        return Result.currency_unknown
-    if not 0 < amount <= money.units_max_minor(asset):
-        return Result.amount_must_be_positive
-    if not 0 < len(reference) <= bank_reference_length_max:
-        return Result.command_malformed
+    asset = _capital(funding_id, currency, amount, reference)
+    if isinstance(asset, Result):
+        return asset
     account = ledger.treasury(chain, normalize_address(address))
     return TreasuryFunded(
         at=now,
@@ -90,17 +98,11 @@ def decide_provider_funding(
 ) -> Result | ProviderFunded:
     """Record stablecoin the operator placed with an off-ramp provider (its prefunding), so the
     ledger's provider account equals what the provider holds for us."""
-    if not is_id(funding_id, "tf"):
-        return Result.command_malformed
     if not ledger.is_name(provider):
         return Result.command_malformed
-    asset = money.asset(currency)
-    if asset is None or asset.kind is money.AssetKind.FIAT:
-        return Result.currency_unknown
-    if not 0 < amount <= money.units_max_minor(asset):
-        return Result.amount_must_be_positive
-    if not 0 < len(reference) <= bank_reference_length_max:
-        return Result.command_malformed
+    asset = _capital(funding_id, currency, amount, reference)
+    if isinstance(asset, Result):
+        return asset
     return ProviderFunded(
         at=now,
         funding_id=funding_id,

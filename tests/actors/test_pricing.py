@@ -5,7 +5,8 @@ store:
   included;
 - a provider past the deadline is TIMED_OUT and does not hold the quote up;
 - failures in a row open a provider's breaker (journaled), an open provider is not asked, and
-  after its wait one probe goes through and successes close it again (journaled too);
+  after its wait one probe goes through and successes close it again (journaled too); a provider
+  that refuses has answered: its breaker stays closed;
 - an open breaker is still open after a restart (folded from the journal);
 - no price at all is a transient refusal naming what became of each provider; a request no
   provider's terms take is a refusal that retrying cannot change (no_eligible_provider).
@@ -44,7 +45,8 @@ REQUEST = QuoteRequest(
 
 class Scripted:
     """A provider that answers `rate` and `fee` after `latency_s`, or fails as `mode` says
-    ("ok", "error": a transient error, "hang": never answers in time)."""
+    ("ok", "error": a transient error, "refuse": a refusal for good, "hang": never answers in
+    time)."""
 
     def __init__(self, name: str, rate: str, fee: int, latency_s: float = 0.5) -> None:
         self._name, self.rate, self.fee, self.latency_s = name, rate, fee, latency_s
@@ -65,6 +67,8 @@ class Scripted:
         await asyncio.sleep(self.latency_s)
         if self.mode == "error":
             raise RailError(Result.provider_unavailable, f"{self.name} is down", transient=True)
+        if self.mode == "refuse":
+            raise RailError(Result.currency_pair_unsupported, "not today", transient=False)
         body = {"quote": f"{self.name}-1", "rate": self.rate, "fee": self.fee}
         return ProviderQuote(
             provider=self.name, rate=self.rate, fee=self.fee, ttl_us=30_000_000,
@@ -238,3 +242,21 @@ def test_no_price_names_each_provider_and_terms_nobody_meets_are_final(tmp_path:
         assert desk.corridors() == frozenset(), "policy refuses the corridor at creation"
 
     in_desk(tmp_path, (bitso, conduit, rampa), Tuning(provider_terms=terms), body)
+
+
+def test_a_provider_that_refuses_is_up_its_breaker_stays_closed(tmp_path: Path) -> None:
+    bitso, conduit, rampa = providers()
+    rampa.mode = "refuse"
+    settings = BreakerSettings(failures_to_open=1)
+
+    async def body(ctx: Context, store: Store, clock: VirtualClock) -> None:
+        desk = QuoteDesk(ctx)
+        for _ in range(3):
+            quote = await desk.quote(REQUEST)
+            answers = {a.provider: a for a in quote.alternatives}
+            assert answers["rampa-sim"].answered is Answered.FAILED
+            assert answers["rampa-sim"].detail.startswith("refused: currency_pair_unsupported")
+        assert rampa.calls == 3, "a refusal is not retried"
+        assert desk.circuits["rampa-sim"].state is CircuitState.CLOSED
+
+    in_desk(tmp_path, (bitso, conduit, rampa), Tuning(breaker=settings), body)
