@@ -250,7 +250,8 @@ async def _offramp(
     """Ask the provider to pay out. One that refuses for good before accepting (a non-transient
     refusal: it holds no payout for the transfer, so none can be paid twice) is replaced by the
     next eligible provider that holds enough of our stablecoin (actors.pricing.failover); with
-    none, the transfer waits in CONFIRMED and its stuck timer alerts an operator."""
+    none, the transfer waits in CONFIRMED: its payout timer asks again every minute, its stuck
+    timer alerts an operator."""
     assert state.quote is not None and state.mined is not None
     request = PayoutRequest(
         transfer_id=state.transfer_id,

@@ -235,7 +235,14 @@ class ChainIndexer(Protocol):
 
 
 class OffRamp(Protocol):
-    def start_payout(self, request: PayoutRequest) -> Awaitable[str]: ...
+    def start_payout(self, request: PayoutRequest) -> Awaitable[str]:
+        """The provider's trade id for the payout (the same one for the same transfer id).
+
+        A non-transient RailError is a promise: the provider refused and holds no payout for
+        the transfer, so the engine may route the payout to another provider (failover). An
+        adapter that cannot be sure (a timeout, an answer it does not understand, "already
+        exists with other terms") raises a transient one instead."""
+        ...
 
     def payout_status(self, provider: str, provider_trade_id: str) -> Awaitable[PayoutStatus]: ...
 
