@@ -255,9 +255,7 @@ class QuoteDesk:
             answers[name] = msgspec.structs.replace(failed, rate=got.rate, raw=got.raw)
             up[name] = False
             return
-        priced[name] = msgspec.structs.replace(
-            quote, provider_quote_id=got.provider_quote_id, raw=got.raw
-        )
+        priced[name] = msgspec.structs.replace(quote, provider_quote_id=got.provider_quote_id)
         up[name] = True
         answers[name] = msgspec.structs.replace(
             answer(Answered.QUOTED),

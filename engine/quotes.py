@@ -68,11 +68,10 @@ class Quote(msgspec.Struct, frozen=True, kw_only=True):
     payout_address: str | None = None
     issued_at: int
     expires_at: int
-    # The winning provider's own id for this price, and its response as it came.
+    # The winning provider's own id for this price.
     provider_quote_id: str | None = None
-    raw: str = ""
-    # Every provider's answer to the same request, the winner's included (empty for quotes
-    # made before the desk asked several providers).
+    # Every provider's answer to the same request, each with its response as it came, the
+    # winner's included (empty for quotes made before the desk asked several providers).
     alternatives: tuple[ProviderAnswer, ...] = ()
 
 

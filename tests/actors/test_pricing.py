@@ -127,7 +127,9 @@ def test_every_provider_is_asked_at_once_and_the_best_price_after_fees_wins(
         # rampa 996.50 x 17.21 = 17149.765
         assert (quote.provider, quote.target_amount) == ("rampa-sim", 17_149_76)
         assert quote.fee == 350 and quote.rate == "17.21000000"
-        assert quote.provider_quote_id == "rampa-sim-1" and '"rate":"17.21000000"' in quote.raw
+        chosen = next(a for a in quote.alternatives if a.provider == quote.provider)
+        assert quote.provider_quote_id == "rampa-sim-1" == chosen.provider_quote_id
+        assert '"rate":"17.21000000"' in chosen.raw
         assert quote.quote_id.startswith("qt_")
         assert [(a.provider, a.answered, a.target_amount) for a in quote.alternatives] == [
             ("bitso-sim", Answered.QUOTED, 17_114_00),
