@@ -207,20 +207,24 @@ class System:
         """A create commits its transfer and claims its key in one commit; the key's answer is
         recorded just after. A crash in between leaves the key IN_PROGRESS with its transfer
         durable, and every retry of the request would hear "in progress" for ever. At start,
-        before serving, each such key gets the answer its request earned. Returns how many."""
+        before serving, each such key whose transfer is decided gets the answer its request
+        earned, so a client retrying right after the restart hears it, not "in progress".
+        Returns how many keys are answered or will be."""
         answered = 0
         after = ("", "")
         while True:
             page = await self.ctx.journal.unanswered_keys(after, limits.recovery_page_max)
             for record in page:
                 tid = record.transaction_id
-                if tid is None or await self.ctx.journal.transfer(tid) is None:
+                state = None if tid is None else await self.ctx.journal.transfer(tid)
+                if tid is None or state is None:
                     continue
-                if self.answer is None:
+                if self.answer is None or decided(state):
                     await self._answer(record.client_id, record.key, tid)
                 else:
-                    # Its steps may still be running (recovery re-drove them): answer when
-                    # they are decided, without holding up the start.
+                    # Its steps are still running (recovery re-drove them): its request is in
+                    # flight until they are decided, and answered then, without holding up the
+                    # start.
                     assert self._tasks is not None
                     self._tasks.start_soon(self._answer, record.client_id, record.key, tid)
                 answered += 1

@@ -7,6 +7,9 @@
   dropped);
 - a runtime stopped mid-flight and started again over the same store and world recovers every
   transfer and finishes it, with at most one payment per transfer on the chain;
+- a create whose transfer was decided but whose answer a crash kept from its key has that answer
+  stored before the restarted runtime serves: a retry right after the restart hears it, not
+  "in progress";
 - a transfer stopped while CONFIRMED, whose payment a reorg took away (and the mempool dropped)
   while the process was down, is sent back on chain after the restart and paid exactly once.
 """
@@ -30,8 +33,10 @@ from engine.events import AlertRaised, ChainReorged, decode
 from engine.hashing import request_hash
 from engine.nonces import NonceBook
 from engine.rails import ProviderQuote, QuoteProvider, QuoteRequest, SignRequest
+from engine.records import IdempotencyStatus
 from engine.results import Result
 from engine.states import Status
+from engine.transfer import TransferState
 from sim.clock import SeededIds, VirtualClock, run_virtual
 from sim.faults import FaultLog, FaultPlan
 from sim.world import SimRails, deposit_command
@@ -228,6 +233,41 @@ def test_a_restarted_runtime_recovers_and_finishes_every_transfer(tmp_path: Path
             t for t in world.rails.chain.mined_transfers() if t.sender == world.rails.treasury
         ]
         assert len(payments) == 6
+
+    in_world(tmp_path, body)
+
+
+def test_a_decided_create_whose_answer_was_lost_is_answered_before_serving(
+    tmp_path: Path,
+) -> None:
+    async def lost(client_id: str, key: str, transfer_id: str) -> None:
+        return None  # the process dies between the create's commit and its answer
+
+    def answer(state: TransferState) -> tuple[int, bytes]:
+        return 201, f'{{"id": "{state.transfer_id}", "status": "{state.status}"}}'.encode()
+
+    async def body(world: World) -> None:
+        first = System(world.context(), answer=answer)
+        first._answer = lost  # type: ignore[method-assign]
+        async with anyio.create_task_group() as tasks:
+            await tasks.start(first.run)
+            await fund(first, world)
+            create = world.create()
+            assert (await first.create_transfer(create))[0] is Result.ok
+            await anyio.sleep(1)
+            tasks.cancel_scope.cancel()
+        record = await world.store.idempotency_record(CLIENT, create.idempotency_key)
+        assert record is not None and record.status is IdempotencyStatus.IN_PROGRESS
+
+        second = System(world.context(), answer=answer)
+        async with anyio.create_task_group() as tasks:
+            await tasks.start(second.run)
+            # Nothing else has run since the start: the answer was stored before it.
+            record = await world.store.idempotency_record(CLIENT, create.idempotency_key)
+            assert record is not None and record.status is IdempotencyStatus.COMPLETED
+            assert record.response_status == 201
+            assert f'"id": "{create.transfer_id}"' in (record.response_body or b"").decode()
+            tasks.cancel_scope.cancel()
 
     in_world(tmp_path, body)
 
