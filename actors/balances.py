@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import msgspec
 
 from actors.evidence import record_evidence
 from engine import discrepancies as dc
-from engine import limits, matching
+from engine import limits, matching, rebalance
 from engine.balances import BALANCE_READING, Reading, drift_finding, in_flight, source_of
 from engine.rails import RailError
+from engine.rebalance import Rebalance
 from engine.reconciliation import Kind, Source
 
 if TYPE_CHECKING:
@@ -48,6 +50,8 @@ class BalanceChecks:
         self.episodes: dict[tuple[str, str], _Episode] = {}
         self.next_us = 0
         self.checks = 0
+        # The rebalancing moves paid and not yet booked (actors.rebalancer).
+        self.moves: Callable[[], list[Rebalance]] = list
 
     async def maybe_check(self, now: int) -> None:
         """The first check one interval after start (the process has just caught up), then one
@@ -76,6 +80,8 @@ class BalanceChecks:
             except (RailError, TimeoutError):
                 continue  # Asked again at the next check.
             low, high = in_flight(account, currency, states)
+            moved_low, moved_high = rebalance.in_flight(account, currency, self.moves())
+            low, high = low + moved_low, high + moved_high
             reading = Reading(
                 source=source, holder=holder, account=account, currency=currency,
                 ledger=ledger, external=external, low=low, high=high, at=now,

@@ -13,19 +13,23 @@ transfers at a time (actors.fanout):
   transaction the base fee rose above): the actor replaces it, same nonce, higher fees.
 A confirmed transaction stays watched until its block is final (ChainView.final: the node's
 `finalized` block, or a configured depth under the head).
+
+What it finds goes to the owner of the payment by the id's prefix: a transfer's actor (through the
+registry), or another owner of payments registered in `owners` (the rebalancer's moves).
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import msgspec
 
 from actors.evidence import record_evidence
 from actors.fanout import for_each
-from actors.messages import BumpFee, Envelope, Rebroadcast
+from actors.messages import BumpFee, Envelope, Message, Rebroadcast
 from engine import commands as c
 from engine import limits, matching
 from engine.chain import Mined
@@ -48,6 +52,8 @@ class _Watch:
     # transaction is looked at once per block, a mined one when it should have its
     # confirmations, a confirmed one once per block until final.
     next_head: int = 0
+    # Whether the confirmation is kept as evidence naming the transfer (a transfer's payment).
+    evidence: bool = True
 
 
 class ConfirmationWatcher:
@@ -58,6 +64,12 @@ class ConfirmationWatcher:
         # Transfers whose journaled confirmation (after a restart) the node has not been asked
         # about yet: the reconciler waits for them, a reorg may have happened while down.
         self.unverified: set[str] = set()
+        # Id prefix -> how to tell the owner of a payment that is not a transfer's.
+        self.owners: dict[str, Callable[[str, Message], bool]] = {}
+
+    def tell(self, owner_id: str, message: Message) -> bool:
+        tell = self.owners.get(owner_id.partition("_")[0], self.registry.tell)
+        return tell(owner_id, message)
 
     def watch(
         self,
@@ -65,10 +77,14 @@ class ConfirmationWatcher:
         chain: str,
         hashes: tuple[str, ...],
         confirmed: Mined | None = None,
+        *,
+        evidence: bool = True,
     ) -> None:
         found = self.watches.get(transfer_id)
         if found is None:
-            self.watches[transfer_id] = _Watch(transfer_id, chain, hashes, confirmed=confirmed)
+            self.watches[transfer_id] = _Watch(
+                transfer_id, chain, hashes, confirmed=confirmed, evidence=evidence
+            )
             if confirmed is not None:
                 self.unverified.add(transfer_id)
         elif found.hashes != hashes:
@@ -122,7 +138,7 @@ class ConfirmationWatcher:
             gone = None
         if gone is not None and (mined is None or mined.block_hash != gone.block_hash):
             reorg = c.ObserveReorg(tx_hash=gone.tx_hash, block_hash=gone.block_hash)
-            if self.registry.tell(tid, Envelope(reorg)):
+            if self.tell(tid, Envelope(reorg)):
                 watch.confirmed = None
                 self.unverified.discard(tid)
             return
@@ -134,12 +150,11 @@ class ConfirmationWatcher:
         latest = watch.hashes[-1]
         presence = await chain.presence(watch.chain, latest)
         if presence is TxPresence.UNKNOWN:
-            self.registry.tell(tid, Rebroadcast())
+            self.tell(tid, Rebroadcast())
         # Not mined for `tx_stuck_blocks`, pending or gone: a node evicts a transaction the base
         # fee rose above and refuses it again, so only a higher fee can get the nonce mined.
         if watch.pending_since is None or (
-            view.head - watch.pending_since >= limits.tx_stuck_blocks
-            and self.registry.tell(tid, BumpFee())
+            view.head - watch.pending_since >= limits.tx_stuck_blocks and self.tell(tid, BumpFee())
         ):
             watch.pending_since = view.head
 
@@ -147,7 +162,7 @@ class ConfirmationWatcher:
         tid = watch.transfer_id
         if not mined.succeeded:
             revert = c.ObserveRevert(tx_hash=mined.tx_hash, block_number=mined.block_number)
-            if self.registry.tell(tid, Envelope(revert)):
+            if self.tell(tid, Envelope(revert)):
                 self.forget(tid)
             return
         if watch.confirmed is not None:
@@ -161,14 +176,15 @@ class ConfirmationWatcher:
             # A reorg meanwhile is seen then: the receipt is asked for again.
             watch.next_head = mined.block_number + required - 1
             return
-        await self.record(watch, mined)
+        if watch.evidence:
+            await self.record(watch, mined)
         confirm = c.ObserveConfirmation(
             tx_hash=mined.tx_hash,
             block_number=mined.block_number,
             block_hash=mined.block_hash,
             confirmations=mined.confirmations,
         )
-        if self.registry.tell(tid, Envelope(confirm)):
+        if self.tell(tid, Envelope(confirm)):
             watch.confirmed = Mined(
                 tx_hash=mined.tx_hash, block_number=mined.block_number, block_hash=mined.block_hash
             )

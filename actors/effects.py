@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from actors.alerts import raise_alert
 from actors.retry import call_rail
+from actors.signing import sign_payment, wallet_of
 from engine import commands as c
 from engine import controls, limits, sanctions
 from engine import effects as fx
@@ -40,13 +41,6 @@ def replacement(state: TransferState) -> fx.SignTransaction:
         min_max_fee_per_gas=latest.max_fee_per_gas,
         min_priority_fee_per_gas=latest.max_priority_fee_per_gas,
     )
-
-
-def bumped_fee(previous: int, suggested: int) -> int:
-    """At least 12.5% above `previous` (nodes refuse a bump under 10% on either fee field) and
-    at least the market."""
-    floor = previous * limits.fee_bump_numerator // limits.fee_bump_denominator + 1
-    return max(floor, suggested)
 
 
 def _gate(
@@ -208,37 +202,17 @@ async def _sign(
     effect: fx.SignTransaction,
     screening: sanctions.Screening | None,
 ) -> c.TransferCommand | None:
-    ctx = actor.ctx
-    chain = effect.chain
-    view = await call_rail(
-        lambda: ctx.rails.chain.view(chain),
-        key=f"{state.transfer_id}:view",
-        unavailable=Result.chain_unavailable,
-    )
-    wallet = (chain, ctx.rails.custody.address(chain).lower())
-    tip = view.suggested_priority_fee_per_gas
-    if effect.nonce is None:
-        nonce = ctx.nonces.reserve(wallet, state.transfer_id)
-        fee = view.suggested_max_fee_per_gas
-    else:
-        nonce = effect.nonce
-        assert effect.min_max_fee_per_gas is not None
-        fee = bumped_fee(effect.min_max_fee_per_gas, view.suggested_max_fee_per_gas)
-        if effect.min_priority_fee_per_gas:
-            tip = bumped_fee(effect.min_priority_fee_per_gas, tip)
-    request = SignRequest(
-        chain=chain,
+    tx = await sign_payment(
+        actor.ctx,
+        state.transfer_id,
+        chain=effect.chain,
         to_address=effect.to_address,
         currency=effect.currency,
         amount=effect.amount,
-        nonce=nonce,
-        max_fee_per_gas=fee,
-        max_priority_fee_per_gas=min(tip, fee),
+        nonce=effect.nonce,
+        min_max_fee_per_gas=effect.min_max_fee_per_gas,
+        min_priority_fee_per_gas=effect.min_priority_fee_per_gas,
     )
-    tx = await call_rail(
-        lambda: ctx.rails.custody.sign(request), key=f"{state.transfer_id}:sign:{nonce}:{fee}"
-    )
-    ctx.drills.failpoint("chain.after_sign")
     if effect.nonce is None:
         return c.SubmitOnChain(tx=tx, screening=screening)
     return c.ReplaceDroppedTx(tx=tx)
@@ -294,7 +268,7 @@ async def _canary_rebroadcast(actor: TransferActor, state: TransferState, raw: s
         return
     except RailError:
         pass
-    wallet = (latest.chain, ctx.rails.custody.address(latest.chain).lower())
+    wallet = wallet_of(ctx, latest.chain)
     again = SignRequest(
         chain=latest.chain,
         to_address=latest.to_address,

@@ -23,11 +23,13 @@ from actors.controls import ControlBook
 from actors.evidence import record_provider_report, record_statement
 from actors.indexer import ChainIndexFeed
 from actors.pricing import QuoteDesk
+from actors.rebalancer import Rebalancer
 from actors.reconciler import Reconciler
 from actors.registry import Registry
 from actors.retry import call_rail
 from actors.rules import RuleBook
 from actors.settlements import SettlementTracker
+from actors.signing import wallet_of
 from actors.timers import TimerSupervisor
 from actors.watch import StateWatch
 from engine import (
@@ -74,6 +76,8 @@ class Supervisors:
         self.indexer = ChainIndexFeed(ctx, self.reconciler)
         self.timers = TimerSupervisor(ctx, registry)
         self.pricing = QuoteDesk(ctx)
+        self.rebalancer = Rebalancer(ctx, self.confirmations)
+        self.reconciler.balances.moves = self.rebalancer.in_flight
         self.watch = StateWatch()
         # Called after every commit (the webhook dispatcher's nudge, metrics).
         self.listeners: list[Callable[[TransferState | None, TransferState], None]] = []
@@ -83,7 +87,7 @@ class Supervisors:
         signing_over = after.status is not Status.FUNDS_LOCKED
         if before is not None and before.status is Status.FUNDS_LOCKED and signing_over:
             chain = payout_chain(after)
-            wallet = (chain, self.ctx.rails.custody.address(chain).lower())
+            wallet = wallet_of(self.ctx, chain)
             self.ctx.nonces.settle(wallet, after.transfer_id, after.txs[0] if after.txs else None)
         self.watch.changed(after)
         for listener in self.listeners:
@@ -124,10 +128,13 @@ class System:
         await self.controls.open()
         await self.supervisors.pricing.open()
         await self.supervisors.reconciler.liquidity.open()
+        await self.supervisors.rebalancer.open()
         await self.open_wallets()
         async with anyio.create_task_group() as tasks:
             self.registry.bind(tasks, self.supervisors)
             s = self.supervisors
+            s.rebalancer.bind(tasks)
+            tasks.start_soon(s.rebalancer.run, name="rebalancer")
             tasks.start_soon(s.confirmations.run, name="confirmation watcher")
             tasks.start_soon(s.settlements.run, name="settlement tracker")
             tasks.start_soon(s.reconciler.run, name="reconciler")
@@ -135,6 +142,7 @@ class System:
             tasks.start_soon(s.timers.run, name="timers")
             self._tasks = tasks
             self.recovered = await self.registry.recover()
+            s.rebalancer.recover()
             await self.answer_keys()
             self.ready = True
             task_status.started(self)

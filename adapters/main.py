@@ -77,10 +77,11 @@ from engine.funding import decide_deposit, deposit_id_for
 from engine.nonces import NonceBook
 from engine.policy import Explained, RuleSet
 from engine.ports import Clock, Ids
-from engine.pricing import Desk
+from engine.pricing import OPEN_TERMS, Desk
 from engine.provider_reports import ReportLine
 from engine.quotes import Quote
 from engine.rails import RailError
+from engine.rebalance import Rebalance
 from engine.records import Committed, IdempotencyRecord, IdempotencyStatus, Recorded
 from engine.results import Result
 from engine.sanctions import ListInForce, Rescreened
@@ -98,7 +99,7 @@ from engine.service import (
 )
 from engine.statements import Statement, StatementLine
 from engine.timefmt import parse_rfc3339
-from engine.transfer import TransferState
+from engine.transfer import RAIL_CHAIN, TransferState
 from engine.webhooks import Attempt, Delivery, Endpoint, EndpointStatus
 from sim.durable import SavedWorld, WorldFile
 from sim.faults import FaultLog, FaultPlan
@@ -347,6 +348,26 @@ class Node:
     async def override(self, override_id: str) -> overrides.Override | None:
         return await self.system.override(override_id)
 
+    async def propose_rebalance(
+        self, *, from_account: str, to_account: str, currency: str, amount: int, reason: str,
+        by: str,
+    ) -> Rebalance | Result:  # fmt: skip
+        return await self.system.supervisors.rebalancer.propose(
+            from_account=from_account, to_account=to_account, currency=currency, amount=amount,
+            reason=reason, by=by,
+        )  # fmt: skip
+
+    async def decide_rebalance(
+        self, rebalance_id: str, by: str, approved: bool, reason: str
+    ) -> Rebalance | Result:
+        return await self.system.supervisors.rebalancer.decide(rebalance_id, by, approved, reason)
+
+    async def rebalance(self, rebalance_id: str) -> Rebalance | None:
+        return await self.system.supervisors.rebalancer.load(rebalance_id)
+
+    async def rebalances(self) -> list[Rebalance]:
+        return await self.system.supervisors.rebalancer.listed()
+
     # --- reconciliation ---------------------------------------------------------------------------
     async def discrepancies(self, query: CaseQuery) -> list[Discrepancy]:
         return await tables.discrepancy_page(self.store.reader, query)
@@ -591,6 +612,7 @@ async def running(config: ServeConfig) -> AsyncIterator[tuple[Node, web.Applicat
             nonces=NonceBook(),
             tuning=_tuning(config, chain_poll_s),
         )
+        _address_book(ctx.tuning, rails.offramp.addresses)
         _arm_drill(ctx, os.environ.get(DRILL_ENV))
         system = System(ctx, answer=create_answer)
         await _sanctions_at_start(ctx, system, config)
@@ -662,6 +684,16 @@ def _tuning(config: ServeConfig, chain_poll_s: float) -> Tuning:
     if config.evm is not None and config.rails == "evm":
         tuning.confirmations_required = config.evm.confirmations
     return tuning
+
+
+def _address_book(tuning: Tuning, addresses: dict[str, str]) -> None:
+    """The simulated off-ramps' deposit addresses in the address book, for each provider whose
+    `[providers.NAME]` section names none (a rebalancing move pays only a listed address)."""
+    for name, address in sorted(addresses.items()):
+        terms = tuning.provider_terms.get(name, OPEN_TERMS)
+        if not terms.deposit_addresses:
+            book = {RAIL_CHAIN: address}
+            tuning.provider_terms[name] = msgspec.structs.replace(terms, deposit_addresses=book)
 
 
 DRILL_ENV = "STABLERAIL_DRILL_FAILPOINT"

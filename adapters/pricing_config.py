@@ -19,6 +19,8 @@
     [providers.rampa-sim.corridors.USD-MXN]   # listing corridors limits it to those
     min_amount = "100.00"        # in the corridor's source currency
     max_amount = "50000.00"
+    [providers.rampa-sim.deposit_addresses]   # the address book: where a rebalancing move
+    ethereum = "0x…"             # pays this provider's prefunding (engine.rebalance)
 
     [[liquidity]]                # a held balance's floor and ceiling (engine.liquidity)
     account = "provider:bitso-sim"   # or "treasury" (every treasury wallet), or an account
@@ -37,6 +39,7 @@ from typing import Any
 
 from engine import ledger, liquidity, money, policy
 from engine.breaker import BreakerSettings
+from engine.destinations import CHAINS, is_address
 from engine.ledger import AccountKind
 from engine.liquidity import Threshold
 from engine.pricing import Compliance, CorridorTerms, ProviderTerms, Requote, RequotePolicy
@@ -188,7 +191,7 @@ def _requote(where: str, value: object) -> RequotePolicy:
 
 def _terms(where: str, value: object) -> ProviderTerms:
     table = _table(where, value)
-    _unknown(where, table, ("enabled", "compliance", "corridors"))
+    _unknown(where, table, ("enabled", "compliance", "corridors", "deposit_addresses"))
     enabled = table.get("enabled", True)
     if not isinstance(enabled, bool):
         raise PricingError(f"{where} enabled is true or false")
@@ -196,6 +199,12 @@ def _terms(where: str, value: object) -> ProviderTerms:
     if compliance not in Compliance.__members__.values():
         raise PricingError(f"{where} compliance is one of {', '.join(Compliance)}")
     corridors = _table(f"{where} corridors", table.get("corridors", {}))
+    book = _table(f"{where} deposit_addresses", table.get("deposit_addresses", {}))
+    for chain, address in book.items():
+        if chain not in CHAINS:
+            raise PricingError(f"{where} deposit_addresses: {chain} is not one of {sorted(CHAINS)}")
+        if not isinstance(address, str) or not is_address(address):
+            raise PricingError(f"{where} deposit_addresses.{chain} is a 0x address")
     return ProviderTerms(
         enabled=enabled,
         compliance=Compliance(compliance),
@@ -203,6 +212,7 @@ def _terms(where: str, value: object) -> ProviderTerms:
             corridor: _corridor(f"{where} corridors.{corridor}", corridor, limits)
             for corridor, limits in sorted(corridors.items())
         },
+        deposit_addresses={chain: address.lower() for chain, address in sorted(book.items())},
     )
 
 

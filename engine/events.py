@@ -353,6 +353,87 @@ class OverrideExecuted(_Event, tag="OverrideExecuted", frozen=True, kw_only=True
     outcome: str
 
 
+# --- Rebalance streams (rb_...): a move between held balances, proposed, decided by a second
+# operator, then paid on chain from a treasury wallet like a transfer's payment (engine.rebalance)
+
+
+class RebalanceProposed(_Event, tag="RebalanceProposed", frozen=True, kw_only=True):
+    """An operator proposes moving `amount` of `currency` from a treasury wallet to a provider's
+    prefunding: `to_address` is the provider's deposit address on `chain` from the operator's
+    address book, fixed when proposed (what the approver sees is what is paid)."""
+
+    rebalance_id: str
+    from_account: str
+    to_account: str
+    currency: str
+    amount: int
+    chain: str
+    to_address: str
+    reason: str
+    by: str
+
+
+class RebalanceDecided(_Event, tag="RebalanceDecided", frozen=True, kw_only=True):
+    rebalance_id: str
+    by: str
+    approved: bool
+    reason: str = ""
+
+
+class RebalanceSubmitted(_Event, tag="RebalanceSubmitted", frozen=True, kw_only=True):
+    """The signed payment, journaled before it is broadcast (its nonce is used from here)."""
+
+    rebalance_id: str
+    tx: SignedTx
+
+
+class RebalanceReplaced(_Event, tag="RebalanceReplaced", frozen=True, kw_only=True):
+    """A replacement of a payment that sat unmined: same nonce and payment, higher fees."""
+
+    rebalance_id: str
+    tx: SignedTx
+    replaces: str
+
+
+class RebalanceConfirmed(_Event, tag="RebalanceConfirmed", frozen=True, kw_only=True):
+    """The payment has its confirmations: booked, Dr provider / Cr treasury wallet."""
+
+    rebalance_id: str
+    tx_hash: str
+    block_number: int
+    block_hash: str
+    entries: Entries
+
+
+class RebalanceReorged(_Event, tag="RebalanceReorged", frozen=True, kw_only=True):
+    """A reorg took the confirmed payment away: its booking is reversed, the same bytes go
+    again."""
+
+    rebalance_id: str
+    tx_hash: str
+    block_hash: str
+    entries: Entries
+
+
+class RebalanceFailed(_Event, tag="RebalanceFailed", frozen=True, kw_only=True):
+    """Nothing moved: the payment reverted, or custody refused to sign it for good."""
+
+    rebalance_id: str
+    reason: str
+    tx_hash: str | None = None
+
+
+RebalanceEvent = (
+    RebalanceProposed
+    | RebalanceDecided
+    | RebalanceSubmitted
+    | RebalanceReplaced
+    | RebalanceConfirmed
+    | RebalanceReorged
+    | RebalanceFailed
+)
+
+
 # --- Discrepancy streams (dc_...): a reconciliation case, opened, worked and closed (Series 5) --
 
 
@@ -451,6 +532,7 @@ Event = (
     | OverrideRequested
     | OverrideDecided
     | OverrideExecuted
+    | RebalanceEvent
     | DiscrepancyOpened
     | DiscrepancyAssigned
     | DiscrepancyNoted

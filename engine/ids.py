@@ -18,7 +18,9 @@ _BODY_LENGTH = 26
 _ID = re.compile(r"([a-z]{2,4})_([0-9A-HJKMNP-TV-Z]{26})")
 
 # Every prefix the product issues (API.md lists the public ones).
-PREFIXES = frozenset({"tr", "qt", "we", "ev", "dc", "ak", "cl", "dp", "ex", "rq", "tf", "al", "ov"})
+PREFIXES = frozenset(
+    {"tr", "qt", "we", "ev", "dc", "ak", "cl", "dp", "ex", "rq", "tf", "al", "ov", "rb"}
+)
 
 
 def format_id(prefix: str, millis: int, entropy: bytes) -> str:

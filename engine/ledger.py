@@ -36,6 +36,8 @@ Posting by transition (A = amount, F = fee, R = rail amount in the stablecoin ca
                                                             or the one the payout moved to)
   FundsReturned     the reversal of OnChainConfirmed's entries against the provider that had
                     the payout, then the release
+  RebalanceConfirmed  Dr provider A / Cr treasury A  (stablecoin moved to a provider's prefunding)
+  RebalanceReorged    its reversal
 The target currency of an off-ramp (MXN) never enters the books: the provider converts and pays
 it; the platform's position is in the stablecoin it delivered.
 """
@@ -138,6 +140,7 @@ class EntryType(enum.StrEnum):
     REVERSAL = "REVERSAL"
     ADJUSTMENT = "ADJUSTMENT"
     CAPITAL = "CAPITAL"
+    REBALANCE = "REBALANCE"
 
 
 class Entry(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -178,6 +181,15 @@ def capital_funding(treasury_account: str, currency: str, amount: int) -> Entrie
     return (
         debit(treasury_account, currency, amount, EntryType.CAPITAL),
         credit(EQUITY_CAPITAL, currency, amount, EntryType.CAPITAL),
+    )
+
+
+def rebalance(from_account: str, to_account: str, currency: str, amount: int) -> Entries:
+    """Our stablecoin moved from one held account to another (a treasury wallet to a provider's
+    prefunding): assets both, so only where it is changes."""
+    return (
+        debit(to_account, currency, amount, EntryType.REBALANCE),
+        credit(from_account, currency, amount, EntryType.REBALANCE),
     )
 
 

@@ -95,6 +95,14 @@ class Journal(Protocol):
         broadcast), or the provider's return of it."""
         ...
 
+    def rebalance_paid_by(self, tx_hash: str) -> Awaitable[str | None]:
+        """The rebalancing move a chain transaction pays (engine.rebalance), if any."""
+        ...
+
+    def rebalance_ids(self, limit: int) -> Awaitable[list[str]]:
+        """Rebalancing moves, newest first."""
+        ...
+
     def transfer_for_trade(self, provider_trade_id: str) -> Awaitable[str | None]:
         """The transfer an off-ramp trade pays out."""
         ...

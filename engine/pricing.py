@@ -44,6 +44,9 @@ class ProviderTerms(msgspec.Struct, frozen=True, kw_only=True):
     # Corridor id ("USD-MXN") -> its limits. Empty: every corridor the provider serves, with no
     # limits; otherwise only the corridors listed.
     corridors: dict[str, CorridorTerms] = {}
+    # The operator's address book: chain -> the provider's deposit address for our prefunding.
+    # A rebalancing move pays only an address listed here (engine.rebalance).
+    deposit_addresses: dict[str, str] = {}
 
 
 OPEN_TERMS = ProviderTerms()

@@ -116,6 +116,13 @@ class Result(enum.IntEnum):
     requote_beyond_tolerance = enum.auto()
     # A payout cannot go back to a provider that refused it.
     payout_provider_refused = enum.auto()
+    # Rebalancing (engine.rebalance): no such move; it was decided already; it names an account
+    # we do not hold or a provider without a deposit address in the address book; it is not a
+    # move from a treasury wallet to a provider (a withdrawal from a provider is not offered).
+    rebalance_not_found = enum.auto()
+    rebalance_not_pending = enum.auto()
+    rebalance_account_unknown = enum.auto()
+    rebalance_route_unsupported = enum.auto()
 
     @property
     def code(self) -> str:

@@ -25,6 +25,7 @@ from engine.overrides import Override
 from engine.policy import Explained, RuleSet
 from engine.pricing import Desk
 from engine.quotes import Quote
+from engine.rebalance import Rebalance
 from engine.records import IdempotencyRecord, IdempotencyStatus, Recorded
 from engine.results import Result
 from engine.sanctions import ListInForce, Rescreened
@@ -301,6 +302,25 @@ class Service(Protocol):
     ) -> Awaitable[Override | Result]: ...
 
     def override(self, override_id: str) -> Awaitable[Override | None]: ...
+
+    def propose_rebalance(
+        self, *, from_account: str, to_account: str, currency: str, amount: int, reason: str,
+        by: str,
+    ) -> Awaitable[Rebalance | Result]:  # fmt: skip
+        """An operator proposes a rebalancing move; nothing moves until a second one approves."""
+        ...
+
+    def decide_rebalance(
+        self, rebalance_id: str, by: str, approved: bool, reason: str
+    ) -> Awaitable[Rebalance | Result]:
+        """A second operator approves (the move is paid on chain) or rejects."""
+        ...
+
+    def rebalance(self, rebalance_id: str) -> Awaitable[Rebalance | None]: ...
+
+    def rebalances(self) -> Awaitable[list[Rebalance]]:
+        """The latest rebalancing moves, newest first."""
+        ...
 
     # --- reconciliation -------------------------------------------------------------------------
     def discrepancies(self, query: CaseQuery) -> Awaitable[list[Discrepancy]]: ...

@@ -137,6 +137,12 @@ class Checker:
     async def transfer_paid_by(self, tx_hash: str) -> str | None:
         return await self.store.transfer_paid_by(tx_hash)
 
+    async def rebalance_paid_by(self, tx_hash: str) -> str | None:
+        return await self.store.rebalance_paid_by(tx_hash)
+
+    async def rebalance_ids(self, limit: int) -> list[str]:
+        return await self.store.rebalance_ids(limit)
+
     async def transfer_for_trade(self, provider_trade_id: str) -> str | None:
         return await self.store.transfer_for_trade(provider_trade_id)
 

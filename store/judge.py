@@ -280,6 +280,16 @@ def _stream_of(event: ev.Event) -> str | None:
         case ev.OverrideExecuted(override_id=oid):
             return oid
         case (
+            ev.RebalanceProposed(rebalance_id=rid)
+            | ev.RebalanceDecided(rebalance_id=rid)
+            | ev.RebalanceSubmitted(rebalance_id=rid)
+            | ev.RebalanceReplaced(rebalance_id=rid)
+            | ev.RebalanceConfirmed(rebalance_id=rid)
+            | ev.RebalanceReorged(rebalance_id=rid)
+            | ev.RebalanceFailed(rebalance_id=rid)
+        ):
+            return rid
+        case (
             ev.DiscrepancyOpened(discrepancy_id=did)
             | ev.DiscrepancyAssigned(discrepancy_id=did)
             | ev.DiscrepancyNoted(discrepancy_id=did)

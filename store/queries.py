@@ -386,16 +386,41 @@ async def any_quote(ex: Executor, quote_id: str) -> tuple[str | None, Quote] | N
     return None
 
 
+_SIGNED = ("OnChainSubmitted", "OnChainReplaced", "RebalanceSubmitted", "RebalanceReplaced")
+
+
 async def signed_transactions(ex: Executor) -> list[SignedTx]:
-    """Every transaction ever journaled for broadcast, in journal order (to rebuild the nonce
-    book at start)."""
+    """Every transaction ever journaled for broadcast (transfers' payments and rebalancing
+    moves, all from the same wallets), in journal order (to rebuild the nonce book at start)."""
     rows = await ex.fetchall(
-        "SELECT payload FROM journal WHERE event_type IN ('OnChainSubmitted', 'OnChainReplaced')"
-        " ORDER BY seq"
+        f"SELECT payload FROM journal WHERE event_type IN ({', '.join('?' * len(_SIGNED))})"
+        " ORDER BY seq",
+        _SIGNED,
     )
     found: list[SignedTx] = []
     for (payload,) in rows:
         event = ev.decode(payload)
-        assert isinstance(event, ev.OnChainSubmitted | ev.OnChainReplaced)
+        assert isinstance(
+            event,
+            ev.OnChainSubmitted | ev.OnChainReplaced | ev.RebalanceSubmitted | ev.RebalanceReplaced,
+        )
         found.append(event.tx)
     return found
+
+
+async def rebalance_paid_by(ex: Executor, tx_hash: str) -> str | None:
+    row = await ex.fetchone(
+        "SELECT stream_id FROM journal WHERE event_type GLOB 'Rebalance*'"
+        " AND event_type IN (?1, ?2) AND json_extract(payload, '$.tx.tx_hash') = ?3 LIMIT 1",
+        ("RebalanceSubmitted", "RebalanceReplaced", tx_hash),
+    )
+    return None if row is None else str(row[0])
+
+
+async def rebalance_ids(ex: Executor, limit: int) -> list[str]:
+    rows = await ex.fetchall(
+        "SELECT stream_id FROM journal WHERE event_type GLOB 'Rebalance*'"
+        " AND event_type = 'RebalanceProposed' ORDER BY seq DESC LIMIT ?",
+        (limit,),
+    )
+    return [str(r[0]) for r in rows]

@@ -257,6 +257,12 @@ class Store:
     async def any_quote(self, quote_id: str) -> tuple[str | None, Quote] | None:
         return await queries.any_quote(self.reader, quote_id)
 
+    async def rebalance_paid_by(self, tx_hash: str) -> str | None:
+        return await queries.rebalance_paid_by(self.reader, tx_hash)
+
+    async def rebalance_ids(self, limit: int) -> list[str]:
+        return await queries.rebalance_ids(self.reader, limit)
+
     async def signed_transactions(self) -> list[SignedTx]:
         return await queries.signed_transactions(self.reader)
 

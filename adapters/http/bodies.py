@@ -116,6 +116,14 @@ class OverrideBody(_Body, frozen=True, kw_only=True):
     reason: str
 
 
+class RebalanceBody(_Body, frozen=True, kw_only=True):
+    from_account: str
+    to_account: str
+    currency: str
+    amount: str
+    reason: str
+
+
 class PolicyBody(_Body, frozen=True, kw_only=True):
     reason: str
     rule_set: RuleSetDoc

@@ -12,7 +12,7 @@ import msgspec
 from adapters.http.discrepancies import RESOLUTIONS
 from adapters.http.routes import OPTIONAL_BODIES, ROUTES, Route
 from engine import discrepancies as dc
-from engine import limits, money
+from engine import limits, money, rebalance
 from engine.access import Role
 from engine.policy import CORRIDOR_IDS
 from engine.reconciliation import Kind, Severity, Source
@@ -193,6 +193,51 @@ SCHEMAS: JSON = {
             "outcome": _NSTRING,
         }
     ),
+    "Rebalance": _obj(
+        {
+            "id": _STRING,
+            "from_account": _STRING,
+            "to_account": _STRING,
+            "currency": _STRING,
+            "amount": _MONEY,
+            "chain": _STRING,
+            "to_address": _STRING,
+            "reason": _STRING,
+            "proposed_by": _STRING,
+            "proposed_at": _TIME,
+            "state": {"enum": [s.value for s in rebalance.State]},
+            "decided_by": _NSTRING,
+            "decided_at": {"type": ["string", "null"], "format": "date-time"},
+            "decision_reason": _STRING,
+            "transactions": {
+                "type": "array",
+                "items": _obj(
+                    {
+                        "tx_hash": _STRING,
+                        "nonce": {"type": "integer", "minimum": 0},
+                        "from_address": _STRING,
+                        "max_fee_per_gas": _STRING,
+                        "max_priority_fee_per_gas": _STRING,
+                    }
+                ),
+            },
+            "mined": {
+                "anyOf": [
+                    _obj(
+                        {
+                            "tx_hash": _STRING,
+                            "block_number": {"type": "integer"},
+                            "block_hash": _STRING,
+                        }
+                    ),
+                    {"type": "null"},
+                ]
+            },
+            "confirmed_at": {"type": ["string", "null"], "format": "date-time"},
+            "failure": _NSTRING,
+        }
+    ),
+    "RebalancePage": _page("Rebalance"),
     "RuleSet": _obj(
         {
             "version": {"type": "integer", "minimum": 1},
@@ -621,6 +666,7 @@ _ID_PREFIX = {
     "api-keys": "ak",
     "discrepancies": "dc",
     "overrides": "ov",
+    "rebalances": "rb",
 }
 
 

@@ -68,6 +68,8 @@ _RESULT_STATUS: dict[Result, int] = {
     Result.approval_duplicate: 409,
     Result.approval_terms_mismatch: 409,
     Result.override_not_pending: 409,
+    Result.rebalance_not_found: 404,
+    Result.rebalance_not_pending: 409,
     Result.discrepancy_not_found: 404,
     Result.discrepancy_closed: 409,
     Result.discrepancy_proposal_pending: 409,

@@ -257,6 +257,8 @@ compliance = "under_review"
 [providers.bitso-sim.corridors.USD-MXN]
 min_amount = "100"
 max_amount = "50000.00"
+[providers.bitso-sim.deposit_addresses]
+ethereum = "0xB1b1B1b1B1b1b1b1b1b1b1b1b1b1b1b1B1B1b1B1"
 """
 
 
@@ -273,6 +275,8 @@ def test_the_pricing_sections_set_the_deadline_the_breaker_and_each_providers_te
     assert terms["rampa-sim"].compliance.value == "under_review" and terms["rampa-sim"].enabled
     limits = terms["bitso-sim"].corridors["USD-MXN"]
     assert (limits.min_amount, limits.max_amount) == (100_00, 50_000_00)
+    assert terms["bitso-sim"].deposit_addresses == {"ethereum": "0x" + "b1" * 20}
+    assert terms["rampa-sim"].deposit_addresses == {}, "no address: no rebalancing to it"
     assert pricing.requote == RequotePolicy(mode=Requote.AUTO, tolerance_bps=25)
     assert pricing.requote_by_client == (("acme", RequotePolicy(mode=Requote.REQUIRE_NEW)),)
 
@@ -289,6 +293,8 @@ def test_the_pricing_sections_set_the_deadline_the_breaker_and_each_providers_te
         ("[pricing.requote.clients.acme]\nbps = 1\n", "bps is not one of mode, tolerance_bps"),
         ('[providers.x]\nenabled = "yes"\n', "enabled is true or false"),
         ("[providers.x.corridors.USD-JPY]\n", "USD-JPY: not a corridor"),
+        ('[providers.x.deposit_addresses]\ntron = "0x"\n', "tron is not one of ['ethereum']"),
+        ('[providers.x.deposit_addresses]\nethereum = "0x12"\n', "ethereum is a 0x address"),
         ("[providers.x.corridors.USD-MXN]\nmin_amount = 5\n", "min_amount is an amount in USD"),
         ('[providers.x.corridors.USD-MXN]\nmin_amount = "1.001"\n', "an amount in USD"),
         (

@@ -98,6 +98,7 @@ async def objects(api: Api) -> dict[str, str]:
         "corridors": "USD-USDC",
         "discrepancies": "dc_01JD3Z8Q9S7V6W5X4Y3Z2A1B0C",
         "overrides": "ov_01JD3Z8Q9S7V6W5X4Y3Z2A1B0C",
+        "rebalances": "rb_01JD3Z8Q9S7V6W5X4Y3Z2A1B0C",
     }
 
 
