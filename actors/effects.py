@@ -241,18 +241,22 @@ async def _offramp(
         prefunded=effect.prefunded,
     )
     offramp = actor.ctx.rails.offramp
+    desk = actor.supervisors.pricing
     try:
         trade_id = await call_rail(
             lambda: offramp.start_payout(request), key=f"{state.transfer_id}:payout"
         )
     except RailError as e:
+        failed = e.message if e.transient else ""
+        await desk.payout_answered(effect.provider, ok=not e.transient, error=failed)
         if e.transient:
             raise
-        successor = await actor.supervisors.pricing.failover(state)
+        successor = await desk.failover(state)
         if successor is None:
             raise
         reason = f"{effect.provider} refused the payout before accepting it: {e.message}"
         return c.RerouteOffRamp(provider=successor, previous=effect.provider, reason=reason[:500])
+    await desk.payout_answered(effect.provider, ok=True)
     actor.ctx.drills.failpoint("offramp.after_payout_call")
     return c.InitiateOffRamp(provider_trade_id=trade_id)
 

@@ -173,6 +173,19 @@ class QuoteDesk:
             priced[chosen.provider], quote_id=self.ctx.ids.new("qt"), alternatives=ordered
         )
 
+    async def payout_answered(self, name: str, *, ok: bool, error: str = "") -> None:
+        """A payout call's outcome counts toward the provider's breaker as a quote's does (an
+        outage shows on either of its APIs): a failure past its retries counts against it, an
+        answer (a payout accepted, or refused for good) clears a closed breaker's count. Payouts
+        are not admitted through the breaker (a payout already paid for on chain is never held
+        back), so one does not count as a half-open probe's success."""
+        circuit = self.circuits.get(name)
+        if circuit is None or (ok and circuit.state is not breaker.CircuitState.CLOSED):
+            return
+        now = self.ctx.clock.now_us()
+        after = breaker.record(circuit, self.settings, ok=ok, now=now, error=error)
+        await self._set(name, after, f"payout: {error}" if error else "a payout answered")
+
     async def failover(self, state: TransferState) -> str | None:
         """The provider a payout moves to when its provider refused it before accepting it:
         one that serves the corridor, that the transfer has not been refused by, whose terms

@@ -33,6 +33,7 @@ from engine import rebalance as rb
 from engine.chain import Mined
 from engine.destinations import CHAINS
 from engine.events import RebalanceEvent
+from engine.liquidity import Move
 from engine.rails import RailError
 from engine.records import Committed
 from engine.results import Result
@@ -69,6 +70,16 @@ class Rebalancer:
             if move is not None:
                 found.append(move)
         return found
+
+    def pending(self) -> tuple[Move, ...]:
+        """The moves proposed, approved or paid and not yet booked, as the plan's moves."""
+        booked = (rb.State.CONFIRMED, *rb.ENDED)
+        return tuple(
+            Move(from_account=m.from_account, to_account=m.to_account, currency=m.currency,
+                 amount=m.amount)
+            for m in self.moves.values()
+            if m.state not in booked
+        )  # fmt: skip
 
     def in_flight(self) -> list[rb.Rebalance]:
         return [m for m in self.moves.values() if m.state is rb.State.SUBMITTED]

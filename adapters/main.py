@@ -206,7 +206,8 @@ class Node:
     async def liquidity(self) -> liquidity.View:
         watch = self.system.supervisors.reconciler.liquidity
         balances = await self.store.held_balances()
-        return liquidity.view(self.system.ctx.tuning.liquidity, balances, watch.episodes)
+        pending = self.system.supervisors.rebalancer.pending()
+        return liquidity.view(self.system.ctx.tuning.liquidity, balances, watch.episodes, pending)
 
     def providers(self) -> Desk:
         tuning = self.system.ctx.tuning

@@ -152,8 +152,11 @@ def view(
     thresholds: tuple[Threshold, ...],
     balances: list[tuple[str, str, int]],
     episodes: dict[tuple[str, str], Episode],
+    pending: tuple[Move, ...] = (),
 ) -> View:
-    """Every held balance with its bounds and episode, and the rebalancing plan."""
+    """Every held balance with its bounds and episode, and the rebalancing plan: planned as if
+    the `pending` moves (proposed or paid, not yet booked) were done, so a move already under
+    way is not suggested again."""
     standings = []
     for account, currency, balance in sorted(balances):
         threshold = next((t for t in thresholds if t.covers(account, currency)), None)
@@ -168,7 +171,13 @@ def view(
                 episode=episodes.get((account, currency)),
             )
         )
-    return View(standings=tuple(standings), plan=tuple(plan(thresholds, balances)))
+    after = {(account, currency): balance for account, currency, balance in balances}
+    for move in pending:
+        source, target = (move.from_account, move.currency), (move.to_account, move.currency)
+        after[source] = after.get(source, 0) - move.amount
+        after[target] = after.get(target, 0) + move.amount
+    planned = [(a, c, b) for (a, c), b in after.items()]
+    return View(standings=tuple(standings), plan=tuple(plan(thresholds, planned)))
 
 
 def plan(thresholds: tuple[Threshold, ...], balances: list[tuple[str, str, int]]) -> list[Move]:

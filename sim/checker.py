@@ -65,6 +65,10 @@ NAMES = (
 ENDINGS = (ev.Reconciled, ev.TransferCancelled, ev.TransferFailed, ev.TransferExpired)
 
 
+# Events that journal a transaction for broadcast from a treasury wallet.
+SIGNED = (ev.OnChainSubmitted, ev.OnChainReplaced, ev.RebalanceSubmitted, ev.RebalanceReplaced)
+
+
 class Checker:
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -72,7 +76,8 @@ class Checker:
         self.balances: dict[tuple[str, str], int] = defaultdict(int)
         self.totals: dict[str, int] = defaultdict(int)
         self.steps = 0
-        # tx hash -> transfer id, for every transaction journaled for broadcast.
+        # tx hash -> the transfer (or rebalancing move) id, for every transaction journaled for
+        # broadcast.
         self.tx_owner: dict[str, str] = {}
         # (client, key) -> transfer ids the workload was told hold the key.
         self.key_holders: dict[tuple[str, str], set[str]] = defaultdict(set)
@@ -213,7 +218,13 @@ class Checker:
     def after_commit(self, stream_id: str, events: Sequence[ev.Event]) -> None:
         self.steps += 1
         for event in events:
-            if isinstance(event, ev.OnChainSubmitted | ev.OnChainReplaced):
+            if isinstance(
+                event,
+                ev.OnChainSubmitted
+                | ev.OnChainReplaced
+                | ev.RebalanceSubmitted
+                | ev.RebalanceReplaced,
+            ):
                 self.tx_owner[event.tx.tx_hash] = stream_id
             if isinstance(event, ev.QuoteCaptured | ev.QuoteIssued):
                 problem = pricing.choice_problem(event.quote)

@@ -11,6 +11,10 @@ arrives). Then one operator takes it and decides by kind:
                                 correcting entries, the second approves them (maker-checker)
   balance_drift                 left to the pipeline (it closes when the books agree again)
   missing_evidence              left to the pipeline (it closes when the report comes)
+
+They also keep the off-ramps' prefunding inside its bounds: while `rebalancing`, each move of the
+liquidity plan out of the treasury wallet is proposed by the first and approved by the second
+(a move out of a provider is a withdrawal no provider port offers: it is left).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import anyio
 
 from actors.system import System
 from engine import discrepancies as dc
-from engine import ledger
+from engine import ledger, liquidity
 from engine.reconciliation import Kind, Source
 from engine.results import Result
 from engine.service import CaseDecision
@@ -36,6 +40,7 @@ class OpsDesk:
         self.bank = bank
         self.patience_us = int(patience_s * 1_000_000)
         self.done: Counter[str] = Counter()
+        self.rebalancing = True
 
     async def run(self, poll_s: float = 60) -> None:
         while True:
@@ -45,6 +50,8 @@ class OpsDesk:
     async def work(self) -> None:
         ctx = self.system.ctx
         now = ctx.clock.now_us()
+        if self.rebalancing:
+            await self._rebalance()
         for case in await ctx.journal.discrepancies(open_only=True):
             if now - case.created_at < self.patience_us:
                 continue
@@ -90,6 +97,30 @@ class OpsDesk:
         await self._act(
             case, lambda k: dc.resolve(k, dc.Resolution.WRITTEN_OFF, note, entries, MAKER, now)
         )
+
+    async def _rebalance(self) -> None:
+        supervisors = self.system.supervisors
+        rebalancer = supervisors.rebalancer
+        view = liquidity.view(
+            self.system.ctx.tuning.liquidity,
+            await self.system.ctx.journal.held_balances(),
+            supervisors.reconciler.liquidity.episodes,
+            rebalancer.pending(),
+        )
+        for move in view.plan:
+            if not move.from_account.startswith(f"{liquidity.TREASURY}:"):
+                continue
+            proposed = await rebalancer.propose(
+                from_account=move.from_account, to_account=move.to_account,
+                currency=move.currency, amount=move.amount,
+                reason=f"liquidity plan: {move.to_account} below its floor", by=MAKER,
+            )  # fmt: skip
+            if isinstance(proposed, Result):
+                self.done[f"rebalance_{proposed.code}"] += 1
+                continue
+            decided = await rebalancer.decide(proposed.rebalance_id, CHECKER, True, "")
+            outcome = decided.code if isinstance(decided, Result) else decided.state.value
+            self.done[f"rebalance_{outcome}"] += 1
 
     async def _act(self, case: dc.Discrepancy, decide: CaseDecision) -> None:
         found = await self.system.act_on_case(case.discrepancy_id, decide)

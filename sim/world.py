@@ -36,11 +36,12 @@ from engine.hashing import request_hash
 from engine.liquidity import Threshold
 from engine.nonces import NonceBook
 from engine.ports import Clock, Ids, Journal
+from engine.pricing import ProviderTerms
 from engine.records import Committed
 from engine.results import Result
 from engine.statements import StatementLine
 from engine.states import Status
-from engine.transfer import TransferState, evolve
+from engine.transfer import RAIL_CHAIN, TransferState, evolve
 from sim.chain import SimChain
 from sim.checker import Checker
 from sim.clock import SeededIds, VirtualClock, run_virtual
@@ -108,6 +109,8 @@ class SimReport(msgspec.Struct, kw_only=True):
     crashes: int
     reorgs: int
     reproduce: str
+    # Rebalancing moves the simulated operators proposed, by outcome when approved.
+    rebalances: dict[str, int] = {}
 
 
 def simulate(
@@ -154,7 +157,11 @@ async def _run(
             rails=rails.ports(),
             nonces=NonceBook(),
             drills=Drills(canaries=frozenset(config.canaries)),
-            tuning=Tuning(external_only_grace_s=EXTERNAL_ONLY_GRACE_S, liquidity=LIQUIDITY),
+            tuning=Tuning(
+                external_only_grace_s=EXTERNAL_ONLY_GRACE_S,
+                liquidity=LIQUIDITY,
+                provider_terms=address_book(offramp),
+            ),
         )
         system = System(ctx)
         async with anyio.create_task_group() as world:
@@ -164,11 +171,13 @@ async def _run(
             await world.start(system.run)
             world.start_soon(statement_import, system, bank)
             world.start_soon(provider_report_import, system, offramp)
-            world.start_soon(OpsDesk(system, BANK).run)
+            ops = OpsDesk(system, BANK)
+            world.start_soon(ops.run)
             workload = Workload(config, system, bank, checker, faults, _rng(seed, "workload"), ids)
             await workload.run()
             checker.check_chain(chain, treasury)
             faults.enabled = False
+            ops.rebalancing = False  # what is under way finishes; nothing new is proposed
             with anyio.move_on_after(liveness_deadline_s):
                 while not await settled(system, store, config.transfers):  # noqa: ASYNC110
                     await anyio.sleep(30)
@@ -217,6 +226,7 @@ async def _run(
         discrepancies={k: {"opened": n, "resolved": r} for k, n, r in cases},
         crashes=system.registry.crashes,
         reorgs=chain.reorgs,
+        rebalances={k: n for k, n in sorted(ops.done.items()) if k.startswith("rebalance_")},
         reproduce=(
             f"stablerail simulate --seed {seed} --transfers {config.transfers}"
             f" --clients {config.clients} --faults {config.faults}"
@@ -304,6 +314,14 @@ class SimRails:
             assert isinstance(prefunded, ProviderFunded), prefunded
             events.append(prefunded)
         assert isinstance(await journal.append(funded.funding_id, 0, events), Committed)
+
+
+def address_book(offramp: SimOffRamp) -> dict[str, ProviderTerms]:
+    """The off-ramps' deposit addresses, where rebalancing moves pay their prefunding."""
+    return {
+        name: ProviderTerms(deposit_addresses={RAIL_CHAIN: address})
+        for name, address in sorted(offramp.addresses.items())
+    }
 
 
 async def statement_import(system: System, bank: SimBank, poll_s: float = statement_poll_s) -> None:
@@ -433,8 +451,11 @@ class Workload:
 
 
 async def settled(system: System, store: Store, expected: int) -> bool:
-    """Every transfer ended, every case closed and every unclaimed report classified."""
+    """Every transfer ended, every rebalancing move booked or ended, every case closed and every
+    unclaimed report classified."""
     if not await all_terminal(store, expected):
+        return False
+    if system.supervisors.rebalancer.pending():
         return False
     if system.supervisors.reconciler.unclassified:
         return False

@@ -64,7 +64,7 @@ def _answer(found: rb.Rebalance | Result, status: int = 200) -> web.Response:
     return json(render(found), status=status)
 
 
-async def propose(request: web.Request) -> web.Response:
+async def propose_rebalance(request: web.Request) -> web.Response:
     principal = await authorize(request, Permission.OPERATE)
     body = bodies.decode(await request.read(), bodies.RebalanceBody)
     asset = money.asset(body.currency)
@@ -99,7 +99,7 @@ async def list_rebalances(request: web.Request) -> web.Response:
     return json({"data": [render(m) for m in found], "next_cursor": None, "has_more": False})
 
 
-async def approve(request: web.Request) -> web.Response:
+async def approve_rebalance(request: web.Request) -> web.Response:
     principal = await authorize(request, Permission.OPERATE)
     move = await _found(request)
     raw = await request.read()
@@ -110,7 +110,7 @@ async def approve(request: web.Request) -> web.Response:
     return _answer(decided)
 
 
-async def reject(request: web.Request) -> web.Response:
+async def reject_rebalance(request: web.Request) -> web.Response:
     principal = await authorize(request, Permission.OPERATE)
     move = await _found(request)
     body = bodies.decode(await request.read(), bodies.ControlBody)

@@ -7,7 +7,9 @@
   waits in CONFIRMED (no payout anywhere), its payout timer asking again every minute, until a
   provider can take it or an operator acts; it is never failed while the money is at a
   provider;
-- a refusal that may be passing (transient) never reroutes: the same provider is asked again.
+- a refusal that may be passing (transient) never reroutes: the same provider is asked again;
+  its payouts failing past their retries count toward the provider's circuit breaker, which
+  opens (journaled, naming the payout), while refusals for good are answers and leave it closed.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import pytest
 from actors.system import System
 from engine import commands as c
 from engine import events as ev
+from engine.breaker import CircuitState
 from engine.destinations import BankDestination
 from engine.pricing import ProviderTerms, rank
 from engine.rails import OffRamp, PayoutRequest, PayoutState, PayoutStatus, RailError
@@ -144,6 +147,18 @@ def test_without_a_provider_to_move_to_or_on_a_passing_error_the_payout_waits(
                 "SELECT kind FROM timers WHERE transaction_id = ?", (holder,)
             )
             assert ("payout",) in timers
+            circuit = system.supervisors.pricing.circuits[state.quote.provider]
+            changes = [
+                r.event
+                for r in await world.store.stream(ev.PROVIDERS_STREAM)
+                if isinstance(r.event, ev.ProviderCircuitChanged)
+                and r.event.provider == state.quote.provider
+            ]
+            if transient:
+                assert circuit.state is CircuitState.OPEN
+                assert changes[0].state == "open" and "payout: compliance hold" in changes[0].reason
+            else:
+                assert circuit.state is CircuitState.CLOSED and changes == []
             tasks.cancel_scope.cancel()
 
     in_world(tmp_path, body)

@@ -2,7 +2,8 @@
 past a bound and closes when it is seen back (crossing to the other bound closes one and opens
 another); "treasury" covers every treasury wallet; the rebalancing plan refills accounts below
 their floor from accounts above their ceiling first, then from the treasury, and leaves out what
-nothing can cover."""
+nothing can cover; moves already proposed or paid count as done, so they are not suggested
+twice."""
 
 from __future__ import annotations
 
@@ -61,3 +62,17 @@ def test_the_plan_refills_from_surplus_first_then_the_treasury() -> None:
         (WALLET, "provider:rampa-sim", "USDC", 200),
     ]
     assert liquidity.plan((BITSO,), [("provider:bitso-sim", "USDC", 300)]) == []
+
+
+def test_the_plan_counts_moves_under_way_as_done() -> None:
+    balances = [("provider:bitso-sim", "USDC", 0), (WALLET, "USDC", 10_000)]
+    (suggested,) = liquidity.view((BITSO, TREASURY), balances, {}).plan
+    assert (suggested.from_account, suggested.amount) == (WALLET, 300)
+    under_way = liquidity.Move(
+        from_account=WALLET, to_account="provider:bitso-sim", currency="USDC", amount=50
+    )
+    view = liquidity.view((BITSO, TREASURY), balances, {}, (under_way,))
+    assert [m.amount for m in view.plan] == [300 - 50], "only what is still missing"
+    assert view.standings[0].balance == 0, "the standings are the ledger's"
+    view = liquidity.view((BITSO, TREASURY), balances, {}, (under_way, under_way))
+    assert view.plan == (), "at 100, its floor: nothing to refill"
