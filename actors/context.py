@@ -67,9 +67,17 @@ class Tuning:
     # Floors and ceilings of held balances (`[[liquidity]]` in the config), judged at every
     # balance check (actors.liquidity).
     liquidity: tuple[Threshold, ...] = ()
+    # How far a payout's fill may slip from its quote and be booked as FX P&L (beyond it: an
+    # fx_mismatch case, the difference in suspense), in basis points: the default and per
+    # corridor (`[pricing.slippage]`).
+    slippage_bps: int = limits.slippage_tolerance_bps
+    slippage_by_corridor: dict[str, int] = dataclasses.field(default_factory=dict)
 
     def requote_for(self, client_id: str) -> RequotePolicy:
         return self.requote_by_client.get(client_id, self.requote)
+
+    def slippage_for(self, corridor: str) -> int:
+        return self.slippage_by_corridor.get(corridor, self.slippage_bps)
 
 
 def _sample_screener() -> Screener:

@@ -106,7 +106,8 @@ async def run(actor: TransferActor, effect: fx.Effect) -> c.TransferCommand | No
             case fx.StartOffRamp():
                 return await _offramp(actor, state, effect)
             case fx.WatchSettlement(provider=provider, provider_trade_id=trade_id):
-                actor.supervisors.settlements.watch(tid, provider, trade_id)
+                corridor = corridor_id(state.source_currency, state.target_currency)
+                actor.supervisors.settlements.watch(tid, provider, trade_id, corridor)
                 return None
             case fx.RequestReconciliation():
                 actor.supervisors.reconciler.request(tid)

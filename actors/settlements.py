@@ -38,6 +38,8 @@ class _Trade:
     trade_id: str
     attempt: int = 0
     next_poll_us: int = 0
+    # The transfer's corridor ("USD-MXN"): its slippage tolerance judges the fill.
+    corridor: str = ""
 
 
 class SettlementTracker:
@@ -48,10 +50,14 @@ class SettlementTracker:
         # provider_trade_id -> transfer_id, for webhooks.
         self.by_trade: dict[str, str] = {}
 
-    def watch(self, transfer_id: str, provider: str, trade_id: str) -> None:
+    def watch(self, transfer_id: str, provider: str, trade_id: str, corridor: str = "") -> None:
         if transfer_id not in self.trades:
             self.trades[transfer_id] = _Trade(
-                transfer_id, provider, trade_id, next_poll_us=self.ctx.clock.now_us()
+                transfer_id,
+                provider,
+                trade_id,
+                next_poll_us=self.ctx.clock.now_us(),
+                corridor=corridor,
             )
             self.by_trade[trade_id] = transfer_id
 
@@ -155,7 +161,13 @@ class SettlementTracker:
             },
             raw=msgspec.json.encode(credit),
         )
-        settled = c.MarkFiatSettled(bank_reference=status.bank_reference, amount=status.amount)
+        settled = c.MarkFiatSettled(
+            bank_reference=status.bank_reference,
+            amount=status.amount,
+            debited=status.debited,
+            fill_rate=status.rate,
+            slippage_tolerance_bps=self.ctx.tuning.slippage_for(trade.corridor),
+        )
         if self.registry.tell(tid, Envelope(settled)):
             self.forget(tid)
             return True

@@ -12,6 +12,10 @@
     tolerance_bps = 50           # auto: a new price this much worse ends it too (absent: any)
     [pricing.requote.clients.acme]   # one client's own policy
     mode = "require_new"
+    [pricing.slippage]           # a payout filled off its quote (engine.transfer)
+    tolerance_bps = 50           # within: the difference is FX P&L; beyond: fx_mismatch case
+    [pricing.slippage.corridors.USD-MXN]
+    tolerance_bps = 30           # one corridor's own
 
     [providers.rampa-sim]        # the operator's terms for one provider (engine.pricing)
     enabled = true               # false: never asked
@@ -38,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import ledger, liquidity, money, policy
+from engine import limits as engine_limits
 from engine.breaker import BreakerSettings
 from engine.destinations import CHAINS, is_address
 from engine.ledger import AccountKind
@@ -58,6 +63,8 @@ class PricingSettings:
     requote: RequotePolicy = dataclasses.field(default_factory=RequotePolicy)
     requote_by_client: tuple[tuple[str, RequotePolicy], ...] = ()
     liquidity: tuple[Threshold, ...] = ()
+    slippage_bps: int = 50
+    slippage_by_corridor: tuple[tuple[str, int], ...] = ()
 
 
 _BREAKER_KEYS = ("failures_to_open", "open_s", "probes", "successes_to_close")
@@ -102,7 +109,7 @@ def pricing_section(path: Path, raw: dict[str, Any]) -> PricingSettings:
     """The pricing settings in the file at `path` (parsed TOML `raw`); a bad value stops the
     start naming the key."""
     pricing = _table(f"{path}: [pricing]", raw.get("pricing", {}))
-    _unknown(f"{path}: [pricing]", pricing, ("quote_deadline_s", "breaker", "requote"))
+    _unknown(f"{path}: [pricing]", pricing, ("quote_deadline_s", "breaker", "requote", "slippage"))
     deadline = _number(
         f"{path}: [pricing] quote_deadline_s", pricing.get("quote_deadline_s", 2.0), 0.05, 60.0
     )
@@ -142,6 +149,14 @@ def pricing_section(path: Path, raw: dict[str, Any]) -> PricingSettings:
         raise PricingError(f"{path}: [[liquidity]] names an account and currency twice")
     requote = _table(f"{path}: [pricing.requote]", pricing.get("requote", {}))
     clients = _table(f"{path}: [pricing.requote.clients]", requote.pop("clients", {}))
+    slippage = _table(f"{path}: [pricing.slippage]", pricing.get("slippage", {}))
+    corridors = _table(f"{path}: [pricing.slippage.corridors]", slippage.pop("corridors", {}))
+    for corridor in corridors:
+        if corridor not in policy.CORRIDOR_IDS:
+            raise PricingError(
+                f"{path}: [pricing.slippage.corridors.{corridor}]: not a corridor"
+                f" (one of {', '.join(policy.CORRIDOR_IDS)})"
+            )
     return PricingSettings(
         quote_deadline_s=deadline,
         breaker=breaker,
@@ -152,7 +167,20 @@ def pricing_section(path: Path, raw: dict[str, Any]) -> PricingSettings:
             (client, _requote(f"{path}: [pricing.requote.clients.{client}]", value))
             for client, value in sorted(clients.items())
         ),
+        slippage_bps=_slippage(f"{path}: [pricing.slippage]", slippage),
+        slippage_by_corridor=tuple(
+            (corridor, _slippage(f"{path}: [pricing.slippage.corridors.{corridor}]", value))
+            for corridor, value in sorted(corridors.items())
+        ),
     )
+
+
+def _slippage(where: str, value: object) -> int:
+    """A slippage tolerance in basis points (`tolerance_bps`; absent: the engine's default)."""
+    table = _table(where, value)
+    _unknown(where, table, ("tolerance_bps",))
+    bps = table.get("tolerance_bps", engine_limits.slippage_tolerance_bps)
+    return _whole(f"{where} tolerance_bps", bps, 0, engine_limits.slippage_tolerance_bps_max)
 
 
 def _threshold(where: str, value: object) -> Threshold:

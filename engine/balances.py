@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import msgspec
 
+from engine import limits
 from engine.ledger import AccountKind, account_kind
 from engine.reconciliation import CERTAIN, Finding, Kind, Severity, Source, severity_of
 from engine.states import Route, Status
@@ -76,8 +77,9 @@ def in_flight(account: str, currency: str, states: list[TransferState]) -> tuple
     """How far the holder of `account` may be from the ledger because of transfers in flight:
     a payment mined before the ledger books its confirmation (the wallet is lower, the
     provider higher), a payout the provider paid or returned before the ledger hears (the
-    provider lower, the wallet higher by a return). The bank account's ledger only ever trails
-    the bank (a deposit is booked on its notice): no window."""
+    provider lower, by up to the fill's cost, the wallet higher by a return). The bank
+    account's ledger only ever trails the bank (a deposit is booked on its notice): no
+    window."""
     low = high = 0
     source = source_of(account)
     for state in states:
@@ -96,7 +98,8 @@ def in_flight(account: str, currency: str, states: list[TransferState]) -> tuple
             case Source.PROVIDER, Status.SENT_ON_CHAIN if bank_route:
                 high += tx.amount
             case Source.PROVIDER, Status.CONFIRMED if bank_route:
-                low -= tx.amount
+                # A fill off the quote may cost a little more than the rail amount.
+                low -= tx.amount + tx.amount * limits.fill_cost_window_bps // 10_000
     return low, high
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import msgspec
 
+from engine import limits
 from engine.chain import SignedTx
 from engine.destinations import Destination
 from engine.policy import PolicyDecision
@@ -107,6 +108,11 @@ class RerouteOffRamp(_Command, tag="RerouteOffRamp", frozen=True, kw_only=True):
 class MarkFiatSettled(_Command, tag="MarkFiatSettled", frozen=True, kw_only=True):
     bank_reference: str
     amount: int
+    # What the provider says the fill cost (PayoutStatus.debited, rail minor units) and the
+    # rate it filled at; the corridor's slippage tolerance the difference is judged by.
+    debited: int | None = None
+    fill_rate: str | None = None
+    slippage_tolerance_bps: int = limits.slippage_tolerance_bps
 
 
 class RecordFundsReturned(_Command, tag="RecordFundsReturned", frozen=True, kw_only=True):

@@ -124,6 +124,11 @@ class FiatSettled(_Event, tag="FiatSettled", frozen=True, kw_only=True):
     bank_reference: str
     amount: int
     entries: Entries
+    # The fill's slippage (what the provider debited less the rail amount, rail minor units;
+    # booked with the entries) and the tolerance it was judged by (reconciliation checks the
+    # fill rate by the same one).
+    slippage: int = 0
+    slippage_tolerance_bps: int | None = None
 
 
 class FundsReturned(_Event, tag="FundsReturned", frozen=True, kw_only=True):

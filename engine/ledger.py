@@ -16,7 +16,9 @@ Chart of accounts (account ids; the currency is a separate column):
   provider:{name}                value held by an off-ramp provider on our behalf
   bank:{name}                    our settlement account at a bank
   revenue:fees                   fees earned
-  fx:position                    currency conversion position (spread and slippage show here)
+  fx:position                    currency conversion position (the spread shows here)
+  fx:pnl                         slippage: a provider's fill that cost more or less stablecoin
+                                 than the quote's rail amount, within the corridor's tolerance
   suspense                       unexplained value awaiting an operator's decision
   equity:capital                 the operator's own funding of treasury inventory
 
@@ -34,6 +36,9 @@ Posting by transition (A = amount, F = fee, R = rail amount in the stablecoin ca
   OffRampRerouted   none: the provider that refused keeps the deposit (its prefunding grows)
   FiatSettled       Dr fx:position R / Cr provider R       (the provider that paid: the quote's,
                                                             or the one the payout moved to)
+                    and the fill's slippage S = what the provider debited - R:
+                    within tolerance  Dr fx:pnl S / Cr provider S   (a gain the other way)
+                    beyond it         Dr suspense S / Cr provider S  (an fx_mismatch case)
   FundsReturned     the reversal of OnChainConfirmed's entries against the provider that had
                     the payout, then the release
   RebalanceConfirmed  Dr provider A / Cr treasury A  (stablecoin moved to a provider's prefunding)
@@ -52,6 +57,7 @@ import msgspec
 
 FEES_REVENUE = "revenue:fees"
 FX_POSITION = "fx:position"
+FX_PNL = "fx:pnl"
 SUSPENSE = "suspense"
 EQUITY_CAPITAL = "equity:capital"
 
@@ -66,6 +72,7 @@ class AccountKind(enum.StrEnum):
     BANK = "bank"
     FEES_REVENUE = "fees_revenue"
     FX_POSITION = "fx_position"
+    FX_PNL = "fx_pnl"
     SUSPENSE = "suspense"
     EQUITY = "equity"
 
@@ -122,6 +129,8 @@ def account_kind(account: str) -> AccountKind | None:
             return AccountKind.FEES_REVENUE
         case ["fx", "position"]:
             return AccountKind.FX_POSITION
+        case ["fx", "pnl"]:
+            return AccountKind.FX_PNL
         case ["suspense"]:
             return AccountKind.SUSPENSE
         case ["equity", "capital"]:
@@ -244,6 +253,24 @@ def fiat_settlement(*, rail_currency: str, rail_amount: int, provider_account: s
         debit(FX_POSITION, rail_currency, rail_amount, EntryType.FX),
         credit(provider_account, rail_currency, rail_amount, EntryType.SETTLEMENT),
     )
+
+
+def slippage(*, rail_currency: str, amount: int, provider_account: str, within: bool) -> Entries:
+    """A fill that cost the provider `amount` more of our stablecoin than the rail amount (less,
+    when negative): to FX P&L within the tolerance, to suspense beyond it (an operator decides)."""
+    against = FX_PNL if within else SUSPENSE
+    kind = EntryType.FX if within else EntryType.ADJUSTMENT
+    if amount > 0:
+        return (
+            debit(against, rail_currency, amount, kind),
+            credit(provider_account, rail_currency, amount, kind),
+        )
+    if amount < 0:
+        return (
+            debit(provider_account, rail_currency, -amount, kind),
+            credit(against, rail_currency, -amount, kind),
+        )
+    return ()
 
 
 def reverse(entries: Entries) -> Entries:

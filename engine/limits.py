@@ -91,6 +91,13 @@ restart_delay_cap_us = 10 * 1_000_000
 recovery_page_max = 512
 # A quote that expires before the funds lock is re-taken at most this many times, then expired.
 requotes_max = 3
+# How far a provider's fill may be from the quoted rate before it is not slippage to book as FX
+# P&L but an fx_mismatch case (basis points; `[pricing.slippage]` sets it per corridor).
+slippage_tolerance_bps = 50
+slippage_tolerance_bps_max = 1_000
+# How much more than the rail amount a payout's fill may cost the provider's balance before the
+# ledger books it (the balance checks' window for a payout paid and not yet booked).
+fill_cost_window_bps = 500
 # Supervisors' polling, in virtual or real seconds. Settlement is polled as well as called back,
 # because webhooks get lost.
 timer_poll_s = 1

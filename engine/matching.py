@@ -226,6 +226,7 @@ def expectations(state: TransferState, evidence: list[EvidenceRecorded]) -> list
             fee=0,
             rate=_rate_units(quote.rate),
             memo=state.transfer_id,
+            fx_bps=state.slippage_tolerance_bps,
         )
     )
     found.append(

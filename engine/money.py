@@ -131,6 +131,11 @@ def format_rate(rate: Rate) -> str:
     return f"{whole}.{fraction:0{limits.rate_decimals}d}"
 
 
+def beyond_bps(expected: int, observed: int, bps: int) -> bool:
+    """Whether `observed` is further from `expected` than `bps` basis points of it."""
+    return abs(observed - expected) * 10_000 > abs(expected) * bps
+
+
 def convert_down(minor: int, source: Asset, target: Asset, rate: Rate) -> int:
     """minor units of `source` x rate -> minor units of `target`, rounded down (toward zero).
 

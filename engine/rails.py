@@ -152,6 +152,10 @@ class PayoutStatus(msgspec.Struct, frozen=True, kw_only=True):
     # A returned trade's stablecoin transaction back to the treasury (the chain indexer sees it
     # come in; this names whose it is).
     return_tx_hash: str | None = None
+    # A paid trade's cost: the stablecoin the provider took from our funds for it (rail minor
+    # units), when it states it. The quote's rail amount when the fill was at the quoted rate;
+    # more or less when it slipped (engine.transfer books the difference).
+    debited: int | None = None
 
 
 class BankCredit(msgspec.Struct, frozen=True, kw_only=True):

@@ -34,6 +34,7 @@ from collections.abc import Iterable
 import msgspec
 
 from engine import limits
+from engine.money import beyond_bps
 
 HOUR_US = 3_600 * 1_000_000
 
@@ -123,6 +124,8 @@ class Expected(msgspec.Struct, frozen=True, kw_only=True):
     memo: str = ""
     fee: int | None = None
     rate: int | None = None
+    # The slippage tolerance the ledger judged the fill by (None: the currency's fx_bps).
+    fx_bps: int | None = None
 
 
 class Observed(msgspec.Struct, frozen=True, kw_only=True):
@@ -226,21 +229,17 @@ def describe_observed(o: Observed) -> dict[str, str]:
     return found
 
 
-def _fx_off(expected: int, observed: int, bps: int) -> bool:
-    """Whether `observed` is further from `expected` than `bps` basis points of it."""
-    return abs(observed - expected) * 10_000 > expected * bps
-
-
 def compare(e: Expected, o: Observed, confidence: int) -> Finding | None:
     """The first difference between two sides known to describe the same movement, or None.
     FX is checked before the amount (a fill beyond tolerance explains the amount it moved), the
     fee before the amount (a fee taken out changes what arrived)."""
     tol = tolerance(e.currency)
+    fx_bps = tol.fx_bps if e.fx_bps is None else e.fx_bps
     kind: Kind | None = None
     big_fx = False
-    if e.rate is not None and o.rate is not None and _fx_off(e.rate, o.rate, tol.fx_bps):
+    if e.rate is not None and o.rate is not None and beyond_bps(e.rate, o.rate, fx_bps):
         kind = Kind.FX_MISMATCH
-        big_fx = _fx_off(e.rate, o.rate, tol.fx_bps * 10)
+        big_fx = beyond_bps(e.rate, o.rate, fx_bps * 10)
     elif e.fee is not None and o.fee is not None and e.fee != o.fee:
         kind = Kind.FEE_MISMATCH
     elif e.amount != o.amount or e.currency != o.currency:

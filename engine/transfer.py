@@ -77,6 +77,10 @@ class TransferState(msgspec.Struct, frozen=True, kw_only=True):
     refused_by: tuple[str, ...] = ()
     bank_reference: str | None = None
     settled_amount: int | None = None
+    # The fill's slippage in rail minor units (what the provider debited less the rail amount)
+    # and the tolerance it was judged by, from FiatSettled.
+    slippage: int = 0
+    slippage_tolerance_bps: int | None = None
     failure_code: str | None = None
     failure_message: str | None = None
     created_at: int
@@ -264,7 +268,13 @@ def _changes(state: TransferState, event: ev.TransferEvent) -> dict[str, object]
         case ev.OffRampRerouted(provider=provider, previous=previous):
             return {"rerouted_to": provider, "refused_by": (*state.refused_by, previous)}
         case ev.FiatSettled(bank_reference=ref, amount=amount, at=at):
-            return {"bank_reference": ref, "settled_amount": amount, "settled_at": at}
+            return {
+                "bank_reference": ref,
+                "settled_amount": amount,
+                "settled_at": at,
+                "slippage": event.slippage,
+                "slippage_tolerance_bps": event.slippage_tolerance_bps,
+            }
         case ev.FundsReturned(reference=ref):
             return {
                 "failure_code": Result.funds_returned.code,
@@ -843,19 +853,55 @@ def _fiat_settled(state: TransferState, cmd: c.MarkFiatSettled, now: int) -> Dec
     if state.provider_trade_id is None:
         return _reject(Result.offramp_not_initiated)
     assert state.quote is not None
+    if (cmd.debited is not None and cmd.debited <= 0) or not (
+        0 <= cmd.slippage_tolerance_bps <= limits.slippage_tolerance_bps_max
+    ):
+        return _reject(Result.command_malformed)
+    fill_rate = money.parse_rate(cmd.fill_rate) if cmd.fill_rate is not None else None
+    if isinstance(fill_rate, Result):
+        return _reject(Result.command_malformed)
     # A settled amount that differs from the quote is recorded as reported; reconciliation
-    # classifies the difference (Series 5), it is not the state machine's call.
+    # classifies the difference (Series 5), it is not the state machine's call. What the fill
+    # cost in our stablecoin is booked: the rail amount, and the slippage beside it.
+    quote = state.quote
+    provider = ledger.provider(payout_provider(state))
     entries = ledger.fiat_settlement(
-        rail_currency=state.quote.rail_currency,
-        rail_amount=state.quote.rail_amount,
-        provider_account=ledger.provider(payout_provider(state)),
+        rail_currency=quote.rail_currency, rail_amount=quote.rail_amount, provider_account=provider
     )
+    slipped = 0 if cmd.debited is None else cmd.debited - quote.rail_amount
+    if slipped:
+        entries += ledger.slippage(
+            rail_currency=quote.rail_currency,
+            amount=slipped,
+            provider_account=provider,
+            within=_within_tolerance(quote, cmd.debited, fill_rate, cmd.slippage_tolerance_bps),
+        )
     return _accept(
         state,
         ev.FiatSettled(
-            at=now, bank_reference=cmd.bank_reference, amount=cmd.amount, entries=entries
+            at=now,
+            bank_reference=cmd.bank_reference,
+            amount=cmd.amount,
+            entries=entries,
+            slippage=slipped,
+            slippage_tolerance_bps=cmd.slippage_tolerance_bps,
         ),
     )
+
+
+def _within_tolerance(
+    quote: quotes.Quote, debited: int | None, fill_rate: money.Rate | None, bps: int
+) -> bool:
+    """Whether a fill's cost (and its rate, when stated) is within `bps` of the quote's: then
+    its slippage is FX P&L; beyond, it waits in suspense for an operator (reconciliation opens
+    the fx_mismatch case by the same measure of the rate)."""
+    assert debited is not None
+    if money.beyond_bps(quote.rail_amount, debited, bps):
+        return False
+    quoted = money.parse_rate(quote.rate)
+    if fill_rate is None or not isinstance(quoted, money.Rate):
+        return True
+    return not money.beyond_bps(quoted.units, fill_rate.units, bps)
 
 
 def _funds_returned(state: TransferState, cmd: c.RecordFundsReturned, now: int) -> Decision:

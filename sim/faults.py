@@ -32,7 +32,7 @@ SWARM_RATE_MAX: dict[str, float] = {
     "retry_request": 0.3,  # the client re-sends a create with the same idempotency key
     # Reconciliation (Series 5): what the sources report differs from the ledger.
     "provider_fee": 0.1,  # the off-ramp keeps a fee of its own from the payout
-    "fx_slippage": 0.1,  # the off-ramp fills 2% off the quoted rate
+    "fx_slippage": 0.1,  # the off-ramp fills off the quote: 0.3% either way, or 2% worse
     "statement_late": 0.1,  # a payout's bank credit shows hours late (past its due time)
     "statement_unknown_line": 0.3,  # a deposit comes with a wire nobody can name
     "indexer_duplicate": 0.1,  # the chain indexer delivers a Transfer log twice (two event ids)

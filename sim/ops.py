@@ -4,7 +4,9 @@ exercises the whole case workflow (and its transfers can finish).
 A case is left alone for `patience_s` (the pipeline may close it by itself: a late report
 arrives). Then one operator takes it and decides by kind:
   unconfirmed_match             confirmed (resolved): the transfer may reconcile on it
-  amount / fee / fx mismatch    resolved with a note (the provider's terms accepted; no money)
+  amount / fee mismatch         resolved with a note (the provider's terms accepted; no money)
+  fx mismatch                   the fill accepted: what the ledger parked in suspense for it is
+                                moved to FX P&L (proposed by one, approved by the other)
   duplicate (HIGH)              false positive (the report the ledger agrees with stands)
   external_only                 written off to suspense from where the value is (the bank
                                 account, the treasury wallet): the first operator proposes the
@@ -25,6 +27,7 @@ import anyio
 
 from actors.system import System
 from engine import discrepancies as dc
+from engine import events as ev
 from engine import ledger, liquidity
 from engine.reconciliation import Kind, Source
 from engine.results import Result
@@ -61,9 +64,11 @@ class OpsDesk:
             match case.kind:
                 case Kind.UNCONFIRMED_MATCH:
                     await self._resolve(case, dc.Resolution.RESOLVED, "match confirmed", now)
-                case Kind.AMOUNT_MISMATCH | Kind.FEE_MISMATCH | Kind.FX_MISMATCH:
+                case Kind.AMOUNT_MISMATCH | Kind.FEE_MISMATCH:
                     note = "provider's terms checked against the contract and accepted"
                     await self._resolve(case, dc.Resolution.RESOLVED, note, now)
+                case Kind.FX_MISMATCH:
+                    await self._accept_fill(case, now)
                 case Kind.DUPLICATE_EXTERNAL_EVENT:
                     note = "two reports of one event: the one the ledger agrees with stands"
                     await self._resolve(case, dc.Resolution.FALSE_POSITIVE, note, now)
@@ -74,6 +79,37 @@ class OpsDesk:
         self, case: dc.Discrepancy, resolution: dc.Resolution, note: str, now: int
     ) -> None:
         await self._act(case, lambda k: dc.resolve(k, resolution, note, (), MAKER, now))
+
+    async def _accept_fill(self, case: dc.Discrepancy, now: int) -> None:
+        """A fill beyond the slippage tolerance, accepted after checking the provider's terms:
+        the difference the ledger parked in suspense is moved to FX P&L (proposed by the first
+        operator, approved by the second)."""
+        parked = 0
+        if case.transfer_id is not None:
+            for record in await self.system.ctx.journal.stream(case.transfer_id):
+                if isinstance(record.event, ev.FiatSettled):
+                    for e in record.event.entries:
+                        if e.account == ledger.SUSPENSE:
+                            parked += e.debit - e.credit
+                            currency = e.currency
+        note = "fill checked against the provider's contract and accepted"
+        if parked == 0:
+            await self._resolve(case, dc.Resolution.RESOLVED, note, now)
+            return
+        entries = (
+            (
+                dc.correction_entry(ledger.FX_PNL, currency, parked, 0),
+                dc.correction_entry(ledger.SUSPENSE, currency, 0, parked),
+            )
+            if parked > 0
+            else (
+                dc.correction_entry(ledger.SUSPENSE, currency, -parked, 0),
+                dc.correction_entry(ledger.FX_PNL, currency, 0, -parked),
+            )
+        )
+        await self._act(
+            case, lambda k: dc.resolve(k, dc.Resolution.RESOLVED, note, entries, MAKER, now)
+        )
 
     async def _write_off(self, case: dc.Discrepancy, now: int) -> None:
         """The value is booked where it is (our bank account, or the treasury wallet the chain

@@ -222,6 +222,9 @@ class _Payout:
     paid: int | None = None
     fee: int | None = None
     rate: str | None = None
+    # The stablecoin the fill cost us (rail minor units): the rail amount, or more or less
+    # when it filled off the quote.
+    debited: int | None = None
     # The deposit that funds it: the sender's nonce slot of the transaction named in the
     # request, and the transaction mined in that slot as last seen (a replacement of a payment
     # a reorg took away funds the same payout, as a deposit to the same address would).
@@ -484,6 +487,7 @@ class SimOffRamp:
             reason=payout.reason,
             fee=payout.fee,
             rate=payout.rate,
+            debited=getattr(payout, "debited", None),
             return_tx_hash=(
                 payout.return_tx.tx_hash
                 if payout.return_tx is not None and payout.state is PayoutState.RETURNED
@@ -517,7 +521,7 @@ class SimOffRamp:
                     late=self.faults.fire("statement_late"),
                 )
                 payout.state = PayoutState.PAID
-                self.spent[request.provider] += request.rail_amount
+                self.spent[request.provider] += payout.debited or request.rail_amount
             self.generation += 1
         if payout.return_tx is not None:
             await self._send_back(payout.return_tx)
@@ -527,19 +531,24 @@ class SimOffRamp:
         await self._announce(payout)
 
     def _fill(self, payout: _Payout) -> None:
-        """The trade as filled: at the quoted rate with no fee of the provider's own, unless a
-        fault makes it keep a fee (1%) or fill 2% off the quote (beyond any slippage
-        tolerance); the beneficiary gets what the fill leaves."""
+        """The trade as filled: the beneficiary gets the quoted amount, at the quoted rate, for
+        the rail amount, unless a fault makes the provider keep a fee (1%: the beneficiary gets
+        less), or fill off the quote (`fx_slippage`): 0.3% either way (within the slippage
+        tolerance: FX P&L) or 2% worse (beyond it: an fx_mismatch case). A fill off the quote
+        still pays the quoted amount and costs our stablecoin what the fill rate says."""
         request = payout.request
         payout.paid, payout.fee, payout.rate = request.target_amount, 0, request.rate or None
+        payout.debited = request.rail_amount
         if self.faults.fire("provider_fee"):
             payout.fee = request.target_amount // 100
             payout.paid = request.target_amount - payout.fee
         elif self.faults.fire("fx_slippage") and request.rate:
             rate = money.parse_rate(request.rate)
             assert isinstance(rate, money.Rate)
-            payout.rate = money.format_rate(money.Rate(rate.units * 98 // 100))
-            payout.paid = request.target_amount * 98 // 100
+            off_bps = self.rng.choice((-30, 30, -200))
+            filled = rate.units * (10_000 + off_bps) // 10_000
+            payout.rate = money.format_rate(money.Rate(filled))
+            payout.debited = -(-request.rail_amount * rate.units // filled)  # rounded up
 
     def _sign_return(self, request: PayoutRequest) -> SignedTx:
         tx = sign_token_transfer(

@@ -252,6 +252,10 @@ open_s = 45
 tolerance_bps = 25
 [pricing.requote.clients.acme]
 mode = "require_new"
+[pricing.slippage]
+tolerance_bps = 40
+[pricing.slippage.corridors.USD-MXN]
+tolerance_bps = 25
 [providers.rampa-sim]
 compliance = "under_review"
 [providers.bitso-sim.corridors.USD-MXN]
@@ -279,6 +283,7 @@ def test_the_pricing_sections_set_the_deadline_the_breaker_and_each_providers_te
     assert terms["rampa-sim"].deposit_addresses == {}, "no address: no rebalancing to it"
     assert pricing.requote == RequotePolicy(mode=Requote.AUTO, tolerance_bps=25)
     assert pricing.requote_by_client == (("acme", RequotePolicy(mode=Requote.REQUIRE_NEW)),)
+    assert (pricing.slippage_bps, pricing.slippage_by_corridor) == (40, (("USD-MXN", 25),))
 
 
 @pytest.mark.parametrize(
@@ -293,6 +298,8 @@ def test_the_pricing_sections_set_the_deadline_the_breaker_and_each_providers_te
         ("[pricing.requote.clients.acme]\nbps = 1\n", "bps is not one of mode, tolerance_bps"),
         ('[providers.x]\nenabled = "yes"\n', "enabled is true or false"),
         ("[providers.x.corridors.USD-JPY]\n", "USD-JPY: not a corridor"),
+        ("[pricing.slippage]\ntolerance_bps = 5000\n", "tolerance_bps is a whole number from 0"),
+        ("[pricing.slippage.corridors.USD-JPY]\n", "USD-JPY]: not a corridor"),
         ('[providers.x.deposit_addresses]\ntron = "0x"\n', "tron is not one of ['ethereum']"),
         ('[providers.x.deposit_addresses]\nethereum = "0x12"\n', "ethereum is a 0x address"),
         ("[providers.x.corridors.USD-MXN]\nmin_amount = 5\n", "min_amount is an amount in USD"),

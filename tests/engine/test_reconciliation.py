@@ -91,6 +91,15 @@ def test_slippage_inside_the_tolerance_is_expected() -> None:
     assert [m.method for m in reconcile([PAYOUT], [inside], T0).matches] == [Method.PRIMARY]
 
 
+def test_the_tolerance_the_ledger_judged_the_fill_by_is_the_one_reconciliation_uses() -> None:
+    """A corridor configured tighter than the currency's default: the ledger booked a 40 bp fill
+    to suspense under 30 bp, so reconciliation calls it an fx_mismatch, not expected slippage."""
+    seen = report(PAYOUT, rate=17_25000000 * 9960 // 10000)  # 40 bp off
+    assert reconcile([PAYOUT], [seen], T0).findings == [], "under the default 50 bp"
+    tight = msgspec.structs.replace(PAYOUT, fx_bps=30)
+    assert only_finding([tight], [seen]).kind is Kind.FX_MISMATCH
+
+
 def test_the_same_event_reported_twice_is_a_low_duplicate_and_the_first_still_matches() -> None:
     first, again = report(CREDIT, "ex_1"), report(CREDIT, "ex_2")
     outcome = reconcile([CREDIT], [first, again], T0)

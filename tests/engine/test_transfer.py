@@ -659,3 +659,61 @@ def test_a_requote_beyond_the_clients_tolerance_is_refused_and_expiry_says_why()
     (event,) = expired.events
     assert isinstance(event, ev.TransferExpired) and event.code == "quote_expired"
     assert (w.s.status, w.s.failure_message) == (Status.EXPIRED, "the new price is 30 bp worse")
+
+
+def _settled(debited: int | None, fill: str | None = None) -> tuple[ev.FiatSettled, Walk]:
+    w = walk_to("CONFIRMED", route=Route.BANK)
+    w.apply(c.InitiateOffRamp(provider_trade_id="trade-1"))
+    assert w.s.quote is not None
+    settle = c.MarkFiatSettled(
+        bank_reference="SPEI-9", amount=w.s.quote.target_amount, debited=debited, fill_rate=fill,
+        slippage_tolerance_bps=50,
+    )  # fmt: skip
+    (settled,) = w.apply(settle).events
+    assert isinstance(settled, ev.FiatSettled)
+    return settled, w
+
+
+def _lines(settled: ev.FiatSettled) -> set[tuple[str, int, int]]:
+    return {(e.account, e.debit, e.credit) for e in settled.entries}
+
+
+def test_a_fill_off_the_quote_books_its_slippage_to_fx_pnl_within_tolerance_suspense_beyond() -> (
+    None
+):
+    """What the provider debited for the fill is what the provider account loses: the rail
+    amount against fx:position, the difference against FX P&L when the fill is within the
+    corridor's tolerance (a gain when it cost less), against suspense beyond it."""
+    exact, w = _settled(None)
+    rail = w.s.quote.rail_amount if w.s.quote else 0
+    assert (exact.slippage, len(exact.entries)) == (0, 2)
+    assert _settled(rail)[0].entries == exact.entries, "debited as agreed: nothing more"
+    quoted = w.s.quote.rate if w.s.quote else ""
+    loss, w = _settled(rail + 40)
+    assert (loss.slippage, loss.slippage_tolerance_bps, w.s.slippage) == (40, 50, 40)
+    assert _lines(loss) - _lines(exact) == {("fx:pnl", 40, 0), ("provider:bitso-sim", 0, 40)}
+    gain, _ = _settled(rail - 40, fill=quoted)
+    assert _lines(gain) - _lines(exact) == {("fx:pnl", 0, 40), ("provider:bitso-sim", 40, 0)}
+    beyond, _ = _settled(rail * 102 // 100)
+    assert _lines(beyond) - _lines(exact) == {
+        ("suspense", rail * 2 // 100, 0),
+        ("provider:bitso-sim", 0, rail * 2 // 100),
+    }
+    off_rate = f"{float(quoted) * 0.98:.8f}"
+    rate_beyond, _ = _settled(rail + 1, fill=off_rate)
+    assert ("suspense", 1, 0) in _lines(rate_beyond), "the rate beyond tolerance: suspense"
+    for settled in (exact, loss, gain, beyond, rate_beyond):
+        debits = sum(e.debit for e in settled.entries)
+        assert debits == sum(e.credit for e in settled.entries)
+
+
+def test_a_settlement_with_a_malformed_fill_is_refused() -> None:
+    w = walk_to("CONFIRMED", route=Route.BANK)
+    w.apply(c.InitiateOffRamp(provider_trade_id="trade-1"))
+    for bad in (
+        {"debited": 0},
+        {"fill_rate": "fast"},
+        {"slippage_tolerance_bps": limits.slippage_tolerance_bps_max + 1},
+    ):
+        settle = c.MarkFiatSettled(bank_reference="SPEI-9", amount=1, **bad)
+        refused(settle, Result.command_malformed, w.s)

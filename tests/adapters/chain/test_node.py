@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
+import anyio
 import pytest
 
 from adapters.chain.custody import KeystoreCustody
@@ -15,7 +16,7 @@ from adapters.chain.devnet import Devnet
 from adapters.chain.network import EvmNetwork
 from adapters.chain.node import EvmNode, NodeRefused
 from adapters.chain.rpc import JsonRpc
-from engine.rails import RailError, SignRequest, TxPresence
+from engine.rails import RailError, Receipt, SignRequest, TxPresence
 from engine.results import Result
 from tests.adapters.chain.conftest import TREASURY_USDC
 
@@ -35,6 +36,15 @@ async def _request(node: EvmNode, nonce: int, amount: int, to: str = PAYEE) -> S
         max_fee_per_gas=view.suggested_max_fee_per_gas,
         max_priority_fee_per_gas=view.suggested_priority_fee_per_gas,
     )
+
+
+async def _mined(node: EvmNode, tx_hash: str, within_s: float = 10.0) -> Receipt:
+    """The receipt once the node has it: anvil's automine can answer the broadcast before the
+    block is sealed (seen on a loaded machine), so the receipt is asked for until it is there."""
+    with anyio.fail_after(within_s):
+        while (receipt := await node.receipt("ethereum", tx_hash)) is None:  # noqa: ASYNC110
+            await anyio.sleep(0.05)
+    return receipt
 
 
 async def test_a_node_on_another_chain_is_refused(network: EvmNetwork, rpc: JsonRpc) -> None:
@@ -60,8 +70,8 @@ async def test_a_payment_is_mined_read_back_and_indexed(
     nonce = await node.nonce("ethereum", treasury)
     tx = await custody.sign(await _request(node, nonce, 25_000_000))
     assert await node.broadcast("ethereum", tx.raw) == tx.tx_hash
-    receipt = await node.receipt("ethereum", tx.tx_hash)
-    assert receipt is not None and receipt.succeeded
+    receipt = await _mined(node, tx.tx_hash)
+    assert receipt.succeeded
     assert (receipt.currency, receipt.from_address, receipt.to_address, receipt.amount) == (
         "USDC", treasury, PAYEE, 25_000_000,
     )  # fmt: skip
