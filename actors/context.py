@@ -71,6 +71,10 @@ class Tuning:
     # fx_mismatch case, the difference in suspense), in basis points: the default and per
     # corridor (`[pricing.slippage]`).
     slippage_bps: int = limits.slippage_tolerance_bps
+    # Corridors whose bank payouts are pre-funded (paid from the provider's prefunding as soon
+    # as the deposit is broadcast); the others are just-in-time (`[pricing]
+    # prefunded_corridors`).
+    prefunded_corridors: frozenset[str] = frozenset()
     slippage_by_corridor: dict[str, int] = dataclasses.field(default_factory=dict)
 
     def requote_for(self, client_id: str) -> RequotePolicy:

@@ -15,14 +15,14 @@ from actors.alerts import raise_alert
 from actors.retry import call_rail
 from actors.signing import sign_payment, wallet_of
 from engine import commands as c
-from engine import controls, limits, sanctions
+from engine import controls, ledger, limits, sanctions
 from engine import effects as fx
 from engine.policy import corridor_id
 from engine.pricing import Requote
 from engine.rails import PayoutRequest, QuoteRequest, RailError, SignRequest
 from engine.results import Result, as_failure
 from engine.states import Route, Status
-from engine.transfer import TransferState
+from engine.transfer import TransferState, prefunded_early
 
 if TYPE_CHECKING:
     from actors.transfer_actor import TransferActor
@@ -227,7 +227,10 @@ async def _offramp(
     next eligible provider that holds enough of our stablecoin (actors.pricing.failover); with
     none, the transfer waits in CONFIRMED: its payout timer asks again every minute, its stuck
     timer alerts an operator."""
-    assert state.quote is not None and state.mined is not None
+    assert state.quote is not None and state.txs
+    if prefunded_early(state) and not await _prefunding_covers(actor, state, effect.provider):
+        return None  # paid just in time instead, once the deposit is confirmed
+    paid_by = state.mined.tx_hash if state.mined is not None else state.txs[-1].tx_hash
     request = PayoutRequest(
         transfer_id=state.transfer_id,
         provider=effect.provider,
@@ -237,7 +240,7 @@ async def _offramp(
         target_currency=state.target_currency,
         target_amount=state.quote.target_amount,
         destination=state.destination,
-        tx_hash=state.mined.tx_hash,
+        tx_hash=paid_by,
         rate=state.quote.rate,
         prefunded=effect.prefunded,
     )
@@ -260,6 +263,15 @@ async def _offramp(
     await desk.payout_answered(effect.provider, ok=True)
     actor.ctx.drills.failpoint("offramp.after_payout_call")
     return c.InitiateOffRamp(provider_trade_id=trade_id)
+
+
+async def _prefunding_covers(actor: TransferActor, state: TransferState, provider: str) -> bool:
+    """Whether the provider holds the payout's rail amount of our stablecoin by the ledger."""
+    assert state.quote is not None
+    held = await actor.ctx.journal.balance_at(
+        ledger.provider(provider), state.quote.rail_currency, actor.ctx.clock.now_us()
+    )
+    return held >= state.quote.rail_amount
 
 
 async def _canary_rebroadcast(actor: TransferActor, state: TransferState, raw: str) -> None:

@@ -170,7 +170,10 @@ class QuoteDesk:
             result = Result.provider_unavailable if transient else Result.no_eligible_provider
             raise RailError(result, detail, transient=transient)
         return msgspec.structs.replace(
-            priced[chosen.provider], quote_id=self.ctx.ids.new("qt"), alternatives=ordered
+            priced[chosen.provider],
+            quote_id=self.ctx.ids.new("qt"),
+            alternatives=ordered,
+            prefunded=request.bank and corridor in self.ctx.tuning.prefunded_corridors,
         )
 
     async def payout_answered(self, name: str, *, ok: bool, error: str = "") -> None:

@@ -684,6 +684,7 @@ def _tuning(config: ServeConfig, chain_poll_s: float) -> Tuning:
     tuning.requote_by_client = dict(config.pricing.requote_by_client)
     tuning.slippage_bps = config.pricing.slippage_bps
     tuning.slippage_by_corridor = dict(config.pricing.slippage_by_corridor)
+    tuning.prefunded_corridors = config.pricing.prefunded_corridors
     if config.evm is not None and config.rails == "evm":
         tuning.confirmations_required = config.evm.confirmations
     return tuning

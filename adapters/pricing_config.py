@@ -2,6 +2,8 @@
 
     [pricing]
     quote_deadline_s = 2.0       # how long the desk waits for each provider's quote
+    prefunded_corridors = ["USD-MXN"]   # paid from the provider's prefunding at broadcast
+                                 # (the others just in time: once the deposit is confirmed)
     [pricing.breaker]            # each provider's circuit breaker (engine.breaker)
     failures_to_open = 5         # failures in a row that open it
     open_s = 30                  # how long it stays open before one probe is let through
@@ -65,6 +67,7 @@ class PricingSettings:
     liquidity: tuple[Threshold, ...] = ()
     slippage_bps: int = 50
     slippage_by_corridor: tuple[tuple[str, int], ...] = ()
+    prefunded_corridors: frozenset[str] = frozenset()
 
 
 _BREAKER_KEYS = ("failures_to_open", "open_s", "probes", "successes_to_close")
@@ -109,7 +112,11 @@ def pricing_section(path: Path, raw: dict[str, Any]) -> PricingSettings:
     """The pricing settings in the file at `path` (parsed TOML `raw`); a bad value stops the
     start naming the key."""
     pricing = _table(f"{path}: [pricing]", raw.get("pricing", {}))
-    _unknown(f"{path}: [pricing]", pricing, ("quote_deadline_s", "breaker", "requote", "slippage"))
+    _unknown(
+        f"{path}: [pricing]",
+        pricing,
+        ("quote_deadline_s", "breaker", "requote", "slippage", "prefunded_corridors"),
+    )
     deadline = _number(
         f"{path}: [pricing] quote_deadline_s", pricing.get("quote_deadline_s", 2.0), 0.05, 60.0
     )
@@ -168,11 +175,29 @@ def pricing_section(path: Path, raw: dict[str, Any]) -> PricingSettings:
             for client, value in sorted(clients.items())
         ),
         slippage_bps=_slippage(f"{path}: [pricing.slippage]", slippage),
+        prefunded_corridors=_prefunded(
+            f"{path}: [pricing] prefunded_corridors", pricing.get("prefunded_corridors", [])
+        ),
         slippage_by_corridor=tuple(
             (corridor, _slippage(f"{path}: [pricing.slippage.corridors.{corridor}]", value))
             for corridor, value in sorted(corridors.items())
         ),
     )
+
+
+def _prefunded(where: str, value: object) -> frozenset[str]:
+    """Bank corridors (a fiat target) whose payouts are paid from the provider's prefunding."""
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise PricingError(f"{where} is a list of corridor ids")
+    for corridor in value:
+        target = money.asset(corridor.partition("-")[2])
+        if (
+            corridor not in policy.CORRIDOR_IDS
+            or target is None
+            or (target.kind is not money.AssetKind.FIAT)
+        ):
+            raise PricingError(f"{where}: {corridor} is not a corridor paid out to a bank")
+    return frozenset(value)
 
 
 def _slippage(where: str, value: object) -> int:

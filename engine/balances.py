@@ -97,6 +97,10 @@ def in_flight(account: str, currency: str, states: list[TransferState]) -> tuple
                 high += tx.amount
             case Source.PROVIDER, Status.SENT_ON_CHAIN if bank_route:
                 high += tx.amount
+                if state.provider_trade_id is not None:
+                    # A pre-funded payout, asked for before its deposit confirmed: it may be
+                    # paid already, from the prefunding.
+                    low -= tx.amount + tx.amount * limits.fill_cost_window_bps // 10_000
             case Source.PROVIDER, Status.CONFIRMED if bank_route:
                 # A fill off the quote may cost a little more than the rail amount.
                 low -= tx.amount + tx.amount * limits.fill_cost_window_bps // 10_000

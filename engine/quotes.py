@@ -73,6 +73,10 @@ class Quote(msgspec.Struct, frozen=True, kw_only=True):
     # Every provider's answer to the same request, each with its response as it came, the
     # winner's included (empty for quotes made before the desk asked several providers).
     alternatives: tuple[ProviderAnswer, ...] = ()
+    # A bank payout in a pre-funded corridor (`[pricing] prefunded_corridors`): the provider pays
+    # it from our prefunding as soon as its deposit is broadcast, and the deposit refills it.
+    # Otherwise just-in-time: the payout is asked for once the deposit is confirmed.
+    prefunded: bool = False
 
 
 class Price(msgspec.Struct, frozen=True, kw_only=True):

@@ -7,7 +7,9 @@ never FIAT_SETTLED; an off-ramp payout must pass FIAT_SETTLED.
 
 Approval is metadata on CREATED (ApprovalGranted keeps the transfer in CREATED). A dropped chain
 transaction is replaced in SENT_ON_CHAIN; a reorg that removes a confirmed transaction sends the
-transfer from CONFIRMED back to SENT_ON_CHAIN (with a reversal of the settlement entries).
+transfer from CONFIRMED back to SENT_ON_CHAIN (with a reversal of the settlement entries). In a
+pre-funded corridor the off-ramp payout is asked for (and may be rerouted) already in
+SENT_ON_CHAIN, paid from the provider's prefunding while the deposit that refills it confirms.
 """
 
 from __future__ import annotations
@@ -58,6 +60,9 @@ TRANSITIONS: dict[tuple[Status | None, str], Status] = {
     (S.SENT_ON_CHAIN, "OnChainReplaced"): S.SENT_ON_CHAIN,
     (S.SENT_ON_CHAIN, "OnChainConfirmed"): S.CONFIRMED,
     (S.SENT_ON_CHAIN, "OnChainReverted"): S.FAILED,
+    # A pre-funded payout is asked for as soon as its deposit is broadcast.
+    (S.SENT_ON_CHAIN, "OffRampInitiated"): S.SENT_ON_CHAIN,
+    (S.SENT_ON_CHAIN, "OffRampRerouted"): S.SENT_ON_CHAIN,
     (S.CONFIRMED, "ChainReorged"): S.SENT_ON_CHAIN,
     (S.CONFIRMED, "OffRampInitiated"): S.CONFIRMED,
     (S.CONFIRMED, "OffRampRerouted"): S.CONFIRMED,
@@ -71,6 +76,8 @@ TRANSITIONS: dict[tuple[Status | None, str], Status] = {
 ROUTE_EXCLUDED: dict[Route, frozenset[tuple[Status, str]]] = {
     Route.WALLET: frozenset(
         {
+            (S.SENT_ON_CHAIN, "OffRampInitiated"),
+            (S.SENT_ON_CHAIN, "OffRampRerouted"),
             (S.CONFIRMED, "OffRampInitiated"),
             (S.CONFIRMED, "OffRampRerouted"),
             (S.CONFIRMED, "FiatSettled"),

@@ -172,6 +172,18 @@ def payout_provider(state: TransferState) -> str:
     return state.rerouted_to or state.quote.provider
 
 
+def prefunded_early(state: TransferState) -> bool:
+    """Whether the off-ramp payout is asked for before the deposit confirms: a bank payout of
+    a pre-funded corridor, broadcast, not yet asked for."""
+    return (
+        state.route is Route.BANK
+        and state.status is Status.SENT_ON_CHAIN
+        and state.quote is not None
+        and state.quote.prefunded
+        and state.provider_trade_id is None
+    )
+
+
 def payout_chain(state: TransferState) -> str:
     match state.destination:
         case destinations.WalletDestination(chain=chain_name):
@@ -331,10 +343,21 @@ def pending_effects(state: TransferState) -> tuple[fx.Effect, ...]:
             )
         case Status.SENT_ON_CHAIN:
             latest = state.txs[-1]
-            return (
+            sending = (
                 fx.BroadcastTransaction(transfer_id=tid, tx_hash=latest.tx_hash, raw=latest.raw),
                 fx.WatchTransaction(transfer_id=tid, tx_hashes=tx_hashes(state)),
             )
+            if not prefunded_early(state):
+                return sending
+            assert state.quote is not None
+            # Pre-funded: paid from the provider's prefunding now, the deposit refills it.
+            start = fx.StartOffRamp(
+                transfer_id=tid,
+                provider=payout_provider(state),
+                quote_id=state.quote.quote_id,
+                prefunded=True,
+            )
+            return (*sending, start)
         case Status.CONFIRMED:
             # Until final, a reorg can still take the payment away (back to SENT_ON_CHAIN).
             watch = fx.WatchTransaction(
@@ -792,6 +815,11 @@ def _revert(state: TransferState, cmd: c.ObserveRevert, now: int) -> Decision:
         return _reject(Result.command_invalid_for_status)
     if cmd.tx_hash not in tx_hashes(state):
         return _reject(Result.transaction_unknown)
+    if state.provider_trade_id is not None:
+        # A pre-funded payout is already asked for (paid, maybe) from the provider's
+        # prefunding: the hold is not released; the transfer waits for an operator (its stuck
+        # timer alerts) to send the deposit again or write the payout off.
+        return _reject(Result.offramp_already_initiated)
     entries = ledger.release(state.client_id, state.source_currency, state.amount)
     return _accept(
         state,
@@ -810,7 +838,7 @@ def _offramp(state: TransferState, cmd: c.InitiateOffRamp, now: int) -> Decision
         return _NOTHING_TO_DO
     if state.provider_trade_id is not None:
         return _reject(Result.offramp_already_initiated)
-    if state.status is not Status.CONFIRMED:
+    if state.status is not Status.CONFIRMED and not prefunded_early(state):
         return _reject(Result.command_invalid_for_status)
     assert state.quote is not None
     return _accept(
@@ -830,7 +858,7 @@ def _reroute(state: TransferState, cmd: c.RerouteOffRamp, now: int) -> Decision:
         return _NOTHING_TO_DO
     if state.provider_trade_id is not None:
         return _reject(Result.offramp_already_initiated)
-    if state.status is not Status.CONFIRMED:
+    if state.status is not Status.CONFIRMED and not prefunded_early(state):
         return _reject(Result.command_invalid_for_status)
     previous = payout_provider(state)
     if cmd.provider in state.refused_by or cmd.previous != previous:

@@ -161,6 +161,8 @@ async def _run(
                 external_only_grace_s=EXTERNAL_ONLY_GRACE_S,
                 liquidity=LIQUIDITY,
                 provider_terms=address_book(offramp),
+                # Odd seeds pay USD-MXN from prefunding at broadcast, even ones just in time.
+                prefunded_corridors=frozenset({"USD-MXN"} if seed % 2 else ()),
             ),
         )
         system = System(ctx)

@@ -245,6 +245,7 @@ def test_the_reconciliation_section_tunes_the_reconciler(tmp_path: Path) -> None
 PRICING = """
 [pricing]
 quote_deadline_s = 1.5
+prefunded_corridors = ["USD-MXN"]
 [pricing.breaker]
 failures_to_open = 3
 open_s = 45
@@ -284,6 +285,7 @@ def test_the_pricing_sections_set_the_deadline_the_breaker_and_each_providers_te
     assert pricing.requote == RequotePolicy(mode=Requote.AUTO, tolerance_bps=25)
     assert pricing.requote_by_client == (("acme", RequotePolicy(mode=Requote.REQUIRE_NEW)),)
     assert (pricing.slippage_bps, pricing.slippage_by_corridor) == (40, (("USD-MXN", 25),))
+    assert pricing.prefunded_corridors == {"USD-MXN"}
 
 
 @pytest.mark.parametrize(
@@ -300,6 +302,8 @@ def test_the_pricing_sections_set_the_deadline_the_breaker_and_each_providers_te
         ("[providers.x.corridors.USD-JPY]\n", "USD-JPY: not a corridor"),
         ("[pricing.slippage]\ntolerance_bps = 5000\n", "tolerance_bps is a whole number from 0"),
         ("[pricing.slippage.corridors.USD-JPY]\n", "USD-JPY]: not a corridor"),
+        ('[pricing]\nprefunded_corridors = ["USD-USDC"]\n', "USD-USDC is not a corridor paid"),
+        ('[pricing]\nprefunded_corridors = "USD-MXN"\n', "is a list of corridor ids"),
         ('[providers.x.deposit_addresses]\ntron = "0x"\n', "tron is not one of ['ethereum']"),
         ('[providers.x.deposit_addresses]\nethereum = "0x12"\n', "ethereum is a 0x address"),
         ("[providers.x.corridors.USD-MXN]\nmin_amount = 5\n", "min_amount is an amount in USD"),

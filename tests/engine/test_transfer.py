@@ -717,3 +717,47 @@ def test_a_settlement_with_a_malformed_fill_is_refused() -> None:
     ):
         settle = c.MarkFiatSettled(bank_reference="SPEI-9", amount=1, **bad)
         refused(settle, Result.command_malformed, w.s)
+
+
+def _sent_bank(prefunded: bool) -> Walk:
+    w = Walk(create_command(route=Route.BANK))
+    quote = msgspec.structs.replace(quote_for(w.s, w.now), prefunded=prefunded)
+    w.apply(c.QuoteTransfer(quote=quote))
+    w.apply(c.LockFunds())
+    w.apply(c.SubmitOnChain(tx=signed_tx(w.s)))
+    assert w.s.status is Status.SENT_ON_CHAIN
+    return w
+
+
+def test_a_prefunded_payout_is_asked_for_at_broadcast_and_a_just_in_time_one_at_confirmation() -> (
+    None
+):
+    """Pre-funded corridor: the payout is asked for (prefunded) while the deposit is in flight,
+    the transfer stays SENT_ON_CHAIN, a revert of the deposit then cannot release the hold (the
+    payout may be paid), and the confirmation leads to watching the settlement. Just in time:
+    nothing is asked for before the confirmation."""
+    w = _sent_bank(prefunded=True)
+    (start,) = [e for e in pending_effects(w.s) if isinstance(e, fx.StartOffRamp)]
+    assert start.prefunded and start.provider == "bitso-sim"
+    w.apply(c.InitiateOffRamp(provider_trade_id="trade-1"))
+    assert (w.s.status, w.s.provider_trade_id) == (Status.SENT_ON_CHAIN, "trade-1")
+    assert not [e for e in pending_effects(w.s) if isinstance(e, fx.StartOffRamp)]
+    revert = c.ObserveRevert(tx_hash=w.s.txs[-1].tx_hash, block_number=101)
+    refused(revert, Result.offramp_already_initiated, w.s)
+    w.apply(
+        c.ObserveConfirmation(
+            tx_hash=w.s.txs[-1].tx_hash, block_number=100, block_hash=block_hash(100),
+            confirmations=limits.confirmations_required,
+        )
+    )  # fmt: skip
+    assert w.s.status is Status.CONFIRMED
+    assert [type(e) for e in pending_effects(w.s)] == [fx.WatchTransaction, fx.WatchSettlement]
+
+    jit = _sent_bank(prefunded=False)
+    assert not [e for e in pending_effects(jit.s) if isinstance(e, fx.StartOffRamp)]
+    refused(c.InitiateOffRamp(provider_trade_id="t"), Result.command_invalid_for_status, jit.s)
+    reroute = c.RerouteOffRamp(provider="rampa-sim", previous="bitso-sim", reason="on hold")
+    refused(reroute, Result.command_invalid_for_status, jit.s)
+    early = _sent_bank(prefunded=True)
+    early.apply(reroute)
+    assert (early.s.status, early.s.rerouted_to) == (Status.SENT_ON_CHAIN, "rampa-sim")
