@@ -19,7 +19,7 @@ from engine import controls, ledger, limits, sanctions
 from engine import effects as fx
 from engine.policy import corridor_id
 from engine.pricing import Requote
-from engine.rails import PayoutRequest, QuoteRequest, RailError, SignRequest
+from engine.rails import PayoutRequest, QuoteRequest, RailError, SignRequest, TxPresence
 from engine.results import Result, as_failure
 from engine.states import Route, Status
 from engine.transfer import TransferState, prefunded_early
@@ -228,7 +228,7 @@ async def _offramp(
     none, the transfer waits in CONFIRMED: its payout timer asks again every minute, its stuck
     timer alerts an operator."""
     assert state.quote is not None and state.txs
-    if prefunded_early(state) and not await _prefunding_covers(actor, state, effect.provider):
+    if prefunded_early(state) and not await _early_payout_allowed(actor, state, effect.provider):
         return None  # paid just in time instead, once the deposit is confirmed
     paid_by = state.mined.tx_hash if state.mined is not None else state.txs[-1].tx_hash
     request = PayoutRequest(
@@ -265,11 +265,22 @@ async def _offramp(
     return c.InitiateOffRamp(provider_trade_id=trade_id)
 
 
-async def _prefunding_covers(actor: TransferActor, state: TransferState, provider: str) -> bool:
-    """Whether the provider holds the payout's rail amount of our stablecoin by the ledger."""
+async def _early_payout_allowed(actor: TransferActor, state: TransferState, provider: str) -> bool:
+    """Whether a pre-funded payout may be asked for before its deposit confirms: the node has
+    the deposit (pending or mined: the broadcast reached it), and the provider holds the
+    payout's rail amount of our stablecoin by the ledger."""
     assert state.quote is not None
-    held = await actor.ctx.journal.balance_at(
-        ledger.provider(provider), state.quote.rail_currency, actor.ctx.clock.now_us()
+    ctx = actor.ctx
+    latest = state.txs[-1]
+    presence = await call_rail(
+        lambda: ctx.rails.chain.presence(latest.chain, latest.tx_hash),
+        key=f"{state.transfer_id}:presence",
+        unavailable=Result.chain_unavailable,
+    )
+    if presence is TxPresence.UNKNOWN:
+        return False
+    held = await ctx.journal.balance_at(
+        ledger.provider(provider), state.quote.rail_currency, ctx.clock.now_us()
     )
     return held >= state.quote.rail_amount
 

@@ -28,7 +28,7 @@ from actors.messages import BumpFee, Envelope, Message, Rebroadcast
 from actors.retry import call_rail
 from actors.signing import sign_payment, wallet_of
 from engine import commands as c
-from engine import limits
+from engine import ledger, limits
 from engine import rebalance as rb
 from engine.chain import Mined
 from engine.destinations import CHAINS
@@ -37,6 +37,7 @@ from engine.liquidity import Move
 from engine.rails import RailError
 from engine.records import Committed
 from engine.results import Result
+from engine.states import Status
 
 if TYPE_CHECKING:
     from actors.confirmations import ConfirmationWatcher
@@ -167,8 +168,8 @@ class Rebalancer:
         return move
 
     async def _available(self, move: rb.Rebalance) -> int:
-        """The source wallet's stablecoin by the ledger, less what other approved moves will
-        take from it."""
+        """The source wallet's stablecoin by the ledger, less what other approved moves and
+        transfers' payments on their way (sent, not yet booked) will take from it."""
         held = await self.ctx.journal.held_balances()
         key = (move.from_account, move.currency)
         balance = next((b for a, cur, b in held if (a, cur) == key), 0)
@@ -179,6 +180,11 @@ class Rebalancer:
             and m.from_account == move.from_account
             and m.state in (rb.State.APPROVED, rb.State.SUBMITTED)
         )
+        for state in await self.ctx.journal.in_flight(limits.balance_in_flight_max):
+            if state.status is Status.SENT_ON_CHAIN and state.txs:
+                tx = state.txs[-1]
+                if (ledger.treasury(tx.chain, tx.from_address), tx.currency) == key:
+                    committed += tx.amount
         return balance - committed
 
     # --- paying -------------------------------------------------------------------------------
