@@ -155,6 +155,10 @@ class OpsDesk:
                 self.done[f"rebalance_{proposed.code}"] += 1
                 continue
             decided = await rebalancer.decide(proposed.rebalance_id, CHECKER, True, "")
+            if isinstance(decided, Result):
+                # It cannot be approved (the wallet cannot cover it now): rejected, with why.
+                reason = f"cannot be approved: {decided.code}"
+                await rebalancer.decide(proposed.rebalance_id, CHECKER, False, reason)
             outcome = decided.code if isinstance(decided, Result) else decided.state.value
             self.done[f"rebalance_{outcome}"] += 1
 
