@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from store.schema import db_path
+from store.schema import db_path, latest_version
 
 
 def stablerail(*args: str) -> subprocess.CompletedProcess[str]:
@@ -27,7 +27,7 @@ def test_migrate_then_verify(tmp_path: Path) -> None:
     data_dir = str(tmp_path / "data")
     made = stablerail("migrate", "--data-dir", data_dir)
     assert made.returncode == 0, made.stderr
-    assert "schema version 0 -> 6" in made.stdout
+    assert f"schema version 0 -> {latest_version()}" in made.stdout
     again = stablerail("migrate", "--data-dir", data_dir)
     assert "up to date" in again.stdout
     checked = stablerail("verify", "--data-dir", data_dir, "--json")
