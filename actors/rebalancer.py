@@ -1,4 +1,5 @@
-"""The rebalancer: rebalancing moves (engine.rebalance) proposed, decided and paid.
+"""The rebalancer: rebalancing moves (engine.rebalance) proposed, decided and carried out: a
+payment from a treasury wallet we sign and send, or a withdrawal a provider sends.
 
 One step at a time per move (a lock each), each decided on the move as journaled and appended at
 its version, then acted on: an approval is journaled before anything is signed, the signed payment
@@ -10,8 +11,12 @@ nothing moved), dropped (the same bytes again), stuck (replaced: same nonce, hig
 
 At start every open move is re-driven: an approved one is signed (a payment signed but not
 journaled before a crash is signed again with the nonce the book gives the move), a submitted one
-is sent again and watched, a confirmed one is watched until its block is final. An approved move
-whose signing failed on a passing error is tried again every `limits.stuck_redrive_us`.
+is sent again and watched, a confirmed one is watched until its block is final. A withdrawal is
+asked of the provider once approved (idempotent by the move's id), then asked about every
+`limits.withdrawal_poll_us` until the provider reports the transaction it sent, which the
+watcher then follows like ours (only a reorg or a revert is acted on: the provider's transaction
+is not ours to send again or replace). An approved move whose first step failed on a passing
+error is tried again at the same pace.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from engine.chain import Mined
 from engine.destinations import CHAINS
 from engine.events import RebalanceEvent
 from engine.liquidity import Move
-from engine.rails import RailError
+from engine.rails import RailError, WithdrawalRequest, WithdrawalState
 from engine.records import Committed
 from engine.results import Result
 from engine.states import Status
@@ -110,11 +115,12 @@ class Rebalancer:
             self._start(move.rebalance_id, None)
 
     async def run(self) -> None:
-        """Approved moves whose signing failed on a passing error are tried again."""
+        """Approved moves whose first step failed on a passing error are tried again, and
+        requested withdrawals are asked about until the provider sends them."""
         while True:
-            await anyio.sleep(limits.stuck_redrive_us / 1e6)
+            await anyio.sleep(limits.withdrawal_poll_us / 1e6)
             for move in list(self.moves.values()):
-                if move.state is rb.State.APPROVED:
+                if move.state in (rb.State.APPROVED, rb.State.REQUESTED):
                     self._start(move.rebalance_id, None)
 
     def tell(self, rebalance_id: str, message: Message) -> bool:
@@ -215,6 +221,8 @@ class Rebalancer:
 
     async def _step(self, move: rb.Rebalance, message: Message | None) -> None:
         now = self.ctx.clock.now_us()
+        # A withdrawal's transaction is the provider's: we cannot send it again or replace it.
+        ours = move.kind is rb.Kind.PAYMENT
         match message:
             case None:
                 await self._redrive(move)
@@ -238,22 +246,77 @@ class Rebalancer:
                 if failed is not None:
                     await self._append(move, failed)
                 self.confirmations.forget(move.rebalance_id)
-            case Rebroadcast():
+            case Rebroadcast() if ours:
                 if move.state is rb.State.SUBMITTED:
                     await self._broadcast(move)
-            case BumpFee():
+            case BumpFee() if ours:
                 if move.state is rb.State.SUBMITTED:
                     await self._replace(move)
 
     async def _redrive(self, move: rb.Rebalance) -> None:
+        ours = move.kind is rb.Kind.PAYMENT
         match move.state:
-            case rb.State.APPROVED:
+            case rb.State.APPROVED if ours:
                 await self._sign(move)
+            case rb.State.APPROVED:
+                await self._request(move)
+            case rb.State.REQUESTED:
+                await self._poll(move)
             case rb.State.SUBMITTED:
                 self._watch(move)
-                await self._broadcast(move)
+                if ours:
+                    await self._broadcast(move)
             case rb.State.CONFIRMED:
                 self._watch(move)
+
+    async def _request(self, move: rb.Rebalance) -> None:
+        """Ask the provider to send the withdrawal (idempotent by the move's id)."""
+        request = WithdrawalRequest(
+            rebalance_id=move.rebalance_id, provider=move.provider, currency=move.currency,
+            amount=move.amount, chain=move.chain, to_address=move.to_address,
+        )  # fmt: skip
+        offramp = self.ctx.rails.offramp
+        try:
+            withdrawal_id = await call_rail(
+                lambda: offramp.withdraw(request), key=f"{move.rebalance_id}:withdraw"
+            )
+        except RailError as e:
+            if e.transient:
+                raise
+            await self._fail(move, f"{move.provider} refused the withdrawal: {e.message}")
+            return
+        asked = rb.requested(move, withdrawal_id, self.ctx.clock.now_us())
+        if isinstance(asked, Result) or asked is None:
+            return
+        after = await self._append(move, asked)
+        if after is not None:
+            await self._poll(after)
+
+    async def _poll(self, move: rb.Rebalance) -> None:
+        """The provider's word on a requested withdrawal: sent (watched from now), refused, or
+        not yet."""
+        assert move.withdrawal_id is not None
+        withdrawal_id = move.withdrawal_id
+        offramp = self.ctx.rails.offramp
+        status = await call_rail(
+            lambda: offramp.withdrawal_status(move.provider, withdrawal_id),
+            key=f"{move.rebalance_id}:withdrawal",
+        )
+        match status.state:
+            case WithdrawalState.REFUSED:
+                await self._fail(move, f"{move.provider}: {status.reason or 'refused'}")
+            case WithdrawalState.SENT if status.tx_hash is not None:
+                went = rb.sent(move, status.tx_hash.lower(), self.ctx.clock.now_us())
+                if isinstance(went, Result) or went is None:
+                    return
+                after = await self._append(move, went)
+                if after is not None:
+                    self._watch(after)
+
+    async def _fail(self, move: rb.Rebalance, reason: str) -> None:
+        failed = rb.fail(move, reason, self.ctx.clock.now_us())
+        if failed is not None:
+            await self._append(move, failed)
 
     async def _sign(self, move: rb.Rebalance) -> None:
         wallet = wallet_of(self.ctx, move.chain)
@@ -265,10 +328,10 @@ class Rebalancer:
         except RailError as e:
             if e.transient:
                 raise
-            failed = rb.fail(move, f"custody refused to sign: {e.message}", self.ctx.clock.now_us())
-            if failed is not None and await self._append(move, failed) is not None:
-                self.ctx.nonces.settle(wallet, move.rebalance_id, None)
+            await self._fail(move, f"custody refused to sign: {e.message}")
+            self.ctx.nonces.settle(wallet, move.rebalance_id, None)
             return
+
         submitted = rb.submit(move, tx, self.ctx.clock.now_us())
         if isinstance(submitted, Result) or submitted is None:
             # Custody signed something other than the approved payment: never sent, and an

@@ -366,12 +366,13 @@ class Reconciler:
         """A report the ledger already holds under its own key: a statement line of a client's
         deposit (credited under one of the line's references),
         stablecoin coming back to the treasury that a provider reported as a returned payout
-        (the transfer's FundsReturned booked it), or stablecoin a rebalancing move paid out of a
-        treasury wallet (booked at its confirmation; the balance checks hold it to the amount)."""
+        (the transfer's FundsReturned booked it), or stablecoin a rebalancing move carried out of
+        or into a treasury wallet (booked at its confirmation; the balance checks hold it to the
+        amount)."""
         if event.event_type == matching.CHAIN_TRANSFER:
             tx_hash = event.normalized.get("tx_hash", "")
-            if event.normalized.get("direction") == "out":
-                return await self.ctx.journal.rebalance_paid_by(tx_hash) is not None
+            if await self.ctx.journal.rebalance_paid_by(tx_hash) is not None:
+                return True
             if event.normalized.get("direction") != "in":
                 return False
             return await self.ctx.journal.transfer_paid_by(tx_hash) is not None

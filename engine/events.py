@@ -376,6 +376,8 @@ class RebalanceProposed(_Event, tag="RebalanceProposed", frozen=True, kw_only=Tr
     to_address: str
     reason: str
     by: str
+    # "payment" (from a treasury wallet, we send it) or "withdrawal" (a provider sends it).
+    kind: str = "payment"
 
 
 class RebalanceDecided(_Event, tag="RebalanceDecided", frozen=True, kw_only=True):
@@ -400,8 +402,23 @@ class RebalanceReplaced(_Event, tag="RebalanceReplaced", frozen=True, kw_only=Tr
     replaces: str
 
 
+class RebalanceRequested(_Event, tag="RebalanceRequested", frozen=True, kw_only=True):
+    """A withdrawal the provider accepted, under its own id (it sends it from its address)."""
+
+    rebalance_id: str
+    withdrawal_id: str
+
+
+class RebalanceSent(_Event, tag="RebalanceSent", frozen=True, kw_only=True):
+    """The transaction the provider reports it sent the withdrawal in (watched like ours)."""
+
+    rebalance_id: str
+    tx_hash: str
+
+
 class RebalanceConfirmed(_Event, tag="RebalanceConfirmed", frozen=True, kw_only=True):
-    """The payment has its confirmations: booked, Dr provider / Cr treasury wallet."""
+    """The move's transaction has its confirmations: booked, Dr where it went / Cr where it
+    came from."""
 
     rebalance_id: str
     tx_hash: str
@@ -433,6 +450,8 @@ RebalanceEvent = (
     | RebalanceDecided
     | RebalanceSubmitted
     | RebalanceReplaced
+    | RebalanceRequested
+    | RebalanceSent
     | RebalanceConfirmed
     | RebalanceReorged
     | RebalanceFailed

@@ -142,6 +142,9 @@ balance_drift_persist_us = 30 * 60 * 1_000_000
 balance_in_flight_max = 20_000
 # A STUCK timer re-drives the transfer's pending effects at most this often.
 stuck_redrive_us = 60 * 1_000_000
+# How often a requested withdrawal (engine.rebalance) is asked about, and an approved move whose
+# first step failed on a passing error is tried again.
+withdrawal_poll_us = 10 * 1_000_000
 # A bank payout not accepted by any provider this long after its payment confirmed is asked for
 # again (engine.timers' payout timer, re-fired every stuck_redrive_us): a provider that refused
 # it may have a successor by now (a breaker closed, prefunding topped up).

@@ -255,6 +255,42 @@ class OffRamp(Protocol):
         sent back), in minor units."""
         ...
 
+    def withdraw(self, request: WithdrawalRequest) -> Awaitable[str]:
+        """The provider's withdrawal id (the same one for the same rebalancing move). A
+        non-transient RailError: the provider refused and will send nothing."""
+        ...
+
+    def withdrawal_status(
+        self, provider: str, withdrawal_id: str
+    ) -> Awaitable[WithdrawalStatus]: ...
+
+
+class WithdrawalRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """Our stablecoin sent out of a provider's prefunding to `to_address` (a treasury wallet or
+    another provider's deposit address). The rebalancing move's id is the idempotency key."""
+
+    rebalance_id: str
+    provider: str
+    currency: str
+    amount: int
+    chain: str
+    to_address: str
+
+
+class WithdrawalState(enum.StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    REFUSED = "refused"
+
+
+class WithdrawalStatus(msgspec.Struct, frozen=True, kw_only=True):
+    provider: str
+    withdrawal_id: str
+    state: WithdrawalState
+    # The provider's transaction, once it sent it.
+    tx_hash: str | None = None
+    reason: str | None = None
+
 
 class BankReports(Protocol):
     def credit(self, bank_reference: str) -> Awaitable[BankCredit | None]: ...

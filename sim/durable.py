@@ -35,6 +35,8 @@ from engine.rails import (
     PayoutStatus,
     Receipt,
     TxPresence,
+    WithdrawalRequest,
+    WithdrawalStatus,
 )
 from engine.states import TERMINAL
 from sim.checker import OK, Checker
@@ -228,6 +230,12 @@ class _SavingOffRamp:
 
     def prefunded(self, provider: str, currency: str) -> Awaitable[int]:
         return _saved(self.rails.offramp.prefunded(provider, currency), self.save)
+
+    def withdraw(self, request: WithdrawalRequest) -> Awaitable[str]:
+        return _saved(self.rails.offramp.withdraw(request), self.save)
+
+    def withdrawal_status(self, provider: str, withdrawal_id: str) -> Awaitable[WithdrawalStatus]:
+        return _saved(self.rails.offramp.withdrawal_status(provider, withdrawal_id), self.save)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

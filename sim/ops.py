@@ -15,8 +15,8 @@ arrives). Then one operator takes it and decides by kind:
   missing_evidence              left to the pipeline (it closes when the report comes)
 
 They also keep the off-ramps' prefunding inside its bounds: while `rebalancing`, each move of the
-liquidity plan out of the treasury wallet is proposed by the first and approved by the second
-(a move out of a provider is a withdrawal no provider port offers: it is left).
+liquidity plan (a payment out of the treasury wallet, or a withdrawal from a provider above its
+ceiling) is proposed by the first and approved by the second.
 """
 
 from __future__ import annotations
@@ -144,8 +144,6 @@ class OpsDesk:
             rebalancer.pending(),
         )
         for move in view.plan:
-            if not move.from_account.startswith(f"{liquidity.TREASURY}:"):
-                continue
             proposed = await rebalancer.propose(
                 from_account=move.from_account, to_account=move.to_account,
                 currency=move.currency, amount=move.amount,

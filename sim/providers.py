@@ -40,6 +40,9 @@ from engine.rails import (
     RailError,
     SignRequest,
     TxPresence,
+    WithdrawalRequest,
+    WithdrawalState,
+    WithdrawalStatus,
 )
 from engine.results import Result
 from sim.chain import SimChain
@@ -232,6 +235,14 @@ class _Payout:
     deposit: str = ""
 
 
+@dataclasses.dataclass(slots=True)
+class _Withdrawal:
+    request: WithdrawalRequest
+    withdrawal_id: str
+    tx: SignedTx | None = None
+    refused: str | None = None
+
+
 class SimBank:
     # How many times faster than real time the world moves (`serve --sim-speed`).
     speed: float = 1.0
@@ -347,6 +358,8 @@ class SimOffRamp:
         self.generation = 0
         # Trades already in a trade report.
         self.reported: set[str] = set()
+        # Rebalancing withdrawals, by the move's id (the idempotency key).
+        self.withdrawals: dict[str, _Withdrawal] = {}
 
     def __getstate__(self) -> dict[str, object]:
         """What outlives the process (sim.durable): the payouts and the books, not the key
@@ -357,6 +370,7 @@ class SimOffRamp:
 
     def __setstate__(self, state: dict[str, object]) -> None:
         state.setdefault("reported", set())  # a world saved before trade reports
+        state.setdefault("withdrawals", {})  # a world saved before withdrawals
         if "_nonce" in state:  # a world saved when bitso-sim was the only off-ramp
             state["_nonces"] = {**dict.fromkeys(OFFRAMPS, 0), "bitso-sim": state.pop("_nonce")}
             state.pop("account", None)
@@ -375,19 +389,78 @@ class SimOffRamp:
         self.addresses = {name: a.address.lower() for name, a in self.accounts.items()}
 
     def resume(self) -> None:
-        """After a restart: take up again every payout that was still in progress."""
+        """After a restart: take up again every payout that was still in progress, and every
+        withdrawal signed and not yet final."""
         assert self.tasks is not None
         for payout in self.payouts.values():
             if payout.state is PayoutState.PENDING:
                 self.tasks.start_soon(self._work, payout)
+        for withdrawal in self.withdrawals.values():
+            if withdrawal.tx is not None:
+                self.tasks.start_soon(self._send_back, withdrawal.tx)
 
-    async def start_payout(self, request: PayoutRequest) -> str:
+    async def _answering(self, provider: str) -> None:
+        """The provider's API taking a request: a moment, an unknown provider refused for good,
+        an outage (`offramp_outage`) a passing error."""
         await asyncio.sleep(self.rng.uniform(0.05, 0.3) / self.speed)
-        provider = request.provider
         if provider not in self.accounts:
             raise RailError(Result.provider_unavailable, provider, transient=False)
         if self.faults.fire("offramp_outage"):
             raise RailError(Result.provider_unavailable, f"{provider} is down", transient=True)
+
+    async def withdraw(self, request: WithdrawalRequest) -> str:
+        """Send our stablecoin from the provider's address where the move says: signed once
+        (by the move's id), then sent until final. Refused for good when the provider holds
+        less of ours than the amount."""
+        provider = request.provider
+        await self._answering(provider)
+        found = self.withdrawals.get(request.rebalance_id)
+        if found is not None:
+            return found.withdrawal_id
+        self._n += 1
+        found = _Withdrawal(request=request, withdrawal_id=f"WD{self._n:08d}")
+        free = self.holding(provider, request.currency) - self._reserved(provider)
+        if free < request.amount:
+            found.refused = f"holds {free} of our {request.currency}, not {request.amount}"
+        else:
+            found.tx = sign_token_transfer(
+                self.accounts[provider],
+                SignRequest(
+                    chain=self.chain.chain, to_address=request.to_address,
+                    currency=request.currency, amount=request.amount,
+                    nonce=self._nonces[provider], max_fee_per_gas=10**12,
+                ),
+            )  # fmt: skip
+            self._nonces[provider] += 1
+            assert self.tasks is not None
+            self.tasks.start_soon(self._send_back, found.tx)
+        self.withdrawals[request.rebalance_id] = found
+        self.generation += 1
+        return found.withdrawal_id
+
+    async def withdrawal_status(self, provider: str, withdrawal_id: str) -> WithdrawalStatus:
+        await asyncio.sleep(self.rng.uniform(0.05, 0.2) / self.speed)
+        if self.faults.fire("offramp_outage"):
+            raise RailError(Result.provider_unavailable, f"{provider} is down", transient=True)
+        found = next(
+            (w for w in self.withdrawals.values() if w.withdrawal_id == withdrawal_id), None
+        )
+        if found is None or found.request.provider != provider:
+            raise RailError(Result.transaction_unknown, withdrawal_id, transient=False)
+        if found.refused is not None:
+            return WithdrawalStatus(
+                provider=provider, withdrawal_id=withdrawal_id, state=WithdrawalState.REFUSED,
+                reason=found.refused,
+            )  # fmt: skip
+        assert found.tx is not None
+        return WithdrawalStatus(
+            provider=provider, withdrawal_id=withdrawal_id, state=WithdrawalState.SENT,
+            tx_hash=found.tx.tx_hash,
+        )  # fmt: skip
+
+    async def start_payout(self, request: PayoutRequest) -> str:
+        provider = request.provider
+        await self._answering(provider)
         found = self.payouts.get((provider, request.transfer_id))
         if found is None:
             if not request.prefunded and self.faults.fire("payout_refused"):

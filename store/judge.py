@@ -284,6 +284,8 @@ def _stream_of(event: ev.Event) -> str | None:
             | ev.RebalanceDecided(rebalance_id=rid)
             | ev.RebalanceSubmitted(rebalance_id=rid)
             | ev.RebalanceReplaced(rebalance_id=rid)
+            | ev.RebalanceRequested(rebalance_id=rid)
+            | ev.RebalanceSent(rebalance_id=rid)
             | ev.RebalanceConfirmed(rebalance_id=rid)
             | ev.RebalanceReorged(rebalance_id=rid)
             | ev.RebalanceFailed(rebalance_id=rid)

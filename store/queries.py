@@ -409,10 +409,12 @@ async def signed_transactions(ex: Executor) -> list[SignedTx]:
 
 
 async def rebalance_paid_by(ex: Executor, tx_hash: str) -> str | None:
+    """The rebalancing move a transaction carries: one we signed, or a provider's withdrawal."""
     row = await ex.fetchone(
         "SELECT stream_id FROM journal WHERE event_type GLOB 'Rebalance*'"
-        " AND event_type IN (?1, ?2) AND json_extract(payload, '$.tx.tx_hash') = ?3 LIMIT 1",
-        ("RebalanceSubmitted", "RebalanceReplaced", tx_hash),
+        " AND ((event_type IN (?1, ?2) AND json_extract(payload, '$.tx.tx_hash') = ?4)"
+        " OR (event_type = ?3 AND json_extract(payload, '$.tx_hash') = ?4)) LIMIT 1",
+        ("RebalanceSubmitted", "RebalanceReplaced", "RebalanceSent", tx_hash),
     )
     return None if row is None else str(row[0])
 

@@ -196,6 +196,7 @@ SCHEMAS: JSON = {
     "Rebalance": _obj(
         {
             "id": _STRING,
+            "kind": {"enum": [k.value for k in rebalance.Kind]},
             "from_account": _STRING,
             "to_account": _STRING,
             "currency": _STRING,
@@ -235,6 +236,8 @@ SCHEMAS: JSON = {
             },
             "confirmed_at": {"type": ["string", "null"], "format": "date-time"},
             "failure": _NSTRING,
+            "withdrawal_id": _NSTRING,
+            "withdrawal_tx": _NSTRING,
         }
     ),
     "RebalancePage": _page("Rebalance"),

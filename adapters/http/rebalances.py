@@ -1,6 +1,7 @@
-"""Rebalancing moves over the API (staff operators): one operator proposes moving stablecoin from
-a treasury wallet to a provider's prefunding, a second approves (it is paid on chain at once) or
-rejects. See engine/rebalance.py."""
+"""Rebalancing moves over the API (staff operators): one operator proposes moving stablecoin
+between held accounts (a treasury wallet to a provider's prefunding; a provider's prefunding to a
+treasury wallet or another provider), a second approves (it is carried out at once: paid on chain
+by us, or withdrawn by the provider) or rejects. See engine/rebalance.py."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from engine.timefmt import rfc3339
 def render(m: rb.Rebalance) -> JSON:
     return {
         "id": m.rebalance_id,
+        "kind": m.kind.value,
         "from_account": m.from_account,
         "to_account": m.to_account,
         "currency": m.currency,
@@ -55,6 +57,8 @@ def render(m: rb.Rebalance) -> JSON:
         ),
         "confirmed_at": rfc3339(m.confirmed_at) if m.confirmed_at is not None else None,
         "failure": m.failure,
+        "withdrawal_id": m.withdrawal_id,
+        "withdrawal_tx": m.withdrawal_tx,
     }
 
 

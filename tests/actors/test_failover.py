@@ -27,7 +27,15 @@ from engine import events as ev
 from engine.breaker import CircuitState
 from engine.destinations import BankDestination
 from engine.pricing import ProviderTerms, rank
-from engine.rails import OffRamp, PayoutRequest, PayoutState, PayoutStatus, RailError
+from engine.rails import (
+    OffRamp,
+    PayoutRequest,
+    PayoutState,
+    PayoutStatus,
+    RailError,
+    WithdrawalRequest,
+    WithdrawalStatus,
+)
 from engine.results import Result
 from engine.states import Status
 from sim.world import prefunding_usdc
@@ -58,6 +66,12 @@ class Refusing:
 
     async def prefunded(self, provider: str, currency: str) -> int:
         return await self.inner.prefunded(provider, currency)
+
+    async def withdraw(self, request: WithdrawalRequest) -> str:
+        return await self.inner.withdraw(request)
+
+    async def withdrawal_status(self, provider: str, withdrawal_id: str) -> WithdrawalStatus:
+        return await self.inner.withdrawal_status(provider, withdrawal_id)
 
 
 def bank_create(world: World) -> c.CreateTransfer:

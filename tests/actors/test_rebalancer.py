@@ -16,6 +16,7 @@ import dataclasses
 from pathlib import Path
 
 import anyio
+import pytest
 
 from actors.context import Context, Tuning
 from actors.system import System
@@ -129,5 +130,47 @@ def test_a_move_approved_before_a_stop_is_paid_once_by_the_next_process(tmp_path
             if t.sender == world.rails.treasury and t.to_address.lower() == deposit
         ]
         assert len(paid) == 1
+
+    in_world(tmp_path, body)
+
+
+@pytest.mark.parametrize("to_treasury", [True, False])
+def test_a_withdrawal_is_sent_by_the_provider_and_booked(tmp_path: Path, to_treasury: bool) -> None:
+    async def body(world: World) -> None:
+        system = System(context(world))
+        rebalancer = system.supervisors.rebalancer
+        target = wallet(world) if to_treasury else "provider:bitso-sim"
+        async with anyio.create_task_group() as tasks:
+            await tasks.start(system.run)
+            before = await held(world)
+            move = await rebalancer.propose(
+                from_account="provider:rampa-sim", to_account=target, currency="USDC",
+                amount=AMOUNT, reason="rampa-sim above its ceiling", by="alice",
+            )  # fmt: skip
+            assert isinstance(move, rb.Rebalance) and move.kind is rb.Kind.WITHDRAWAL
+            to_address = (
+                world.rails.treasury
+                if to_treasury
+                else (world.rails.offramp.addresses["bitso-sim"])
+            )
+            assert move.to_address == to_address.lower()
+            decided = await rebalancer.decide(move.rebalance_id, "bob", True, "")
+            assert isinstance(decided, rb.Rebalance)
+            done = await until_state(system, move.rebalance_id, rb.State.CONFIRMED)
+            assert done.withdrawal_tx is not None and done.txs == ()
+            after = await held(world)
+            assert before["provider:rampa-sim"] - after["provider:rampa-sim"] == AMOUNT
+            assert after[target] - before[target] == AMOUNT
+            holding = world.rails.offramp.holding("rampa-sim", "USDC")
+            assert holding == after["provider:rampa-sim"]
+            # The treasury's incoming log is the move's (not an external_only case), and every
+            # balance agrees with its holder.
+            await anyio.sleep(300)
+            assert await world.store.discrepancies(open_only=True) == []
+            checks = system.supervisors.reconciler.balances
+            for account in (target, "provider:rampa-sim"):
+                reading, _ = checks.recorded[(account, "USDC")]
+                assert reading.drift == 0 and reading.explained, reading
+            tasks.cancel_scope.cancel()
 
     in_world(tmp_path, body)

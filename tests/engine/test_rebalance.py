@@ -1,8 +1,9 @@
 """Rebalancing moves (engine.rebalance), pure:
 
-- only a move from one of our treasury wallets to a provider in the address book can be proposed
-  (a withdrawal from a provider, a wallet we do not hold, a provider without a deposit address,
-  a zero amount or an empty reason are refused by name), and the destination is fixed then;
+- a move is paid from one of our treasury wallets to a provider in the address book, or withdrawn
+  from a provider in the book to our wallet or to another provider's deposit address; a wallet
+  we do not hold, a provider without a deposit address, a move from our wallet to itself, a zero
+  amount or an empty reason are refused by name, and the destination is fixed when proposed;
 - maker-checker: the proposer cannot approve; a rejection needs a reason; an approval needs the
   wallet to hold the amount; a decided move cannot be decided again;
 - the payment journaled must be exactly the approved one (wallet, address, asset, amount), a
@@ -10,8 +11,11 @@
   transaction is a no-op;
 - it is booked only with its confirmations (Dr provider / Cr wallet, balanced), a reorg reverses
   exactly that booking and sends it back to SUBMITTED, a revert fails it with nothing booked;
-- while paid and unbooked it widens the balance checks' window: the wallet lower, the provider
-  higher.
+- a withdrawal is asked of the provider (its id recorded once), then carried by the transaction
+  the provider reports, which is confirmed and booked like ours (Dr our wallet / Cr the
+  provider); our own payments' steps do not apply to it;
+- while sent and unbooked it widens the balance checks' window: the source lower, the
+  destination higher (a withdrawal from when it was asked for).
 """
 
 from __future__ import annotations
@@ -77,14 +81,25 @@ def confirmed() -> rb.Rebalance:
     return rb.evolve(move, event)
 
 
-def test_only_a_move_from_our_wallet_to_a_provider_in_the_book_is_proposed() -> None:
+def test_a_move_is_paid_from_our_wallet_or_withdrawn_from_a_provider_in_the_book() -> None:
     event = proposed()
-    assert isinstance(event, ev.RebalanceProposed)
+    assert isinstance(event, ev.RebalanceProposed) and event.kind == "payment"
     assert (event.chain, event.to_address, event.amount) == ("ethereum", BITSO_DEPOSIT, 5_000)
+    back = proposed(from_account="provider:bitso-sim", to_account=WALLET)
+    assert isinstance(back, ev.RebalanceProposed) and back.kind == "withdrawal"
+    assert (back.to_address, back.to_account) == (OURS, WALLET), "to our own wallet"
+    across = rb.propose(
+        "rb_2", from_account="provider:bitso-sim", to_account="provider:conduit-sim",
+        currency="USDC", amount=5, reason="conduit low", by="alice", now=1, wallets=WALLETS,
+        address_book={**BOOK, "conduit-sim": {"ethereum": "0x" + "c0" * 20}},
+    )  # fmt: skip
+    assert isinstance(across, ev.RebalanceProposed) and across.kind == "withdrawal"
+    assert across.to_address == "0x" + "c0" * 20, "to the other provider's deposit address"
     unsupported = Result.rebalance_route_unsupported
     unknown = Result.rebalance_account_unknown
-    assert proposed(from_account="provider:conduit-sim") is unsupported, "a withdrawal"
-    assert proposed(to_account=WALLET) is unsupported
+    assert proposed(to_account=WALLET) is unsupported, "wallet to itself"
+    assert proposed(to_account="client:acme:available") is unsupported
+    assert proposed(from_account="provider:conduit-sim") is unknown, "conduit not in the book"
     assert proposed(from_account="treasury:ethereum:0x" + "11" * 20) is unknown
     assert proposed(from_account=f"treasury:tron:{OURS}") is unknown
     assert proposed(to_account="provider:rampa-sim") is unknown, "not in the address book"
@@ -142,7 +157,7 @@ def test_booked_at_its_confirmations_and_a_reorg_reverses_exactly_that() -> None
     assert rb.confirm(move, unknown, 99, 40) is Result.transaction_unknown
     move = confirmed()
     assert move.state is rb.State.CONFIRMED
-    booked = rb.entries(move, HASH)
+    booked = rb.entries(move)
     assert invariants.entries_problem(booked) is None
     assert {(e.account, e.debit, e.credit) for e in booked} == {
         ("provider:bitso-sim", 5_000, 0),
@@ -174,3 +189,34 @@ def test_a_move_paid_and_not_booked_widens_the_balance_window() -> None:
     assert rb.in_flight(WALLET, "USDC", moves) == (-5_000, 0)
     assert rb.in_flight("provider:bitso-sim", "USDC", moves) == (0, 5_000)
     assert rb.in_flight("provider:bitso-sim", "USDT", moves) == (0, 0)
+
+
+def test_a_withdrawal_is_requested_then_sent_by_the_provider_then_booked() -> None:
+    event = proposed(from_account="provider:bitso-sim", to_account=WALLET)
+    assert isinstance(event, ev.RebalanceProposed)
+    move = rb.evolve(None, event)
+    decided = rb.decide(move, "bob", True, "", 20, available=5_000)
+    assert isinstance(decided, ev.RebalanceDecided)
+    move = rb.evolve(move, decided)
+    assert rb.submit(move, tx(), 21) is Result.command_invalid_for_status, "not ours to sign"
+    assert rb.sent(move, HASH, 21) is Result.command_invalid_for_status, "not requested yet"
+    asked = rb.requested(move, "WD-1", 22)
+    assert isinstance(asked, ev.RebalanceRequested)
+    move = rb.evolve(move, asked)
+    assert move.state is rb.State.REQUESTED and rb.requested(move, "WD-1", 23) is None
+    assert rb.in_flight("provider:bitso-sim", "USDC", [move]) == (-5_000, 0)
+    assert rb.sent(move, "0x12", 24) is Result.command_malformed
+    went = rb.sent(move, HASH, 24)
+    assert isinstance(went, ev.RebalanceSent)
+    move = rb.evolve(move, went)
+    assert (move.state, rb.tx_hashes(move)) == (rb.State.SUBMITTED, (HASH,))
+    mined = Mined(tx_hash=HASH, block_number=7, block_hash=BLOCK)
+    done = rb.confirm(move, mined, limits.confirmations_required, 30)
+    assert isinstance(done, ev.RebalanceConfirmed)
+    assert {(e.account, e.debit, e.credit) for e in done.entries} == {
+        (WALLET, 5_000, 0),
+        ("provider:bitso-sim", 0, 5_000),
+    }
+    refused = rb.evolve(rb.evolve(rb.evolve(None, event), decided), asked)
+    failed = rb.fail(refused, "the provider refused", 25)
+    assert failed is not None and rb.evolve(refused, failed).state is rb.State.FAILED

@@ -5,9 +5,11 @@
   key), a second operator does; the payment is mined and confirmed, the wallet and the provider
   move by exactly the amount in the ledger, the move lists with its transaction and block, and
   it cannot be decided again;
-- what cannot be paid is refused by name and stores nothing: a withdrawal from a provider, an
-  account we do not hold, a fiat currency, a malformed or zero amount; an approval the wallet
-  cannot cover is refused; a rejection needs a reason and then pays nothing.
+- a move out of a provider's prefunding back to the treasury wallet is a withdrawal: approved by
+  a second operator, asked of the provider, sent by it, and booked once confirmed;
+- what cannot be carried out is refused by name and stores nothing: a move from the wallet to
+  itself, an account we do not hold, a fiat currency, a malformed or zero amount; an approval
+  the wallet cannot cover is refused; a rejection needs a reason and then pays nothing.
 """
 
 from __future__ import annotations
@@ -115,7 +117,7 @@ async def test_a_move_approved_by_a_second_operator_is_paid_and_booked(api: Api)
 async def test_what_cannot_be_paid_is_refused_and_stores_nothing(api: Api) -> None:
     wallet = await treasury_account(api)
     refused = {
-        "rebalance_route_unsupported": {"from_account": "provider:rampa-sim"},
+        "rebalance_route_unsupported": {"to_account": wallet},
         "rebalance_account_unknown": {"from_account": "treasury:ethereum:0x" + "11" * 20},
         "currency_unknown": {"currency": "USD"},
         "amount_malformed": {"amount": "1,000"},
@@ -139,3 +141,32 @@ async def test_what_cannot_be_paid_is_refused_and_stores_nothing(api: Api) -> No
     status, problem = await get(api, "rb_01JD3Z8Q9S7V6W5X4Y3Z2A1B0C")
     assert (status, problem["code"]) == (404, "rebalance_not_found")
     assert wallet in await held(api)
+
+
+async def test_a_withdrawal_from_a_provider_comes_back_to_the_wallet(api: Api) -> None:
+    before = await held(api)
+    wallet = await treasury_account(api)
+    status, move = await propose(
+        api, from_account="provider:rampa-sim", to_account=wallet, amount="2000.00"
+    )
+    assert status == 201, move
+    assert (move["kind"], move["to_address"]) == ("withdrawal", wallet.split(":")[2])
+    second = await api.add_key(None, Role.OPERATOR, "second-operator")
+    status, approved = await decide(api, move["id"], "approve", second, {})
+    assert status == 200, approved
+    with anyio.fail_after(60):
+        while True:
+            status, seen = await get(api, move["id"])
+            if seen["state"] == "confirmed":
+                break
+            await anyio.sleep(0.05)
+    assert seen["withdrawal_id"] and seen["mined"]["tx_hash"] == seen["withdrawal_tx"]
+    assert seen["transactions"] == [], "not ours: the provider sent it"
+    after = await held(api)
+    assert before["provider:rampa-sim"] - after["provider:rampa-sim"] == 2_000_000_000
+    assert after[wallet] - before[wallet] == 2_000_000_000
+    events = [r.event_type for r in await api.node.store.stream(move["id"])]
+    assert events == [
+        "RebalanceProposed", "RebalanceDecided", "RebalanceRequested", "RebalanceSent",
+        "RebalanceConfirmed",
+    ]  # fmt: skip
