@@ -184,7 +184,9 @@ def plan(thresholds: tuple[Threshold, ...], balances: list[tuple[str, str, int]]
     """Moves that bring every account below its floor back to its band's middle: first from
     accounts above their ceilings (down to their middle), then from treasury wallets (down to
     their floor, or all of it without one). What no source can cover is left out: the operator
-    sees the breach and buys inventory. Deterministic: accounts in name order."""
+    sees the breach and buys inventory. What an account above its ceiling still has spare then
+    goes back to the treasury wallet of its currency (a sweep). Deterministic: accounts in name
+    order."""
     covered = {
         (account, currency): (next((t for t in thresholds if t.covers(account, currency)), None), b)
         for account, currency, b in balances
@@ -217,5 +219,15 @@ def plan(thresholds: tuple[Threshold, ...], balances: list[tuple[str, str, int]]
             need -= take
             moves.append(
                 Move(from_account=source[0], to_account=account, currency=currency, amount=take)
+            )
+    for (account, currency), left in spare.items():
+        if left <= 0 or account.startswith(f"{TREASURY}:"):
+            continue
+        wallet = next(
+            (a for a, c in sorted(covered) if c == currency and a.startswith(f"{TREASURY}:")), None
+        )
+        if wallet is not None:
+            moves.append(
+                Move(from_account=account, to_account=wallet, currency=currency, amount=left)
             )
     return moves

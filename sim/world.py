@@ -56,13 +56,14 @@ block_time_s = 2.0
 treasury_float_usdc = 10**9 * 10**6  # one billion USDC of inventory
 prefunding_usdc = 10**6 * 10**6  # one million USDC placed with each off-ramp
 # Each off-ramp's floor a little under its prefunding (a couple of payouts rerouted to it break
-# it: the liquidity watch must notice), its ceiling well over (deposits it kept after refusing).
+# it: the liquidity watch must notice, the operators refill it), its ceiling a little over (a
+# few deposits it kept after refusing payouts: the operators sweep them back).
 LIQUIDITY = tuple(
     Threshold(
         account=f"provider:{name}",
         currency="USDC",
         min_amount=prefunding_usdc - 2_000 * 10**6,
-        max_amount=prefunding_usdc + 100_000 * 10**6,
+        max_amount=prefunding_usdc + 5_000 * 10**6,
     )
     for name in sorted(OFFRAMPS)
 )

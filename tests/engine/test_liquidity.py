@@ -2,8 +2,8 @@
 past a bound and closes when it is seen back (crossing to the other bound closes one and opens
 another); "treasury" covers every treasury wallet; the rebalancing plan refills accounts below
 their floor from accounts above their ceiling first, then from the treasury, and leaves out what
-nothing can cover; moves already proposed or paid count as done, so they are not suggested
-twice."""
+nothing can cover; what is still spare above a ceiling is swept back to the treasury; moves
+already proposed or paid count as done, so they are not suggested twice."""
 
 from __future__ import annotations
 
@@ -76,3 +76,12 @@ def test_the_plan_counts_moves_under_way_as_done() -> None:
     assert view.standings[0].balance == 0, "the standings are the ledger's"
     view = liquidity.view((BITSO, TREASURY), balances, {}, (under_way, under_way))
     assert view.plan == (), "at 100, its floor: nothing to refill"
+
+
+def test_what_a_provider_above_its_ceiling_has_spare_is_swept_back_to_the_treasury() -> None:
+    balances = [("provider:bitso-sim", "USDC", 900), (WALLET, "USDC", 10_000)]
+    (sweep,) = liquidity.plan((BITSO, TREASURY), balances)
+    assert (sweep.from_account, sweep.to_account, sweep.amount) == (
+        "provider:bitso-sim", WALLET, 900 - 300,
+    )  # fmt: skip
+    assert liquidity.plan((BITSO,), [("provider:bitso-sim", "USDC", 900)]) == [], "no wallet"
