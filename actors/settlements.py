@@ -1,10 +1,12 @@
 """Settlement tracking for off-ramp payouts: callbacks and polling, because webhooks get lost.
 
 A payout is settled on two witnesses: the provider reports it paid (with the bank reference it
-used) and the receiving bank shows the credit under that reference. Both are recorded as evidence
-before the transfer hears MarkFiatSettled. A provider webhook is recorded whenever it arrives
-(duplicates collapse onto the stored evidence) and is acted on if the payout is being watched; a
-watched payout is also polled with a growing interval, so a lost webhook only delays settlement.
+used) and the receiving bank shows the credit under that reference; and only once the deposit
+that funds it is final (a reorg before that sends the transfer back from CONFIRMED). Both are
+recorded as evidence before the transfer hears MarkFiatSettled. A provider webhook is recorded
+whenever it arrives, under the transfer the journal names for its trade (duplicates collapse
+onto the stored evidence), and is acted on if the payout is being watched; a watched payout is
+also polled with a growing interval, so a lost webhook only delays settlement.
 """
 
 from __future__ import annotations
@@ -66,6 +68,17 @@ class SettlementTracker:
         if trade is not None:
             self.by_trade.pop(trade.trade_id, None)
 
+    async def _deposit_final(self, transfer_id: str) -> bool:
+        state = await self.ctx.journal.transfer(transfer_id)
+        if state is None or state.mined is None or not state.txs:
+            return False
+        try:
+            async with asyncio.timeout(limits.rail_call_timeout_s):
+                view = await self.ctx.rails.chain.view(state.txs[-1].chain)
+        except (RailError, TimeoutError):
+            return False
+        return state.mined.block_number <= view.final
+
     async def run(self) -> None:
         while True:
             await asyncio.sleep(self.ctx.tuning.supervisor_poll_s)
@@ -101,7 +114,11 @@ class SettlementTracker:
             status = _status_decoder.decode(raw)
         except msgspec.DecodeError:
             return False
-        transfer_id = self.by_trade.get(status.provider_trade_id)
+        # A trade not watched yet (a pre-funded payout paid before its deposit confirmed) or
+        # any more is still named by the journal: its report is kept as the transfer's.
+        transfer_id = self.by_trade.get(
+            status.provider_trade_id
+        ) or await self.ctx.journal.transfer_for_trade(status.provider_trade_id)
         await self.record(status, transfer_id, raw)
         trade = self.trades.get(transfer_id) if transfer_id else None
         if trade is not None:
@@ -140,6 +157,11 @@ class SettlementTracker:
                 return False
         assert status.bank_reference is not None
         await self.record(status, tid, msgspec.json.encode(status))
+        if not await self._deposit_final(tid):
+            # Until the deposit that funds the payout is final, a reorg can still send the
+            # transfer back to SENT_ON_CHAIN (CONFIRMED is where that is undone): it is marked
+            # settled once it is final (a pre-funded payout may be paid well before).
+            return False
         try:
             async with asyncio.timeout(limits.rail_call_timeout_s):
                 credit = await self.ctx.rails.bank.credit(status.bank_reference)

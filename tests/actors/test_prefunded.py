@@ -5,7 +5,9 @@ market and off-ramps), USD-MXN configured as a pre-funded corridor:
   broadcast and paid from the prefunding before the deposit confirms; the deposit refills it,
   and at the end the provider's balance in the ledger is what it holds;
 - the provider holds too little: the payout waits for the deposit to confirm (just in time), as
-  it does in a corridor that is not pre-funded.
+  it does in a corridor that is not pre-funded;
+- either way the payout is marked settled only once the deposit's block is final (before that a
+  reorg can still send the transfer back from CONFIRMED, and FIAT_SETTLED could not follow it).
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from pathlib import Path
 import anyio
 import pytest
 
+from actors.messages import Envelope, Message
 from actors.system import System
+from engine import commands as c
 from engine import events as ev
-from engine import ledger
+from engine import ledger, limits
 from engine.states import Status
 from tests.actors.test_controls import fund_usd
 from tests.actors.test_failover import bank_create
@@ -36,6 +40,15 @@ def test_a_prefunded_corridor_pays_at_broadcast_when_the_provider_holds_enough(
         ctx = world.context()
         tuning = dataclasses.replace(ctx.tuning, prefunded_corridors=frozenset({"USD-MXN"}))
         system = System(dataclasses.replace(ctx, tuning=tuning))
+        settled_at_final: list[int] = []
+        tell = system.registry.tell
+
+        def spy(transfer_id: str, message: Message) -> bool:
+            if isinstance(message, Envelope) and isinstance(message.command, c.MarkFiatSettled):
+                settled_at_final.append(world.rails.chain.head - limits.finality_blocks + 1)
+            return tell(transfer_id, message)
+
+        system.registry.tell = spy  # type: ignore[method-assign]
         async with anyio.create_task_group() as tasks:
             await tasks.start(system.run)
             await fund_usd(system, world, 5_000_00)
@@ -48,6 +61,8 @@ def test_a_prefunded_corridor_pays_at_broadcast_when_the_provider_holds_enough(
             asked = events.index(ev.OffRampInitiated)
             confirmed = events.index(ev.OnChainConfirmed)
             assert (asked < confirmed) is covered, events
+            assert state.mined is not None and settled_at_final
+            assert min(settled_at_final) >= state.mined.block_number, "settled before final"
             provider = state.quote.provider
             now = world.clock.now_us()
             booked = await world.store.balance_at(ledger.provider(provider), "USDC", now)
