@@ -363,9 +363,9 @@ class OverrideExecuted(_Event, tag="OverrideExecuted", frozen=True, kw_only=True
 
 
 class RebalanceProposed(_Event, tag="RebalanceProposed", frozen=True, kw_only=True):
-    """An operator proposes moving `amount` of `currency` from a treasury wallet to a provider's
-    prefunding: `to_address` is the provider's deposit address on `chain` from the operator's
-    address book, fixed when proposed (what the approver sees is what is paid)."""
+    """An operator proposes moving `amount` of `currency` between held accounts: `to_address`
+    is where it goes on `chain` (a provider's deposit address from the operator's address book,
+    or our wallet), fixed when proposed (what the approver sees is what is paid)."""
 
     rebalance_id: str
     from_account: str

@@ -38,6 +38,7 @@ from engine.rails import (
 )
 from engine.results import Result
 from engine.states import Status
+from engine.transfer import TransferState
 from sim.world import prefunding_usdc
 from tests.actors.test_controls import fund_usd
 from tests.actors.test_runtime import World, in_world, settle
@@ -82,6 +83,17 @@ def bank_create(world: World) -> c.CreateTransfer:
     )
 
 
+async def bank_transfer_reconciled(system: System, world: World) -> TransferState:
+    """A funded client's USD -> MXN bank transfer, created and followed to RECONCILED."""
+    await fund_usd(system, world, 5_000_00)
+    _, holder = await system.create_transfer(bank_create(world))
+    assert holder is not None
+    await settle(world, holder, Status.RECONCILED)
+    state = await world.store.transfer(holder)
+    assert state is not None and state.quote is not None
+    return state
+
+
 def system_with(world: World, refusing: Refusing) -> System:
     ctx = world.context()
     return System(dataclasses.replace(ctx, rails=dataclasses.replace(ctx.rails, offramp=refusing)))
@@ -95,13 +107,9 @@ def test_a_refused_payout_moves_to_the_next_best_provider_and_is_paid_once(
         system = system_with(world, refusing)
         async with anyio.create_task_group() as tasks:
             await tasks.start(system.run)
-            await fund_usd(system, world, 5_000_00)
-            _, holder = await system.create_transfer(bank_create(world))
-            assert holder is not None
-            await settle(world, holder, Status.RECONCILED)
-            state = await world.store.transfer(holder)
-            assert state is not None and state.quote is not None
-            first = state.quote.provider
+            state = await bank_transfer_reconciled(system, world)
+            assert state.quote is not None
+            holder, first = state.transfer_id, state.quote.provider
             ranked = [a.provider for a in sorted(state.quote.alternatives, key=rank)]
             expected = next(p for p in ranked if p != first)
             assert refusing.refused == [first]

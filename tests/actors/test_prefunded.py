@@ -23,10 +23,8 @@ from actors.system import System
 from engine import commands as c
 from engine import events as ev
 from engine import ledger, limits
-from engine.states import Status
-from tests.actors.test_controls import fund_usd
-from tests.actors.test_failover import bank_create
-from tests.actors.test_runtime import World, in_world, settle
+from tests.actors.test_failover import bank_transfer_reconciled
+from tests.actors.test_runtime import World, in_world
 
 
 @pytest.mark.parametrize("prefunding_usdc", [1_000_000, 1])
@@ -51,13 +49,9 @@ def test_a_prefunded_corridor_pays_at_broadcast_when_the_provider_holds_enough(
         system.registry.tell = spy  # type: ignore[method-assign]
         async with anyio.create_task_group() as tasks:
             await tasks.start(system.run)
-            await fund_usd(system, world, 5_000_00)
-            _, holder = await system.create_transfer(bank_create(world))
-            assert holder is not None
-            await settle(world, holder, Status.RECONCILED)
-            state = await world.store.transfer(holder)
-            assert state is not None and state.quote is not None and state.quote.prefunded
-            events = [type(r.event) for r in await world.store.load_stream(holder)]
+            state = await bank_transfer_reconciled(system, world)
+            assert state.quote is not None and state.quote.prefunded
+            events = [type(r.event) for r in await world.store.load_stream(state.transfer_id)]
             asked = events.index(ev.OffRampInitiated)
             confirmed = events.index(ev.OnChainConfirmed)
             assert (asked < confirmed) is covered, events
