@@ -9,6 +9,10 @@ STAMP := $(VENV)/.installed-stamp
 # The real EVM parts from npm (package.json, package-lock.json): anvil, the node the chain
 # adapter's tests start on 127.0.0.1, and solc-js, which checks the test token's artifact.
 NODE_STAMP := node_modules/.installed-stamp
+# Debian's chromium: the real browser the console's tests (tests/adapters/console) drive through
+# Playwright's Python client. apt installs it as root (CI); otherwise through sudo.
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 DATA ?= data
 PORT ?= 8080
 SIM_SPEED ?= 1
@@ -27,6 +31,11 @@ $(NODE_STAMP): package.json package-lock.json
 	touch $(NODE_STAMP)
 
 evm-tools: $(NODE_STAMP)
+
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		chromium fonts-dejavu-core
 
 run: $(STAMP)
 	$(BIN)/stablerail migrate --data-dir $(DATA)
@@ -51,7 +60,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 # The contract kit drives `stablerail serve` from outside exactly as API.md says.
-test: lint $(NODE_STAMP)
+test: lint $(NODE_STAMP) $(CHROMIUM)
 	$(BIN)/pytest
 	@if [ -x $(CONFORMANCE) ]; then PYTHON=$(BIN)/python $(CONFORMANCE); \
 	else echo "NOTE: no contract kit at $(CONFORMANCE); the API contract was not run"; fi

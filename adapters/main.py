@@ -71,7 +71,7 @@ from engine import commands as c
 from engine.access import ApiKey, Role
 from engine.audit import ActorType, AuditRecord, AuditRow
 from engine.discrepancies import Discrepancy
-from engine.events import ControlChanged, RuleSetLoaded, TreasuryFunded
+from engine.events import CONTROLS_STREAM, ControlChanged, RuleSetLoaded, TreasuryFunded
 from engine.events import decode as decode_event
 from engine.funding import decide_deposit, deposit_id_for
 from engine.nonces import NonceBook
@@ -90,6 +90,7 @@ from engine.service import (
     CaseDecision,
     CaseQuery,
     Created,
+    Dashboard,
     FeedEvent,
     LedgerLine,
     LedgerQuery,
@@ -305,6 +306,9 @@ class Node:
     async def status_counts(self) -> dict[str, int]:
         return await tables.status_counts(self.store.reader)
 
+    async def dashboard(self, client_id: str | None) -> Dashboard:
+        return await tables.dashboard(self.store.reader, client_id, self.store.clock.now_us())
+
     async def audit_page(
         self,
         *,
@@ -335,6 +339,11 @@ class Node:
         self, scope: controls.Scope, target: str, on: bool, by: str, reason: str
     ) -> tuple[ControlChanged, int]:
         return await self.system.control(scope, target, on, by, reason)
+
+    async def control_changes(self) -> list[ControlChanged]:
+        records = await self.store.stream(CONTROLS_STREAM)
+        changes = [r.event for r in reversed(records)]
+        return [c for c in changes if isinstance(c, ControlChanged)]
 
     async def request_override(
         self, kind: overrides.Kind, transfer_id: str, reason: str, by: str

@@ -150,6 +150,14 @@ def check(key: ApiKey | None, parsed: ParsedKey) -> Principal | None:
         return None
     if not secret_matches(key, parsed.secret):
         return None
+    return active(key)
+
+
+def active(key: ApiKey | None) -> Principal | None:
+    """The principal of a stored key that is still in force (a console session holds a key id
+    whose secret was checked when the session began), else None."""
+    if key is None or key.revoked_at is not None:
+        return None
     return Principal(key_id=key.key_id, client_id=key.client_id, role=key.role, user=key.user)
 
 

@@ -79,6 +79,8 @@ class TransferQuery(msgspec.Struct, frozen=True, kw_only=True):
     created_before: int | None = None
     # Keyset cursor: the (created_at, transfer_id) of the last transfer already seen.
     before: tuple[int, str] | None = None
+    # pending: only transfers waiting in CREATED for an approval.
+    approval_state: str | None = None
     limit: int
 
 
@@ -145,6 +147,18 @@ class ReconciliationSummary(msgspec.Struct, kw_only=True):
     open_cases_by_age: dict[str, int]
     open_cases_by_severity: dict[str, int]
     sla_breached: int
+
+
+class Dashboard(msgspec.Struct, frozen=True, kw_only=True):
+    """The console's overview of one client's transfers (or every client's, for staff)."""
+
+    by_status: dict[str, int]
+    # (the hour's start, status, count): transfers created in each of the last 24 hours, by the
+    # status they are in now.
+    created_by_hour: list[tuple[int, str, int]]
+    # (status, since when) of each transfer not yet terminal, oldest first (at most
+    # `limits.dashboard_open_max`).
+    open_since: list[tuple[str, int]]
 
 
 class Created(msgspec.Struct, frozen=True, kw_only=True):
@@ -284,6 +298,8 @@ class Service(Protocol):
 
     def status_counts(self) -> Awaitable[dict[str, int]]: ...
 
+    def dashboard(self, client_id: str | None) -> Awaitable[Dashboard]: ...
+
     def metrics_snapshot(self) -> dict[str, float]: ...
 
     def control(
@@ -291,6 +307,11 @@ class Service(Protocol):
     ) -> Awaitable[tuple[ControlChanged, int]]:
         """Switch a freeze or halt: the change in force, and how many transfers not yet on chain
         it cancelled."""
+        ...
+
+    def control_changes(self) -> Awaitable[list[ControlChanged]]:
+        """Every freeze, halt and their reversals, newest first (the journal's controls
+        stream)."""
         ...
 
     def request_override(

@@ -24,6 +24,7 @@ from engine.service import (
     Balance,
     BalanceRow,
     CaseQuery,
+    Dashboard,
     FeedEvent,
     LedgerLine,
     LedgerQuery,
@@ -31,7 +32,7 @@ from engine.service import (
     SourceCounts,
     TransferQuery,
 )
-from engine.states import TERMINAL
+from engine.states import TERMINAL, Status
 from engine.timefmt import parse_rfc3339, rfc3339_us
 from engine.transfer import TransferState, evolve
 from engine.webhooks import (
@@ -149,6 +150,7 @@ async def transfers(ex: Executor, query: TransferQuery) -> list[TransferState]:
     clause, params = _where(
         ("client_id = ?", query.client_id),
         ("status = ?", query.status),
+        ("approval_state = ?", query.approval_state),
         ("created_at > ?", _us_text(query.created_after)),
         ("created_at < ?", _us_text(query.created_before)),
         (
@@ -406,6 +408,35 @@ async def trial_balance(ex: Executor) -> list[tuple[str, str, int, int]]:
 async def status_counts(ex: Executor) -> dict[str, int]:
     rows = await ex.fetchall("SELECT status, count(*) FROM transactions GROUP BY status")
     return {status: count for status, count in rows}
+
+
+async def dashboard(ex: Executor, client_id: str | None, now_us: int) -> Dashboard:
+    """Counts by status, the last 24 hours' creations by hour and status, and how long each
+    open transfer has been in its status (the oldest `limits.dashboard_open_max`)."""
+    scope, params = _where(("client_id = ?", client_id))
+    rows = await ex.fetchall(
+        f"SELECT status, count(*) FROM transactions{scope} GROUP BY status", params
+    )
+    by_status = {status: count for status, count in rows}
+    hour_us = 3600 * 1_000_000
+    since = (now_us // hour_us - 23) * hour_us
+    clause, more = _where(("client_id = ?", client_id), ("created_at >= ?", rfc3339_us(since)))
+    rows = await ex.fetchall(
+        f"SELECT substr(created_at, 1, 13), status, count(*) FROM transactions{clause}"
+        " GROUP BY 1, 2 ORDER BY 1",
+        more,
+    )
+    by_hour = [(parse_rfc3339(f"{hour}:00:00Z") or 0, status, n) for hour, status, n in rows]
+    open_statuses = [s.value for s in Status if s not in TERMINAL]
+    marks = ", ".join("?" * len(open_statuses))
+    owner = " AND client_id = ?" if client_id is not None else ""
+    rows = await ex.fetchall(
+        f"SELECT status, status_since FROM transactions WHERE status IN ({marks}){owner}"
+        " ORDER BY status_since LIMIT ?",
+        (*open_statuses, *params, limits.dashboard_open_max),
+    )
+    open_since = [(status, queries.parse_rfc3339_us(since)) for status, since in rows]
+    return Dashboard(by_status=by_status, created_by_hour=by_hour, open_since=open_since)
 
 
 async def balances(ex: Executor, client_id: str) -> list[Balance]:

@@ -31,6 +31,8 @@ IMPORT_TABLE: dict[str, tuple[frozenset[str], frozenset[str]]] = {
             | {"defusedxml", "mt940"}
             # The real chain: ABI encoding, addresses and hashes, eth-account's types.
             | {"eth_abi", "eth_utils", "eth_typing"}
+            # The console's server-rendered pages.
+            | {"jinja2", "markupsafe"}
         ),
     ),
     "sim": (

@@ -13,7 +13,8 @@ import time
 from aiohttp import web
 from loguru import logger
 
-from adapters.http import audit, openapi
+from adapters import console
+from adapters.http import audit, openapi, sessions
 from adapters.http.context import (
     CLOCK,
     CONFIG,
@@ -22,6 +23,7 @@ from adapters.http.context import (
     PRINCIPAL,
     REQUEST_ID,
     SERVICE,
+    SESSIONS,
     HttpConfig,
     json,
 )
@@ -61,7 +63,8 @@ async def envelope(request: web.Request, handler: Handler) -> web.StreamResponse
     with logger.contextualize(request_id=rid):
         try:
             writes = request.method in ("POST", "PUT", "PATCH")
-            if writes and request.body_exists and not _json_body(request):
+            form = request.path in audit.CONSOLE_ACTIONS
+            if writes and request.body_exists and not form and not _json_body(request):
                 raise Problem.http("unsupported_media_type")
             response = await handler(request)
         except Problem as problem:
@@ -129,6 +132,7 @@ def build_app(
     app[IDS] = ids
     app[CONFIG] = config
     app[METRICS] = metrics_
+    app[SESSIONS] = sessions.Sessions()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
@@ -137,4 +141,5 @@ def build_app(
         if route.simulated_only and not config.simulated:
             continue
         app.router.add_route(route.method, route.path, route.handler)
+    console.add_routes(app)
     return app

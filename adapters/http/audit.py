@@ -13,7 +13,7 @@ import msgspec
 from aiohttp import web
 from loguru import logger
 
-from adapters.http.context import CLOCK, PRINCIPAL, service
+from adapters.http.context import CLOCK, PRINCIPAL, SESSION, service
 from adapters.http.routes import ROUTES, Route
 from engine.access import STAFF_ROLES, Role, parse_key
 from engine.audit import ActorType, AuditRecord
@@ -39,10 +39,20 @@ def action_of(route: Route) -> str:
 def resource_of(path: str) -> str:
     """The resource type a path acts on: the segment after /v1/ (or /v1/ops/)."""
     parts = [p for p in path.split("/") if p]
+    if parts[:1] == ["console"]:
+        return "console_session"
     if parts[:2] == ["v1", "ops"]:
         rest = parts[2:]
         return rest[0] if rest and rest[0] not in ("halt", "resume") else "system"
     return parts[1] if len(parts) > 1 else "unknown"
+
+
+# The console's own form posts (adapters/console), by path: the action each is recorded as.
+CONSOLE_ACTIONS = {"/console/sign-in": "console_sign_in", "/console/sign-out": "console_sign_out"}
+
+
+def _unrouted(path: str) -> str:
+    return CONSOLE_ACTIONS.get(path, "unmatched")
 
 
 def _answer(response: web.StreamResponse) -> dict[str, Any]:
@@ -68,6 +78,8 @@ def record_for(request: web.Request, response: web.StreamResponse, rid: str) -> 
         admin = principal.role in STAFF_ROLES or principal.role is Role.ADMIN
         actor_type = ActorType.ADMIN if admin else ActorType.USER
         metadata.update(key_id=principal.key_id, role=principal.role.value)
+        if SESSION in request or request.path in CONSOLE_ACTIONS:
+            metadata["via"] = "console"
         if principal.client_id is not None:
             metadata["client_id"] = principal.client_id
     elif route is not None and route.signed and response.status < 400:
@@ -92,7 +104,7 @@ def record_for(request: web.Request, response: web.StreamResponse, rid: str) -> 
         at=request.app[CLOCK].now_us(),
         actor_id=actor_id,
         actor_type=actor_type,
-        action_type=action_of(route) if route is not None else "unmatched",
+        action_type=action_of(route) if route is not None else _unrouted(request.path),
         resource_type=resource_of(template or request.path),
         resource_id=str(resource_id) if resource_id is not None else None,
         request_id=rid,

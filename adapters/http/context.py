@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import msgspec
 from aiohttp import web
 
+from adapters.http import sessions
 from adapters.http.metrics import Metrics
 from adapters.http.problems import Problem
 from adapters.http.render import encode
@@ -41,7 +42,10 @@ IDS = web.AppKey("ids", Ids)
 CONFIG = web.AppKey("config", HttpConfig)
 METRICS = web.AppKey("metrics", Metrics)
 REQUEST_ID = web.RequestKey("request_id", str)
+SESSIONS = web.AppKey("sessions", sessions.Sessions)
 PRINCIPAL = web.RequestKey("principal", Principal)
+# The console session a request was signed by (absent: it presented an API key).
+SESSION = web.RequestKey("session", sessions.Session)
 
 
 def service(request: web.Request) -> Service:
@@ -64,23 +68,50 @@ def raw_json(body: bytes, status: int, headers: dict[str, str] | None = None) ->
 
 
 async def authorize(request: web.Request, permission: Permission) -> Principal:
-    """The request's principal, if its key is good and its role holds `permission`."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise Problem.http("unauthorized", "send Authorization: Bearer <API key>")
-    parsed = access.parse_key(token.strip())
-    if parsed is None:
-        raise Problem.http("unauthorized")
-    stored = await service(request).api_key(parsed.key_id)
-    principal = access.check(stored, parsed)
-    if principal is None:
-        raise Problem.http("unauthorized")
+    """The request's principal, if its key (or the console session it is signed by) is good and
+    its role holds `permission`."""
+    header = request.headers.get("Authorization")
+    if header is None and sessions.COOKIE in request.cookies:
+        principal = await session_principal(request)
+    else:
+        scheme, _, token = (header or "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise Problem.http("unauthorized", "send Authorization: Bearer <API key>")
+        parsed = access.parse_key(token.strip())
+        if parsed is None:
+            raise Problem.http("unauthorized")
+        stored = await service(request).api_key(parsed.key_id)
+        found = access.check(stored, parsed)
+        if found is None:
+            raise Problem.http("unauthorized")
+        principal = found
     request[PRINCIPAL] = principal
     if not access.allowed(principal.role, permission):
         raise Problem.http(
             "forbidden", f"role {principal.role.value} lacks the {permission.value} permission"
         )
+    return principal
+
+
+async def session_principal(request: web.Request) -> Principal:
+    """The principal of the console session the request's cookie names. A request that changes
+    anything must also carry the session's CSRF token and come from this server's own pages."""
+    token = request.cookies.get(sessions.COOKIE, "")
+    live = request.app[SESSIONS]
+    session = live.find(token)
+    if session is None:
+        raise Problem.http("unauthorized", "the console session has ended: sign in again")
+    principal = access.active(await service(request).api_key(session.key_id))
+    if principal is None:
+        live.close(token)
+        raise Problem.http("unauthorized", "the key this session was signed in with is revoked")
+    if request.method not in sessions.SAFE_METHODS:
+        origin = request.headers.get("Origin")
+        if not sessions.same_origin(origin, request.scheme, request.host):
+            raise Problem.http("csrf_invalid", f"a request from {origin} is not this console's")
+        if not session.csrf_matches(request.headers.get(sessions.CSRF_HEADER)):
+            raise Problem.http("csrf_invalid")
+    request[SESSION] = session
     return principal
 
 

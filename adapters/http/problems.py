@@ -22,6 +22,11 @@ CONTENT_TYPE = "application/problem+json"
 HTTP_CODES: dict[str, tuple[int, str]] = {
     "unauthorized": (401, "Missing, invalid or revoked API key"),
     "forbidden": (403, "This key's role may not do this"),
+    "csrf_invalid": (
+        403,
+        "A console request that changes anything needs its session's X-CSRF-Token, from this"
+        " server's own pages",
+    ),
     "not_found": (404, "No such object"),
     "method_not_allowed": (405, "Method not allowed"),
     "body_too_large": (413, "Request body over 64 KiB"),
