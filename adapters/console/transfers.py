@@ -182,12 +182,17 @@ async def transfer(request: web.Request, viewer: Viewer) -> web.Response:
         viewer=viewer,
         t=row(state, now),
         history=history,
-        lines=[render.ledger_line(line) for line in lines],
+        lines=[_sided(render.ledger_line(line), line.debit) for line in lines],
         cases=cases,
         audit=audit,
         awaiting=state.status is Status.CREATED and state.approvals_required > 0,
         cancellable=state.status in (Status.CREATED, Status.QUOTED, Status.FUNDS_LOCKED),
     )
+
+
+def _sided(line: dict[str, Any], debit: int) -> dict[str, Any]:
+    """A ledger line with only its one side's amount (each line is a debit or a credit)."""
+    return line | ({"credit": None} if debit else {"debit": None})
 
 
 @page(Permission.READ)
