@@ -34,6 +34,20 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+@pytest.fixture(scope="session")
+def run_seed() -> int:
+    """A random seed for this run of the suite, the same in every xdist worker (they share the
+    run's id), so parametrized ids stay stable across workers while each run draws new cases.
+    STABLERAIL_TEST_SEED replays a run."""
+    given = os.environ.get("STABLERAIL_TEST_SEED")
+    if given is not None:
+        return int(given)
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID") or os.urandom(16).hex()
+    seed = int(run[:8], 16)
+    print(f"STABLERAIL_TEST_SEED={seed}")
+    return seed
+
+
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock(tick_us=1_000)

@@ -44,6 +44,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get(f"{CONSOLE}/cases", operations.cases)
     r.add_get(f"{CONSOLE}/cases/{{id}}", operations.case)
     r.add_get(f"{CONSOLE}/controls", operations.controls_page)
+    r.add_get(f"{CONSOLE}/treasury", operations.treasury)
     r.add_get(f"{CONSOLE}/balances", operations.balances)
     r.add_get(f"{CONSOLE}/webhooks", operations.webhooks)
     r.add_get(f"{CONSOLE}/policy", operations.policy)

@@ -23,6 +23,7 @@ from adapters.http.context import (
 from adapters.http.discrepancies import RESOLUTIONS, render_case, render_summary
 from adapters.http.policy import rule_set
 from adapters.http.problems import Problem
+from adapters.http.rebalances import render as render_move
 from engine import controls, limits
 from engine import discrepancies as dc
 from engine.access import Permission
@@ -128,6 +129,16 @@ async def controls_page(request: web.Request, viewer: Viewer) -> web.Response:
         corridors=CORRIDOR_IDS,
         system_target=controls.SYSTEM_TARGET,
     )
+
+
+@page(Permission.OPERATE)
+async def treasury(request: web.Request, viewer: Viewer) -> web.Response:
+    """Held balances against their floors and ceilings, the suggested moves (each one a
+    proposal away), and every rebalancing move with approve / reject for a second operator."""
+    svc = service(request)
+    view = render.liquidity_view(await svc.liquidity())
+    moves = [render_move(m) for m in await svc.rebalances()]
+    return html(request, "treasury.html", viewer=viewer, view=view, moves=moves)
 
 
 @page(Permission.READ)

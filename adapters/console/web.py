@@ -75,6 +75,7 @@ NAV = (
     NavItem(f"{CONSOLE}/approvals", "Approvals", Permission.READ),
     NavItem(f"{CONSOLE}/cases", "Cases", Permission.OPERATE),
     NavItem(f"{CONSOLE}/controls", "Freezes and halts", Permission.OPERATE),
+    NavItem(f"{CONSOLE}/treasury", "Treasury", Permission.OPERATE),
     NavItem(f"{CONSOLE}/balances", "Balances", Permission.READ),
     NavItem(f"{CONSOLE}/webhooks", "Webhooks", Permission.READ),
     NavItem(f"{CONSOLE}/policy", "Policy", Permission.POLICY),

@@ -25,6 +25,7 @@ PAGES = {
     "/console/approvals": Permission.READ,
     "/console/cases": Permission.OPERATE,
     "/console/controls": Permission.OPERATE,
+    "/console/treasury": Permission.OPERATE,
     "/console/balances": Permission.READ,
     "/console/webhooks": Permission.READ,
     "/console/policy": Permission.POLICY,
