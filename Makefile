@@ -59,9 +59,11 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# The contract kit drives `stablerail serve` from outside exactly as API.md says.
+# The suite runs on two processes (pytest-xdist; work stealing keeps the long drills from
+# finishing last on one worker). The contract kit drives `stablerail serve` from outside exactly
+# as API.md says.
 test: lint $(NODE_STAMP) $(CHROMIUM)
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist worksteal
 	@if [ -x $(CONFORMANCE) ]; then PYTHON=$(BIN)/python $(CONFORMANCE); \
 	else echo "NOTE: no contract kit at $(CONFORMANCE); the API contract was not run"; fi
 

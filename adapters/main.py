@@ -71,7 +71,13 @@ from engine import commands as c
 from engine.access import ApiKey, Role
 from engine.audit import ActorType, AuditRecord, AuditRow
 from engine.discrepancies import Discrepancy
-from engine.events import CONTROLS_STREAM, ControlChanged, RuleSetLoaded, TreasuryFunded
+from engine.events import (
+    CONTROLS_STREAM,
+    ControlChanged,
+    EvidenceRecorded,
+    RuleSetLoaded,
+    TreasuryFunded,
+)
 from engine.events import decode as decode_event
 from engine.funding import decide_deposit, deposit_id_for
 from engine.nonces import NonceBook
@@ -282,6 +288,14 @@ class Node:
         self, client_id: str | None, after_event_id: str | None, limit: int
     ) -> list[FeedEvent] | None:
         return await tables.feed(self.store.reader, client_id, after_event_id, limit)
+
+    async def transfer_evidence(self, transfer_id: str) -> list[EvidenceRecorded]:
+        return await self.store.evidence_for(transfer_id)
+
+    async def transfer_attempts(self, transfer_id: str) -> list[Attempt]:
+        return await tables.transfer_attempts(
+            self.store.reader, transfer_id, limits.page_limit_max * 5
+        )
 
     async def stuck_transfers(self, status: str | None, limit: int) -> list[TransferState]:
         return await tables.stuck_transfers(

@@ -19,7 +19,7 @@ from engine.access import ApiKey, Role
 from engine.audit import AuditRecord, AuditRow
 from engine.controls import Scope
 from engine.discrepancies import Discrepancy, DiscrepancyEvent
-from engine.events import ControlChanged, RuleSetLoaded
+from engine.events import ControlChanged, EvidenceRecorded, RuleSetLoaded
 from engine.overrides import Kind as OverrideKind
 from engine.overrides import Override
 from engine.policy import Explained, RuleSet
@@ -261,6 +261,15 @@ class Service(Protocol):
         ...
 
     # --- operations and the simulated rails -----------------------------------------------------
+    def transfer_evidence(self, transfer_id: str) -> Awaitable[list[EvidenceRecorded]]:
+        """The external evidence recorded for a transfer (chain logs, provider and bank
+        reports), in the order it was recorded."""
+        ...
+
+    def transfer_attempts(self, transfer_id: str) -> Awaitable[list[Attempt]]:
+        """Every webhook delivery attempt of the transfer's events, oldest first."""
+        ...
+
     def stuck_transfers(self, status: str | None, limit: int) -> Awaitable[list[TransferState]]: ...
 
     def redrive(self, transfer_id: str) -> Awaitable[bool]:

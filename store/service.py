@@ -736,6 +736,27 @@ async def record_attempt(
     await store.writer.exclusive(work)
 
 
+_ATTEMPT_COLUMNS = (
+    "a.endpoint_id, a.event_id, o.event_type, a.attempt, a.attempted_at, a.http_status, a.error,"
+    " a.duration_ms, a.status"
+)
+
+
+def _attempt(row: Row) -> Attempt:
+    endpoint_id, event_id, event_type, n, attempted_at, http_status, error, duration, status = row
+    return Attempt(
+        endpoint_id=endpoint_id,
+        event_id=event_id,
+        event_type=event_type,
+        attempt=n,
+        attempted_at=_us_required(attempted_at),
+        http_status=http_status,
+        error=error,
+        duration_ms=duration,
+        status=DeliveryStatus(status),
+    )
+
+
 async def attempts(
     ex: Executor, endpoint_id: str, before: tuple[int, str, int] | None, limit: int
 ) -> list[Attempt]:
@@ -746,23 +767,20 @@ async def attempts(
         cursor = " AND (a.attempted_at, a.event_id, a.attempt) < (?, ?, ?)"
         params += [rfc3339_us(before[0]), before[1], before[2]]
     rows = await ex.fetchall(
-        "SELECT a.endpoint_id, a.event_id, o.event_type, a.attempt, a.attempted_at,"
-        " a.http_status, a.error, a.duration_ms, a.status FROM webhook_attempts a"
+        f"SELECT {_ATTEMPT_COLUMNS} FROM webhook_attempts a"
         f" JOIN outbox o ON o.event_id = a.event_id WHERE a.endpoint_id = ?{cursor}"
         " ORDER BY a.attempted_at DESC, a.event_id DESC, a.attempt DESC LIMIT ?",
         (*params, limit),
     )
-    return [
-        Attempt(
-            endpoint_id=endpoint_id_,
-            event_id=event_id,
-            event_type=event_type,
-            attempt=n,
-            attempted_at=_us_required(attempted_at),
-            http_status=http_status,
-            error=error,
-            duration_ms=duration,
-            status=DeliveryStatus(status),
-        )
-        for endpoint_id_, event_id, event_type, n, attempted_at, http_status, error, duration, status in rows  # noqa: E501
-    ]
+    return [_attempt(row) for row in rows]
+
+
+async def transfer_attempts(ex: Executor, transfer_id: str, limit: int) -> list[Attempt]:
+    """Every delivery attempt of the transfer's webhook events to any endpoint, oldest first."""
+    rows = await ex.fetchall(
+        f"SELECT {_ATTEMPT_COLUMNS} FROM outbox o JOIN webhook_attempts a"
+        " ON a.event_id = o.event_id WHERE o.transaction_id = ?"
+        " ORDER BY a.attempted_at, a.event_id, a.attempt LIMIT ?",
+        (transfer_id, limit),
+    )
+    return [_attempt(row) for row in rows]

@@ -16,7 +16,10 @@ from adapters.http.discrepancies import render_case, render_summary
 from adapters.http.problems import Problem
 from engine import limits
 from engine.access import Permission
+from engine.events import EvidenceRecorded
 from engine.ids import is_id
+from engine.records import Recorded
+from engine.sanctions import Screening
 from engine.service import CaseQuery, LedgerQuery, TransferQuery
 from engine.states import TERMINAL, Status
 from engine.timefmt import rfc3339
@@ -159,7 +162,8 @@ async def transfer(request: web.Request, viewer: Viewer) -> web.Response:
     svc = service(request)
     state = await _transfer(request, viewer)
     now = request.app[CLOCK].now_us()
-    history = render.history(await svc.history(state.transfer_id))
+    records = await svc.history(state.transfer_id)
+    history = render.history(records)
     lines = await svc.ledger(
         LedgerQuery(client_id=None, transfer_id=state.transfer_id, limit=limits.page_limit_max)
     )
@@ -169,6 +173,14 @@ async def transfer(request: web.Request, viewer: Viewer) -> web.Response:
             CaseQuery(transfer_id=state.transfer_id, limit=limits.page_limit_max)
         )
         cases = [render_case(k, now) for k in found]
+    staff = viewer.principal.staff
+    evidence = (
+        [_evidence(e) for e in await svc.transfer_evidence(state.transfer_id)] if staff else []
+    )
+    deliveries = [
+        render.attempt(a) | {"endpoint_id": a.endpoint_id}
+        for a in await svc.transfer_attempts(state.transfer_id)
+    ]
     audit = []
     if viewer.can(Permission.AUDIT):
         rows = await svc.audit_page(
@@ -185,9 +197,44 @@ async def transfer(request: web.Request, viewer: Viewer) -> web.Response:
         lines=[_sided(render.ledger_line(line), line.debit) for line in lines],
         cases=cases,
         audit=audit,
+        screenings=_screenings(records) if staff else [],
+        evidence=evidence,
+        deliveries=deliveries,
         awaiting=state.status is Status.CREATED and state.approvals_required > 0,
         cancellable=state.status in (Status.CREATED, Status.QUOTED, Status.FUNDS_LOCKED),
     )
+
+
+def _screenings(records: list[Recorded]) -> list[dict[str, Any]]:
+    """Every sanctions screening the transfer's events carry (staff only: a client is never
+    told of a hit), each with the list it was screened against and what it hit."""
+    found = []
+    for record in records:
+        screening = getattr(record.event, "screening", None)
+        if isinstance(screening, Screening):
+            found.append(
+                {
+                    "at": rfc3339(record.event.at),
+                    "stage": screening.stage.value,
+                    "list_digest": screening.list_digest,
+                    "entries": screening.entries,
+                    "hits": [f"{h.party} {h.kind} {h.value!r}: {h.list} entry {h.entry}"
+                             for h in screening.hits],
+                }
+            )  # fmt: skip
+    return found
+
+
+def _evidence(e: EvidenceRecorded) -> dict[str, Any]:
+    return {
+        "id": e.evidence_id,
+        "source": e.provider,
+        "type": e.event_type,
+        "reference": e.external_ref,
+        "occurred_at": rfc3339(e.occurred_at),
+        "recorded_at": rfc3339(e.at),
+        "facts": dict(e.normalized),
+    }
 
 
 def _sided(line: dict[str, Any], debit: int) -> dict[str, Any]:

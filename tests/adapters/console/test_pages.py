@@ -14,6 +14,7 @@ import pytest
 
 from engine.access import Permission, Role, allowed
 from tests.adapters.console.conftest import Console
+from tests.adapters.console.test_walk import until_shown
 from tests.adapters.http.conftest import CLABE, Api, wallet_body
 from tests.adapters.http.test_discrepancies import open_case
 
@@ -76,6 +77,14 @@ async def _world(api: Api) -> dict[str, str]:
     await api.fund("acme")
     await api.fund("globex")
     made = {}
+    # Registered first: an endpoint is owed the events that come after it.
+    r = await api.http.post(
+        "/v1/webhook-endpoints",
+        json={"url": "http://127.0.0.1:9/hooks", "events": ["transfer.approval_required"]},
+        headers=api.auth("acme", Role.ADMIN),
+    )
+    assert r.status == 201, await r.text()
+    made["endpoint"] = (await r.json())["id"]
     bank = {
         "source_currency": "USD",
         "target_currency": "MXN",
@@ -90,13 +99,6 @@ async def _world(api: Api) -> dict[str, str]:
         )
         assert r.status == 201, await r.text()
         made[client] = (await r.json())["id"]
-    r = await api.http.post(
-        "/v1/webhook-endpoints",
-        json={"url": "http://127.0.0.1:9/hooks", "events": ["transfer.reconciled"]},
-        headers=api.auth("acme", Role.ADMIN),
-    )
-    assert r.status == 201, await r.text()
-    made["endpoint"] = (await r.json())["id"]
     made["case"] = await open_case(api)
     return made
 
@@ -166,6 +168,10 @@ async def test_each_role_sees_its_pages_and_only_buttons_it_may_use(console: Any
     who = await auditor.page.get_by_role("table", name="The audit log's records").inner_text()
     assert "create_transfer" in who
     await auditor.shot("transfer-auditor")
+    # The endpoint on port 9 refuses every delivery; the transfer page shows each attempt.
+    await until_shown(ops, f"/console/transfers/{made['acme']}", "transfer.approval_required")
+    sent = await ops.page.get_by_role("table", name="Every delivery attempt").inner_text()
+    assert made["endpoint"] in sent and ("failed" in sent or "pending" in sent)
     await ops.open(f"/console/webhooks?endpoint={made['endpoint']}&client_id=acme")
     assert await ops.page.evaluate(A11Y) == []
     await ops.shot("webhook-deliveries")

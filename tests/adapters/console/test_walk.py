@@ -4,7 +4,8 @@ a transfer that needs an approval; the same person holding an approver key is re
 and checker differ); a second person approves it from the queue; the transfer reaches
 RECONCILED on its own; the operator takes, notes and resolves a reconciliation case and freezes
 the client, after which the initiator's next create is refused on the page. Every page visited
-is kept as a screenshot under artifacts/console/."""
+is kept as a screenshot under artifacts/console/. A client's person never sees the
+sanctions screenings; staff see them with the external evidence."""
 
 from __future__ import annotations
 
@@ -84,7 +85,16 @@ async def test_fund_create_approve_reconcile_resolve_freeze(console: Any, api: A
     await until_shown(bob, f"/console/transfers/{transfer_id}", "RECONCILED for")
     timeline = await bob.page.locator(".timeline").inner_text()
     assert "ApprovalGranted" in timeline and "approver-acme" in timeline
+    assert "Sanctions screenings" not in await bob.page.locator("main").inner_text()
     await bob.shot("transfer-reconciled")
+    # Staff also see the screenings and the evidence reconciliation matched.
+    await ops.open(f"/console/transfers/{transfer_id}")
+    screenings = ops.page.get_by_role("table", name="Every screening")
+    assert "creation" in await screenings.inner_text()
+    assert "broadcast" in await screenings.inner_text()
+    evidence = await ops.page.get_by_role("table", name="What the chain").inner_text()
+    assert "No evidence yet" not in evidence
+    await ops.shot("transfer-operator")
 
     case_id = await open_case(api)
     await ops.open("/console/cases")
