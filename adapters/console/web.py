@@ -199,7 +199,10 @@ async def sign_in(request: web.Request) -> web.Response:
         error = "That key is not one this server knows: it is mistyped, revoked or unknown."
         return html(request, "sign_in.html", 401, viewer=None, next=target, error=error)
     request[PRINCIPAL] = principal
-    token, _ = request.app[SESSIONS].open(principal.key_id)
+    live = request.app[SESSIONS]
+    # A new session every time (never the token the browser came with), the old one ended.
+    live.close(request.cookies.get(sessions.COOKIE, ""))
+    token, _ = live.open(principal.key_id)
     response = redirect(target)
     response.set_cookie(
         sessions.COOKIE,

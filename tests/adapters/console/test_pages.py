@@ -15,7 +15,7 @@ import pytest
 from engine.access import Permission, Role, allowed
 from tests.adapters.console.conftest import Console
 from tests.adapters.console.test_walk import until_shown
-from tests.adapters.http.conftest import CLABE, Api, wallet_body
+from tests.adapters.http.conftest import CLABE, WALLET, Api, wallet_body
 from tests.adapters.http.test_discrepancies import open_case
 
 pytestmark = pytest.mark.anyio
@@ -168,6 +168,18 @@ async def test_each_role_sees_its_pages_and_only_buttons_it_may_use(console: Any
     who = await auditor.page.get_by_role("table", name="The audit log's records").inner_text()
     assert "create_transfer" in who
     await auditor.shot("transfer-auditor")
+    # The policy dry run answers on the page and stores nothing.
+    rows = await api.journal_rows()
+    await auditor.open("/console/policy")
+    dry_run = auditor.page.locator("form", has=auditor.page.get_by_role("button", name="Dry run"))
+    await dry_run.get_by_label("Client").fill("acme")
+    await dry_run.get_by_label("Amount").fill("50.00")
+    await dry_run.get_by_label("Wallet address").fill(WALLET)
+    await dry_run.get_by_role("button", name="Dry run").click()
+    answer = auditor.page.locator("#dry-run-answer")
+    await answer.filter(has_text="allow-up-to-10k").wait_for()
+    assert await api.journal_rows() == rows
+    await auditor.shot("policy-dry-run")
     # The endpoint on port 9 refuses every delivery; the transfer page shows each attempt.
     await until_shown(ops, f"/console/transfers/{made['acme']}", "transfer.approval_required")
     sent = await ops.page.get_by_role("table", name="Every delivery attempt").inner_text()

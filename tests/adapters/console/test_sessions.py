@@ -53,6 +53,20 @@ async def test_the_key_is_checked_once_and_only_a_session_cookie_is_held(api: Ap
         assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
 
 
+async def test_signing_in_again_starts_a_new_session_and_ends_the_old(api: Api) -> None:
+    await sign_in(api, "staff", Role.OPERATOR)
+    first = api.http.session.cookie_jar.filter_cookies(api.http.make_url("/"))[COOKIE].value
+    r = await api.http.post(
+        "/console/sign-in",
+        data={"api_key": api.keys[("acme", Role.VIEWER)]},
+        allow_redirects=False,
+    )
+    second = api.http.session.cookie_jar.filter_cookies(api.http.make_url("/"))[COOKIE].value
+    assert r.status == 303 and second != first
+    assert (await api.http.get("/v1/transfers", cookies={COOKIE: first})).status == 401
+    assert (await api.http.get("/v1/transfers", cookies={COOKIE: second})).status == 200
+
+
 async def test_a_write_without_the_token_or_from_another_origin_changes_nothing(api: Api) -> None:
     await sign_in(api, "staff", Role.OPERATOR)
     token = await csrf_token(api)
