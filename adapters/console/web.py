@@ -16,7 +16,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import jinja2
 from aiohttp import web
@@ -143,6 +143,10 @@ def page(permission: Permission) -> Callable[[Page], Served]:
 
     def wrap(handler: Page) -> Served:
         async def serve(request: web.Request) -> web.Response:
+            if any(value == "" for value in request.query.values()):
+                # A filter form sends its blank fields too: drop them, as if never sent.
+                kept = [(k, v) for k, v in request.query.items() if v != ""]
+                return redirect(f"{request.path}?{urlencode(kept)}" if kept else request.path)
             if sessions.COOKIE not in request.cookies:
                 return redirect(f"{CONSOLE}/sign-in?next={quote(request.path_qs, safe='/')}")
             try:

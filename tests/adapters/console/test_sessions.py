@@ -110,6 +110,18 @@ async def test_a_session_has_its_keys_role_and_tenant(api: Api) -> None:
     assert page.status == 200  # a client key's client_id changes nothing: it sees its own
 
 
+async def test_a_filter_forms_blank_fields_are_dropped(api: Api) -> None:
+    await sign_in(api, "staff", Role.OPERATOR)
+    r = await api.http.get("/console/transfers?status=&client_id=", allow_redirects=False)
+    assert (r.status, r.headers["Location"]) == (303, "/console/transfers")
+    r = await api.http.get("/console/audit?actor=&action=x&to=", allow_redirects=False)
+    assert (r.status, r.headers["Location"]) == (303, "/console/audit?action=x")
+    r = await api.http.get("/console/transfers?status=CREATED&client_id=acme")
+    assert r.status == 200
+    r = await api.http.get("/console/transfers?status=NOPE")
+    assert r.status == 422 and "status is one of" in await r.text()
+
+
 async def test_revoking_the_key_ends_its_sessions(api: Api) -> None:
     await sign_in(api, "acme", Role.ADMIN)
     assert (await api.http.get("/v1/transfers")).status == 200
