@@ -48,6 +48,7 @@ _PERMISSION_OF = {(r.method, r.path): r.permission for r in ROUTES}
 _STATIC = {
     "console.css": "text/css",
     "console.js": "text/javascript",
+    "favicon.svg": "image/svg+xml",
 }
 # No script, style or image from anywhere but this server; no framing; forms post only here.
 _HEADERS = {

@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Locator, Page, Response, async_playwright
+from playwright.async_api import (
+    Browser,
+    ConsoleMessage,
+    Locator,
+    Page,
+    Response,
+    async_playwright,
+)
 
 from engine.access import Role
 from tests.adapters.http.conftest import Api, api  # noqa: F401 (the fixture)
@@ -112,14 +119,26 @@ async def console(
     contexts = []
     base = str(api.http.make_url("")).rstrip("/")
 
+    # What the browser itself complained of: a script error, a blocked resource (the
+    # Content-Security-Policy), anything but the API's own refusals the tests ask for.
+    complaints: list[str] = []
+
+    def heard(message: ConsoleMessage) -> None:
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
+            complaints.append(message.text)
+
     async def person() -> Console:
         context = await browser.new_context(viewport={"width": 1280, "height": 900})
         context.set_default_timeout(TIMEOUT_MS)
         contexts.append(context)
-        return Console(api=api, page=await context.new_page(), base=base)
+        page = await context.new_page()
+        page.on("console", heard)
+        page.on("pageerror", lambda error: complaints.append(f"page error: {error}"))
+        return Console(api=api, page=page, base=base)
 
     try:
         yield person
     finally:
         for context in contexts:
             await context.close()
+    assert complaints == [], complaints
