@@ -162,9 +162,9 @@ timers_per_poll_max = 512
 # The HTTP API (API.md): request bodies, pages, how long a create waits for its synchronous steps.
 request_body_bytes_max = 64 * 1024
 page_limit_max = 100
+page_limit_default = 20
 # The console's time-in-state chart reads at most this many open transfers (the oldest).
 dashboard_open_max = 10_000
-page_limit_default = 20
 create_decided_wait_s = 10
 # The audit log's head is written to the anchor file at least this often (when it moved).
 audit_anchor_s = 60

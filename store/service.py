@@ -405,19 +405,19 @@ async def trial_balance(ex: Executor) -> list[tuple[str, str, int, int]]:
     return [(a, c, d, k) for a, c, d, k in rows]
 
 
-async def status_counts(ex: Executor) -> dict[str, int]:
-    rows = await ex.fetchall("SELECT status, count(*) FROM transactions GROUP BY status")
+async def status_counts(ex: Executor, client_id: str | None = None) -> dict[str, int]:
+    """Transfers by status, of one client or of all."""
+    clause, params = _where(("client_id = ?", client_id))
+    rows = await ex.fetchall(
+        f"SELECT status, count(*) FROM transactions{clause} GROUP BY status", params
+    )
     return {status: count for status, count in rows}
 
 
 async def dashboard(ex: Executor, client_id: str | None, now_us: int) -> Dashboard:
     """Counts by status, the last 24 hours' creations by hour and status, and how long each
     open transfer has been in its status (the oldest `limits.dashboard_open_max`)."""
-    scope, params = _where(("client_id = ?", client_id))
-    rows = await ex.fetchall(
-        f"SELECT status, count(*) FROM transactions{scope} GROUP BY status", params
-    )
-    by_status = {status: count for status, count in rows}
+    by_status = await status_counts(ex, client_id)
     hour_us = 3600 * 1_000_000
     since = (now_us // hour_us - 23) * hour_us
     clause, more = _where(("client_id = ?", client_id), ("created_at >= ?", rfc3339_us(since)))
@@ -433,9 +433,10 @@ async def dashboard(ex: Executor, client_id: str | None, now_us: int) -> Dashboa
     rows = await ex.fetchall(
         f"SELECT status, status_since FROM transactions WHERE status IN ({marks}){owner}"
         " ORDER BY status_since LIMIT ?",
-        (*open_statuses, *params, limits.dashboard_open_max),
-    )
-    open_since = [(status, queries.parse_rfc3339_us(since)) for status, since in rows]
+        (*open_statuses, *([client_id] if client_id is not None else []),
+         limits.dashboard_open_max),
+    )  # fmt: skip
+    open_since = [(status, queries.parse_rfc3339_us(at)) for status, at in rows]
     return Dashboard(by_status=by_status, created_by_hour=by_hour, open_since=open_since)
 
 
