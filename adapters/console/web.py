@@ -24,6 +24,7 @@ from aiohttp import web
 from adapters.http import sessions
 from adapters.http.context import (
     CONFIG,
+    PRESENTED,
     PRINCIPAL,
     REQUEST_ID,
     SESSION,
@@ -198,6 +199,8 @@ async def sign_in(request: web.Request) -> web.Response:
     text = str(form.get("api_key", "")).strip()
     target = _next_path(str(form.get("next", "")))
     parsed = access.parse_key(text)
+    if parsed is not None:
+        request[PRESENTED] = parsed.key_id
     stored = await service(request).api_key(parsed.key_id) if parsed is not None else None
     principal = access.check(stored, parsed) if parsed is not None else None
     if principal is None:

@@ -13,7 +13,7 @@ import msgspec
 from aiohttp import web
 from loguru import logger
 
-from adapters.http.context import CLOCK, PRINCIPAL, SESSION, service
+from adapters.http.context import CLOCK, PRESENTED, PRINCIPAL, SESSION, service
 from adapters.http.routes import ROUTES, Route
 from engine.access import STAFF_ROLES, Role, parse_key
 from engine.audit import ActorType, AuditRecord
@@ -90,6 +90,8 @@ def record_for(request: web.Request, response: web.StreamResponse, rid: str) -> 
         parsed = parse_key(presented)
         if parsed is not None:
             metadata["presented_key_id"] = parsed.key_id
+        elif PRESENTED in request:
+            metadata["presented_key_id"] = request[PRESENTED]
     policy = answer.get("policy")
     if isinstance(policy, dict):
         metadata.update({f"policy_{k}": str(v) for k, v in policy.items()})

@@ -46,6 +46,8 @@ SESSIONS = web.AppKey("sessions", sessions.Sessions)
 PRINCIPAL = web.RequestKey("principal", Principal)
 # The console session a request was signed by (absent: it presented an API key).
 SESSION = web.RequestKey("session", sessions.Session)
+# The key id a console sign-in form presented (for the audit record of a refused sign-in).
+PRESENTED = web.RequestKey("presented_key_id", str)
 
 
 def service(request: web.Request) -> Service:

@@ -152,6 +152,19 @@ async def test_a_bad_key_is_a_401_page_and_the_next_page_is_always_our_own(api: 
     r = await api.http.post("/console/sign-in", data={"api_key": "sk_test_nope"})
     assert r.status == 401 and "not one this server knows" in await r.text()
     assert COOKIE not in {c.key for c in api.http.session.cookie_jar}
+    # A refused sign-in with a well-formed key is audited with the key id it presented.
+    text = api.keys[("acme", Role.VIEWER)]
+    wrong = text[:-4] + ("0000" if not text.endswith("0000") else "1111")
+    r = await api.http.post("/console/sign-in", data={"api_key": wrong})
+    assert r.status == 401
+    audit = await api.http.get(
+        "/v1/ops/audit?action=console_sign_in", headers=api.auth("staff", Role.AUDITOR)
+    )
+    refused = [a for a in (await audit.json())["data"] if a["actor_type"] == "anonymous"]
+    assert [a["metadata"].get("presented_key_id") for a in refused] == [
+        "ak_" + text.split("_")[2],
+        None,
+    ]
     for target in ("https://evil.example/", "//evil.example/console", "/v1/transfers"):
         r = await sign_in(api, "staff", Role.OPERATOR, target)
         assert r.headers["Location"] == "/console", target
