@@ -143,8 +143,9 @@ async def _run(
     plan = FaultPlan.named(config.faults, _rng(seed, "plan"))
     faults = FaultLog(plan, _rng(seed, "faults"))
     ids = SeededIds(seed, clock)
+    # Not flushed to the disk (schema.configure): a simulated world cannot lose power.
     async with Store.open(
-        data_dir, clock=clock, executor=ExecutorKind.INLINE, migrate=True
+        data_dir, clock=clock, executor=ExecutorKind.INLINE, migrate=True, durable=False
     ) as store:
         checker = Checker(store)
         checker.on_ended = progress

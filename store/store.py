@@ -43,9 +43,10 @@ from store.writer import Writer
 
 
 async def open_executor(
-    data_dir: Path, kind: ExecutorKind, *, clock: Clock, migrate: bool
+    data_dir: Path, kind: ExecutorKind, *, clock: Clock, migrate: bool, durable: bool = True
 ) -> tuple[Executor, Path]:
-    """A configured write connection to the data dir's database, migrated if asked."""
+    """A configured write connection to the data dir's database, migrated if asked (durable:
+    see schema.configure)."""
     path = schema.check_data_dir(data_dir, create=migrate)
     ex = await connect(path, kind)
     try:
@@ -58,7 +59,7 @@ async def open_executor(
                 f"{path} is at schema version {version}, this stablerail needs"
                 f" {schema.latest_version()}: run stablerail migrate --data-dir {data_dir}"
             )
-        await schema.configure(ex)
+        await schema.configure(ex, durable=durable)
     except BaseException:
         await ex.close()
         raise
@@ -95,8 +96,11 @@ class Store:
         clock: Clock,
         executor: ExecutorKind = ExecutorKind.AIOSQLITE,
         migrate: bool = False,
+        durable: bool = True,
     ) -> AsyncIterator[Store]:
-        write_ex, path = await open_executor(Path(data_dir), executor, clock=clock, migrate=migrate)
+        write_ex, path = await open_executor(
+            Path(data_dir), executor, clock=clock, migrate=migrate, durable=durable
+        )
         try:
             read_ex = await connect(path, executor, read_only=True)
             try:

@@ -50,6 +50,18 @@ async def test_configure_asserts_wal_full_and_foreign_keys(
         await ex.close()
 
 
+async def test_only_a_simulation_asks_for_no_flush_and_gets_exactly_that(tmp_path: Path) -> None:
+    ex = await connect(tmp_path / "x.sqlite3", ExecutorKind.INLINE)
+    try:
+        await schema.configure(ex, durable=False)
+        assert await ex.fetchone("PRAGMA synchronous") == (0,)
+        assert await ex.fetchone("PRAGMA journal_mode") == ("wal",)
+        await schema.configure(ex)
+        assert await ex.fetchone("PRAGMA synchronous") == (2,)
+    finally:
+        await ex.close()
+
+
 async def test_a_database_that_cannot_do_wal_is_refused() -> None:
     ex = await connect(":memory:", ExecutorKind.INLINE)
     try:
