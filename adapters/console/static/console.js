@@ -1,7 +1,8 @@
 // The console's one script: a form marked data-api is sent to that API route as JSON, signed by
 // the session (its cookie, and the page's CSRF token in X-CSRF-Token). Field names with dots
 // build nested objects ("destination.kind"); names starting with "_" only fill the route's
-// {placeholders}; empty fields are left out. On success the page reloads (or goes to data-next,
+// {placeholders}; a field marked data-json is sent as the JSON value it holds; empty fields are
+// left out. On success the page reloads (or goes to data-next,
 // with {id} from the answer, or shows the answer in the element data-show names); a refusal
 // shows the API's problem detail next to the button.
 "use strict";
@@ -18,7 +19,8 @@
       const parts = el.name.split(".");
       let node = out;
       for (const part of parts.slice(0, -1)) node = node[part] ??= {};
-      node[parts[parts.length - 1]] = el.value;
+      // A field marked data-json holds a JSON value (a whole document), sent as that value.
+      node[parts[parts.length - 1]] = el.dataset.json !== undefined ? JSON.parse(el.value) : el.value;
     }
     return out;
   }
@@ -35,6 +37,14 @@
     const button = form.querySelector("button[type=submit]");
     const headers = { "Content-Type": "application/json", "X-CSRF-Token": csrf };
     if (form.dataset.idempotencyKey) headers["Idempotency-Key"] = form.dataset.idempotencyKey;
+    let sent;
+    try {
+      sent = JSON.stringify(body(form));
+    } catch (e) {
+      status.textContent = `Not sent: a JSON field does not parse (${e.message})`;
+      status.className = "status error";
+      return;
+    }
     button.disabled = true;
     status.textContent = "Sending…";
     status.className = "status";
@@ -42,7 +52,7 @@
       const r = await fetch(target(form), {
         method: form.dataset.method || "POST",
         headers,
-        body: JSON.stringify(body(form)),
+        body: sent,
         credentials: "same-origin",
       });
       const text = await r.text();
