@@ -2,9 +2,9 @@
 // the session (its cookie, and the page's CSRF token in X-CSRF-Token). Field names with dots
 // build nested objects ("destination.kind"); names starting with "_" only fill the route's
 // {placeholders}; a field marked data-json is sent as the JSON value it holds; empty fields are
-// left out. On success the page reloads (or goes to data-next,
-// with {id} from the answer, or shows the answer in the element data-show names); a refusal
-// shows the API's problem detail next to the button.
+// left out. On success the page reloads (or goes to data-next, with {id} from the answer, or
+// shows the answer in the element data-show names); a refusal shows the API's problem detail
+// next to the button.
 "use strict";
 
 (() => {
