@@ -20,17 +20,15 @@ from adapters.http.context import (
     instant_param,
     service,
 )
-from adapters.http.discrepancies import RESOLUTIONS, render_case, render_summary
+from adapters.http.discrepancies import RESOLUTIONS, case_of, render_case, render_summary
 from adapters.http.policy import rule_set
 from adapters.http.problems import Problem
 from adapters.http.rebalances import render as render_move
 from engine import controls, limits
 from engine import discrepancies as dc
 from engine.access import Permission
-from engine.ids import is_id
 from engine.policy import CORRIDOR_IDS
 from engine.reconciliation import Kind
-from engine.results import Result
 from engine.service import CaseQuery
 from engine.timefmt import rfc3339
 
@@ -81,10 +79,7 @@ async def cases(request: web.Request, viewer: Viewer) -> web.Response:
 @page(Permission.OPERATE)
 async def case(request: web.Request, viewer: Viewer) -> web.Response:
     """One case: what was expected and observed, its notes, and take / note / resolve."""
-    case_id = request.match_info["id"]
-    found = await service(request).discrepancy(case_id) if is_id(case_id, "dc") else None
-    if found is None:
-        raise Problem.of(Result.discrepancy_not_found, f"no discrepancy {case_id}")
+    found = await case_of(request)
     now = request.app[CLOCK].now_us()
     return html(
         request,

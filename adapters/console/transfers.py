@@ -11,13 +11,19 @@ from aiohttp import web
 from adapters.console import charts, runbooks
 from adapters.console.web import Viewer, html, idempotency_key, page
 from adapters.http import render
-from adapters.http.context import CLOCK, client_scope, decode_cursor, encode_cursor, service
+from adapters.http.context import (
+    CLOCK,
+    client_scope,
+    decode_cursor,
+    encode_cursor,
+    service,
+    visible,
+)
 from adapters.http.discrepancies import render_case, render_summary
 from adapters.http.problems import Problem
 from engine import limits
 from engine.access import Permission
 from engine.events import EvidenceRecorded
-from engine.ids import is_id
 from engine.records import Recorded
 from engine.sanctions import Screening
 from engine.service import CaseQuery, LedgerQuery, TransferQuery
@@ -147,20 +153,14 @@ async def transfers(request: web.Request, viewer: Viewer) -> web.Response:
     )
 
 
-async def _transfer(request: web.Request, viewer: Viewer) -> TransferState:
-    transfer_id = request.match_info["id"]
-    found = await service(request).transfer(transfer_id) if is_id(transfer_id, "tr") else None
-    if found is None or not viewer.principal.sees(found.client_id):
-        raise Problem.http("not_found", f"no transfer {transfer_id}")
-    return found
-
-
 @page(Permission.READ)
 async def transfer(request: web.Request, viewer: Viewer) -> web.Response:
     """One transfer: its terms, its journal events as a timeline, its ledger lines, its
     reconciliation cases and, for those who may read the audit log, who did what to it."""
     svc = service(request)
-    state = await _transfer(request, viewer)
+    state = await visible(
+        request, viewer.principal, "transfer", "tr", svc.transfer, lambda s: s.client_id
+    )
     now = request.app[CLOCK].now_us()
     records = await svc.history(state.transfer_id)
     history = render.history(records)

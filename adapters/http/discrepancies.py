@@ -115,7 +115,8 @@ async def list_discrepancies(request: web.Request) -> web.Response:
     )
 
 
-async def _case(request: web.Request) -> Discrepancy:
+async def case_of(request: web.Request) -> Discrepancy:
+    """The case the path's `{id}` names (404 `discrepancy_not_found` if none)."""
     discrepancy_id = request.match_info["id"]
     found = (
         await service(request).discrepancy(discrepancy_id) if is_id(discrepancy_id, "dc") else None
@@ -127,7 +128,7 @@ async def _case(request: web.Request) -> Discrepancy:
 
 async def get_discrepancy(request: web.Request) -> web.Response:
     await authorize(request, Permission.OPERATE)
-    case = await _case(request)
+    case = await case_of(request)
     return json(render_case(case, request.app[CLOCK].now_us()))
 
 
@@ -136,7 +137,7 @@ async def _act(
     decide: Callable[[Discrepancy], dc.DiscrepancyEvent | Result],
     status: Callable[[Discrepancy], int] = lambda _: 200,
 ) -> web.Response:
-    case = await _case(request)
+    case = await case_of(request)
     found = await service(request).act_on_case(case.discrepancy_id, decide)
     if isinstance(found, Result):
         raise Problem.of(found)
