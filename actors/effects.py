@@ -61,9 +61,11 @@ def _gate(
     return c.CancelTransfer(by="system", reason=f"{controls.CODES[scope].code} ({scope.value})")
 
 
-async def run(actor: TransferActor, effect: fx.Effect) -> c.TransferCommand | None:
-    state = actor.state
-    assert state is not None
+async def run(
+    actor: TransferActor, state: TransferState, effect: fx.Effect
+) -> c.TransferCommand | None:
+    """Run `effect` for the transfer in `state`: the actor's, or, for a create's synchronous
+    steps, the state decided so far and not yet committed."""
     ctx = actor.ctx
     tid = actor.transfer_id
     if (gated := _gate(actor, state, effect)) is not None:

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING
 
 from actors.alerts import raise_alert
 from actors.mailbox import MailboxFull
-from actors.messages import Envelope, Message, Redrive
+from actors.messages import Answering, Envelope, Message, Redrive
 from actors.transfer_actor import TransferActor
 from engine import limits
 from engine.backoff import delay_us
-from engine.commands import TransferCommand
+from engine.commands import CreateTransfer, TransferCommand
 from engine.results import Result
 
 if TYPE_CHECKING:
@@ -67,20 +67,30 @@ class Registry:
         return self._activate(transfer_id).mailbox.try_send(message)
 
     async def ask(
-        self, transfer_id: str, command: TransferCommand, *, request_id: str | None = None
+        self,
+        transfer_id: str,
+        command: TransferCommand,
+        *,
+        request_id: str | None = None,
+        answering: Answering | None = None,
     ) -> Result:
-        """Send a command and wait for its result (given once its events are durable)."""
+        """Send a command and wait for its result (given once its events are durable). A create
+        waits for its synchronous steps too (its quote, at most `create_decided_wait_s`) and,
+        if the store refuses its funds lock, for a second commit."""
         if transfer_id in self.flagged:
             return Result.transfer_flagged
         reply: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         actor = self._activate(transfer_id)
         try:
             await actor.mailbox.send(
-                Envelope(command, reply, request_id), limits.mailbox_send_wait_s
+                Envelope(command, reply, request_id, answering), limits.mailbox_send_wait_s
             )
         except MailboxFull:
             return Result.transfer_busy
-        async with asyncio.timeout(limits.write_wait_s + limits.rail_call_timeout_s):
+        wait_s = limits.write_wait_s + limits.rail_call_timeout_s
+        if isinstance(command, CreateTransfer):
+            wait_s = limits.create_decided_wait_s + 2 * limits.write_wait_s
+        async with asyncio.timeout(wait_s):
             return await reply
 
     async def recover(self) -> int:

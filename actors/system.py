@@ -22,6 +22,7 @@ from actors.context import Context
 from actors.controls import ControlBook
 from actors.evidence import record_provider_report, record_statement
 from actors.indexer import ChainIndexFeed
+from actors.messages import Answer, Answering
 from actors.pricing import QuoteDesk
 from actors.rebalancer import Rebalancer
 from actors.reconciler import Reconciler
@@ -41,6 +42,7 @@ from engine import (
     reconciliation,
     sanctions,
 )
+from engine.audit import AuditRecord
 from engine.commands import CancelTransfer, CreateTransfer, CreditDeposit
 from engine.destinations import CHAINS
 from engine.events import ControlChanged, DepositCredited, OverrideExecuted, QuoteIssued
@@ -61,10 +63,6 @@ from engine.transfer import (
     payout_chain,
     policy_facts,
 )
-
-# How a service answers a create, from the transfer's state once its synchronous steps are
-# decided: (HTTP status, body). Stored under the idempotency key and replayed to retries.
-Answer = Callable[[TransferState], tuple[int, bytes]]
 
 
 class Supervisors:
@@ -150,15 +148,21 @@ class System:
     async def create_transfer(self, command: CreateTransfer) -> tuple[Result, str | None]:
         """Create a transfer, at most once per (client, idempotency key): the result, and the id
         of the transfer that holds the key (this one, or the one an earlier request created)."""
-        result, holder, _ = await self.create_and_answer(command)
+        result, holder, _, _ = await self.create_and_answer(command)
         return result, holder
 
     async def create_and_answer(
-        self, command: CreateTransfer
-    ) -> tuple[Result, str | None, TransferState | None]:
+        self, command: CreateTransfer, audit: Callable[[int, bytes], AuditRecord] | None = None
+    ) -> tuple[Result, str | None, TransferState | None, bool]:
         """As create_transfer, plus, when this request created the transfer and stored its
         answer, the state that answer was rendered from (so `answer(state)` is the stored
-        answer, byte for byte). Policy decides every create here, whoever sends it."""
+        answer, byte for byte), and whether the request's audit record was committed with it.
+        Policy decides every create here, whoever sends it.
+
+        The answer is stored in the create's own commit when its steps are decided there, which
+        is the rule; `audit` then makes the request's audit record, committed with it. Otherwise
+        (a step was refused and runs again) it is stored once they are decided, and the caller
+        writes the audit record itself."""
         screening = None
         if check_create(command) is Result.ok:
             screening = await self.ctx.sanctions.screener.screen(
@@ -177,13 +181,18 @@ class System:
             command = msgspec.structs.replace(
                 command, policy=decision, available=available, screening=screening
             )
+        answering = Answering(render=self.answer, audit=audit)
         result = await self.registry.ask(
-            command.transfer_id, command, request_id=command.request_id
+            command.transfer_id, command, request_id=command.request_id, answering=answering
         )
-        record = await self.ctx.journal.idempotency_record(
-            command.client_id, command.idempotency_key
-        )
-        holder = record.transaction_id if record is not None else None
+        record = None
+        if answering.state is not None:
+            holder: str | None = command.transfer_id
+        else:
+            record = await self.ctx.journal.idempotency_record(
+                command.client_id, command.idempotency_key
+            )
+            holder = record.transaction_id if record is not None else None
         created = result is Result.ok and holder == command.transfer_id
         if created and screening is not None and screening.hits:
             await raise_alert(
@@ -194,12 +203,11 @@ class System:
                 cause_at_us=self.ctx.clock.now_us(),
                 detail=sanctions.describe(screening),
             )
-        state = None
-        if created:
-            assert record is not None
-            if record.status is IdempotencyStatus.IN_PROGRESS:
-                state = await self._answer(record.client_id, record.key, command.transfer_id)
-        return result, holder, state
+        state = answering.state
+        audited = state is not None and audit is not None
+        if created and record is not None and record.status is IdempotencyStatus.IN_PROGRESS:
+            state = await self._answer(record.client_id, record.key, command.transfer_id)
+        return result, holder, state, audited
 
     async def facts(self, command: CreateTransfer) -> policy.Facts:
         """What policy needs to know about a well-formed create (check_create passed)."""

@@ -4,9 +4,11 @@
 
 Persist, then act, then answer: a decision's events are durable before the state moves, before
 the caller hears "ok" and before any effect runs; an effect's outcome comes back as the next
-command and goes through the same path. Everything the actor holds in memory is a cache of the
-journal: it loads its state on activation, and a crash loses nothing that a restart (which
-re-drives the state's pending effects) does not redo safely.
+command and goes through the same path. A create is the one command decided with the steps
+that follow it: its quote and its funds lock are decided before its commit and made durable in
+it, with its idempotency claim and stored answer (`create`). Everything the actor holds in
+memory is a cache of the journal: it loads its state on activation, and a crash loses nothing
+that a restart (which re-drives the state's pending effects) does not redo safely.
 """
 
 from __future__ import annotations
@@ -14,20 +16,66 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING
 
+import anyio
+import msgspec
+
 from actors import effects
 from actors.context import Context
 from actors.mailbox import Mailbox
-from actors.messages import BumpFee, Envelope, Message, Rebroadcast, Redrive, Requote
+from actors.messages import (
+    Answering,
+    BumpFee,
+    Envelope,
+    Message,
+    Rebroadcast,
+    Redrive,
+    Requote,
+)
 from engine import commands as c
 from engine import effects as fx
 from engine import limits, pricing
-from engine.records import ClaimKey, Committed, Duplicate, Rejected
+from engine.audit import AuditRecord
+from engine.events import TransferEvent
+from engine.records import (
+    ClaimKey,
+    Committed,
+    CompleteKey,
+    Duplicate,
+    IdempotencyStatus,
+    Rejected,
+)
 from engine.results import Result
 from engine.states import TERMINAL, Status
-from engine.transfer import TransferState, decide, evolve_all, pending_effects
+from engine.transfer import TransferState, decide, decided, evolve_all, pending_effects
 
 if TYPE_CHECKING:
     from actors.system import Supervisors
+
+
+# The steps a create decides before its commit: they ask nothing of the world but a price.
+_SYNCHRONOUS = (fx.RequestQuote, fx.ReserveFunds)
+
+
+class Step(msgspec.Struct, frozen=True, kw_only=True):
+    """One decided step of a create, not yet durable: its events and the state after them."""
+
+    state: TransferState
+    events: tuple[TransferEvent, ...]
+    effects: tuple[fx.Effect, ...]
+    locked: bool  # the funds lock, which the store may still refuse
+    timed_out: bool  # the create's wait for its quote ran out after this step
+
+
+def lock_refusal(result: Result, detail: str | None) -> c.FailTransfer | None:
+    """How a transfer ends when the store refuses its funds lock: the balance is too low, or
+    a rolling limit of its policy is reached. None: any other refusal (a stale retry)."""
+    match result:
+        case Result.insufficient_funds:
+            return c.FailTransfer(code=result.code, message="available balance too low")
+        case Result.limit_exceeded:
+            message = detail or "a rolling limit of the client's policy is reached"
+            return c.FailTransfer(code=result.code, message=message)
+    return None
 
 
 class TransferActor:
@@ -84,7 +132,10 @@ class TransferActor:
             case Envelope(command=command, reply=reply, request_id=request_id):
                 if self.ctx.drills.planted("reply_before_commit") and reply is not None:
                     reply.set_result(Result.ok)
-                result, follow = await self.apply(command, request_id)
+                if isinstance(command, c.CreateTransfer):
+                    result, follow = await self.create(command, request_id, message.answering)
+                else:
+                    result, follow = await self.apply(command, request_id)
                 if reply is not None and not reply.done():
                     reply.set_result(result)
                 if result is Result.ok and follow:
@@ -118,17 +169,9 @@ class TransferActor:
             version = self.state.version if self.state is not None else 0
             self.ctx.drills.failpoint("journal.before_commit")
             outcome = await self.ctx.journal.append(
-                self.transfer_id,
-                version,
-                decision.events,
-                request_id=request_id,
-                claim=self.claim(command),
+                self.transfer_id, version, decision.events, request_id=request_id
             )
             match outcome:
-                case Duplicate() if isinstance(command, c.CreateTransfer):
-                    # The idempotency key already names a transfer: nothing was created here,
-                    # and the caller reads which transfer holds the key.
-                    return Result.ok, ()
                 case Committed():
                     self.ctx.drills.failpoint("journal.after_commit")
                     before = self.state
@@ -144,10 +187,134 @@ class TransferActor:
                     return result, ()
         return Result.version_conflict, ()
 
-    def claim(self, command: c.TransferCommand) -> ClaimKey | None:
+    async def create(
+        self, command: c.CreateTransfer, request_id: str | None, answering: Answering | None
+    ) -> tuple[Result, tuple[fx.Effect, ...]]:
+        """A new transfer and its synchronous steps, decided first and made durable in one
+        commit: created, quoted (the quote fetched before the commit) and its funds locked, with
+        the idempotency claim, the request's stored answer and its audit record. Nothing leaves
+        the process before that commit but a request for a price; the steps are the ones the
+        transfer would take one commit at a time, decided by the same rules.
+
+        The store refusing the hold (the balance or a rolling limit moved since the create was
+        read) does not lose the create: the transfer is created, quoted and FAILED instead, in
+        one commit, as the hold's own refusal would have ended it."""
+        steps = await self.steps(command)
+        if isinstance(steps, Result):
+            return steps, ()
+        for _ in range(2):
+            events = tuple(e for step in steps for e in step.events)
+            state = steps[-1].state
+            complete, audit = self.answer(command, state, answering, steps[-1].timed_out)
+            self.ctx.drills.failpoint("journal.before_commit")
+            outcome = await self.ctx.journal.append(
+                self.transfer_id,
+                0,
+                events,
+                request_id=request_id,
+                claim=self.claim(command),
+                complete=complete,
+                audit=audit,
+            )
+            match outcome:
+                case Committed():
+                    self.ctx.drills.failpoint("journal.after_commit")
+                    before: TransferState | None = None
+                    for step in steps:
+                        self.supervisors.transfer_changed(before, step.state)
+                        before = step.state
+                    self.state = state
+                    if answering is not None and complete is not None:
+                        answering.state = state
+                    return Result.ok, steps[-1].effects
+                case Duplicate():
+                    # The idempotency key already names a transfer: nothing was created here,
+                    # and the caller reads which transfer holds the key.
+                    return Result.ok, ()
+                case Rejected(result=result, detail=detail) if (
+                    steps[-1].locked and (ending := lock_refusal(result, detail)) is not None
+                ):
+                    failed = self.decide(steps[-2].state, ending, timed_out=False)
+                    assert not isinstance(failed, Result), failed
+                    steps = [*steps[:-1], failed]
+                case Rejected(result=result, detail=detail):
+                    self.refusal = detail
+                    return result, ()
+        return Result.version_conflict, ()
+
+    async def steps(self, command: c.CreateTransfer) -> list[Step] | Result:
+        """The create decided, then each synchronous step its state asks for (the quote, the
+        funds lock), decided against the state before it, until a step waits on someone (an
+        approver), refuses, or leads outside the process (the signature). A step whose command
+        is refused is left out and runs again after the commit, as any refused step does. The
+        quote may take at most `limits.create_decided_wait_s`; after that the transfer is
+        committed as it stands and answered so, and its quote runs on after the commit."""
+        first = self.decide(None, command, timed_out=False)
+        if isinstance(first, Result):
+            return first
+        steps = [first]
+        with anyio.move_on_after(limits.create_decided_wait_s) as deadline:
+            while True:
+                last = steps[-1]
+                if len(last.effects) != 1 or not isinstance(last.effects[0], _SYNCHRONOUS):
+                    return steps
+                step_command = await effects.run(self, last.state, last.effects[0])
+                if step_command is None:
+                    return steps
+                step = self.decide(last.state, step_command, timed_out=False)
+                if isinstance(step, Result):
+                    return steps
+                steps.append(step)
+        assert deadline.cancelled_caught
+        steps[-1] = msgspec.structs.replace(steps[-1], timed_out=True)
+        return steps
+
+    def decide(
+        self, state: TransferState | None, command: c.TransferCommand, *, timed_out: bool
+    ) -> Step | Result:
+        decision = decide(state, command, self.ctx.clock.now_us())
+        if decision.result is not Result.ok or not decision.events:
+            return decision.result
+        after = evolve_all(state, decision.events)
+        return Step(
+            state=after,
+            events=decision.events,
+            effects=decision.effects,
+            locked=isinstance(command, c.LockFunds),
+            timed_out=timed_out,
+        )
+
+    def answer(
+        self,
+        command: c.CreateTransfer,
+        state: TransferState,
+        answering: Answering | None,
+        timed_out: bool,
+    ) -> tuple[CompleteKey | None, tuple[AuditRecord, ...]]:
+        """The answer stored with the create, and its audit record: when the steps are decided
+        (or the quote's wait ran out, which is answered with the transfer as it stands). None
+        when there is no key to answer, or the steps still run; the caller answers later."""
+        if answering is None or self.ctx.drills.planted("skip_idempotency_check"):
+            return None, ()
+        if answering.render is None:
+            status, body = 201, msgspec.json.encode({"id": self.transfer_id})
+        elif decided(state) or timed_out:
+            status, body = answering.render(state)
+        else:
+            return None, ()
+        outcome = IdempotencyStatus.COMPLETED if status < 400 else IdempotencyStatus.FAILED
+        complete = CompleteKey(
+            client_id=command.client_id,
+            key=command.idempotency_key,
+            status=outcome,
+            response_status=status,
+            response_body=body,
+        )
+        audit = (answering.audit(status, body),) if answering.audit is not None else ()
+        return complete, audit
+
+    def claim(self, command: c.CreateTransfer) -> ClaimKey | None:
         """A new transfer acquires its idempotency key in the same commit that creates it."""
-        if not isinstance(command, c.CreateTransfer):
-            return None
         if self.ctx.drills.planted("skip_idempotency_check"):
             return None
         return ClaimKey(
@@ -166,7 +333,7 @@ class TransferActor:
     async def step(self, effect: fx.Effect) -> None:
         """Run one effect; its outcome is the next command, applied at once."""
         assert self.state is not None
-        command = await effects.run(self, effect)
+        command = await effects.run(self, self.state, effect)
         if command is None:
             return
         result, follow = await self.apply(command, self.cause)
@@ -177,16 +344,10 @@ class TransferActor:
 
     async def refused(self, command: c.TransferCommand, result: Result) -> tuple[fx.Effect, ...]:
         """What a refused outcome means for the transfer (most refusals are stale retries)."""
+        if isinstance(command, c.LockFunds) and (ending := lock_refusal(result, self.refusal)):
+            _, follow = await self.apply(ending)
+            return follow
         match command, result:
-            case c.LockFunds(), Result.insufficient_funds:
-                _, follow = await self.apply(
-                    c.FailTransfer(code=result.code, message="available balance too low")
-                )
-                return follow
-            case c.LockFunds(), Result.limit_exceeded:
-                message = self.refusal or "a rolling limit of the client's policy is reached"
-                _, follow = await self.apply(c.FailTransfer(code=result.code, message=message))
-                return follow
             case ((c.LockFunds() | c.QuoteTransfer()), Result.quote_expired):
                 await self.requote()
             case c.QuoteTransfer(), Result.requote_beyond_tolerance:

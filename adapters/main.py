@@ -224,9 +224,13 @@ class Node:
             quote_deadline_s=tuning.quote_deadline_s,
         )
 
-    async def create_transfer(self, command: c.CreateTransfer) -> Created:
-        result, holder, state = await self.system.create_and_answer(command)
-        return Created(result=result, holder=holder, state=state)
+    async def create_transfer(
+        self,
+        command: c.CreateTransfer,
+        audit: Callable[[int, bytes], AuditRecord] | None = None,
+    ) -> Created:
+        result, holder, state, audited = await self.system.create_and_answer(command, audit)
+        return Created(result=result, holder=holder, state=state, audited=audited)
 
     async def command(
         self, transfer_id: str, command: c.TransferCommand, request_id: str | None

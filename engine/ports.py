@@ -16,7 +16,14 @@ from engine.chain import SignedTx
 from engine.discrepancies import Discrepancy
 from engine.events import Event, EvidenceRecorded
 from engine.quotes import Quote
-from engine.records import ClaimKey, IdempotencyRecord, IdempotencyStatus, Outcome, Recorded
+from engine.records import (
+    ClaimKey,
+    CompleteKey,
+    IdempotencyRecord,
+    IdempotencyStatus,
+    Outcome,
+    Recorded,
+)
 from engine.timers import DueTimer
 from engine.transfer import TransferState
 
@@ -47,8 +54,13 @@ class Journal(Protocol):
         *,
         request_id: str | None = None,
         claim: ClaimKey | None = None,
+        complete: CompleteKey | None = None,
+        audit: Sequence[AuditRecord] = (),
         evidence_raw: dict[str, bytes] | None = None,
-    ) -> Awaitable[Outcome]: ...
+    ) -> Awaitable[Outcome]:
+        """`claim` acquires an idempotency key and `complete` stores its answer; `audit` chains
+        records onto the audit log. All of them in the events' commit, or none of them."""
+        ...
 
     def complete_key(
         self,

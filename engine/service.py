@@ -169,6 +169,9 @@ class Created(msgspec.Struct, frozen=True, kw_only=True):
     result: Result
     holder: str | None = None
     state: TransferState | None = None
+    # Whether the request's audit record was committed with the create (the caller then writes
+    # none).
+    audited: bool = False
 
 
 class Service(Protocol):
@@ -211,7 +214,14 @@ class Service(Protocol):
         """Every pricing provider: its corridors, the operator's terms, its breaker."""
         ...
 
-    def create_transfer(self, command: c.CreateTransfer) -> Awaitable[Created]: ...
+    def create_transfer(
+        self,
+        command: c.CreateTransfer,
+        audit: Callable[[int, bytes], AuditRecord] | None = None,
+    ) -> Awaitable[Created]:
+        """Create a transfer; `audit` makes the request's audit record from its answer (HTTP
+        status, body), committed with the create when the answer is."""
+        ...
 
     def command(
         self, transfer_id: str, command: c.TransferCommand, request_id: str | None

@@ -29,6 +29,7 @@ from engine.reconciliation import Source
 from engine.records import (
     ClaimKey,
     Committed,
+    CompleteKey,
     IdempotencyRecord,
     IdempotencyStatus,
     Outcome,
@@ -201,6 +202,8 @@ class Checker:
         *,
         request_id: str | None = None,
         claim: ClaimKey | None = None,
+        complete: CompleteKey | None = None,
+        audit: Sequence[AuditRecord] = (),
         evidence_raw: dict[str, bytes] | None = None,
     ) -> Outcome:
         outcome = await self.store.append(
@@ -209,6 +212,8 @@ class Checker:
             events,
             request_id=request_id,
             claim=claim,
+            complete=complete,
+            audit=audit,
             evidence_raw=evidence_raw,
         )
         if isinstance(outcome, Committed):

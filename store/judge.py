@@ -125,7 +125,7 @@ def _judge_one(
     versions = _check_versions(request, view)
     states = _evolve_transfers(request, plan.projection)
     deltas = _check_funds(request, view)
-    spent = _check_limits(request, view, plan.projection)
+    spent = _check_limits(request, view, states)
     evidence = _check_evidence(request, view)
     claim_row, claimed = _check_claim(request, view, now, recorded_at)
     update_row, completed = _check_complete(request, view, recorded_at, claimed)
@@ -371,18 +371,18 @@ def _check_funds(request: WriteRequest, view: View) -> dict[tuple[str, str], int
 
 
 def _check_limits(
-    request: WriteRequest, view: View, projection: Projection
+    request: WriteRequest, view: View, states: dict[tuple[str, int], TransferState]
 ) -> list[tuple[str, str, int]]:
     """A hold must fit every rolling limit its policy decision carries: the count and USD volume
     of the client's (or the beneficiary's) holds in the window, as of this commit, plus this one.
-    Returns the holds taken, (client, beneficiary, USD amount), to count for the next request."""
+    Returns the holds taken, (client, beneficiary, USD amount), to count for the next request.
+    `states`: each transfer's state after each of the request's events (_evolve_transfers)."""
     spent: list[tuple[str, str, int]] = []
     for append in request.appends:
-        for event in append.events:
+        for offset, event in enumerate(append.events, start=1):
             if not isinstance(event, ev.FundsLocked):
                 continue
-            state = projection.transfer(append.stream_id)
-            assert state is not None  # _evolve_transfers accepted the lock
+            state = states[(append.stream_id, append.expected_version + offset)]
             for check in event.limits:
                 beneficiary = event.beneficiary if check.scope is Scope.BENEFICIARY else None
                 window_start = view.now - check.window_us

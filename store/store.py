@@ -130,6 +130,7 @@ class Store:
         request_id: str | None = None,
         claim: ClaimKey | None = None,
         complete: CompleteKey | None = None,
+        audit: Sequence[AuditRecord] = (),
         evidence_raw: dict[str, bytes] | None = None,
     ) -> Outcome:
         return await self.writer.submit(
@@ -145,6 +146,7 @@ class Store:
                 complete=complete,
                 evidence_raw=evidence_raw or {},
                 request_id=request_id,
+                audit=tuple(audit),
             )
         )
 

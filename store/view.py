@@ -185,10 +185,13 @@ class View:
         lock, like the balances, so the limit is serialized with the holds it counts."""
         wanted: set[UsageKey] = set()
         for append in appends:
+            state = self.states.get(append.stream_id)
+            # A transfer created in this append (a create locks its funds in its own commit).
+            client = state.client_id if state is not None else None
             for event in append.events:
-                state = self.states.get(append.stream_id)
-                if isinstance(event, ev.FundsLocked) and event.limits and state is not None:
-                    client = state.client_id
+                if isinstance(event, ev.TransferCreated):
+                    client = event.client_id
+                if isinstance(event, ev.FundsLocked) and event.limits and client is not None:
                     for check in event.limits:
                         beneficiary = (
                             event.beneficiary if check.scope is Scope.BENEFICIARY else None

@@ -16,6 +16,7 @@ from loguru import logger
 from adapters import console
 from adapters.http import audit, openapi, sessions
 from adapters.http.context import (
+    AUDIT,
     CLOCK,
     CONFIG,
     IDS,
@@ -66,6 +67,8 @@ async def envelope(request: web.Request, handler: Handler) -> web.StreamResponse
             form = request.path in audit.CONSOLE_ACTIONS
             if writes and request.body_exists and not form and not _json_body(request):
                 raise Problem.http("unsupported_media_type")
+            if request.method in audit.AUDITED_METHODS:
+                request[AUDIT] = audit.recorder(request, rid)
             response = await handler(request)
         except Problem as problem:
             response = problem.response(rid)

@@ -7,13 +7,14 @@ the policy decision a transfer was created under)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
 from aiohttp import web
 from loguru import logger
 
-from adapters.http.context import CLOCK, PRESENTED, PRINCIPAL, SESSION, service
+from adapters.http.context import AUDITED, CLOCK, PRESENTED, PRINCIPAL, SESSION, service
 from adapters.http.routes import ROUTES, Route
 from engine.access import STAFF_ROLES, Role, parse_key
 from engine.audit import ActorType, AuditRecord
@@ -55,8 +56,7 @@ def _unrouted(path: str) -> str:
     return CONSOLE_ACTIONS.get(path, "unmatched")
 
 
-def _answer(response: web.StreamResponse) -> dict[str, Any]:
-    body = getattr(response, "body", None)
+def _answer(body: object) -> dict[str, Any]:
     if not isinstance(body, bytes) or not body or len(body) > _ANSWER_BYTES_MAX:
         return {}
     try:
@@ -67,12 +67,20 @@ def _answer(response: web.StreamResponse) -> dict[str, Any]:
 
 
 def record_for(request: web.Request, response: web.StreamResponse, rid: str) -> AuditRecord:
+    replayed = bool(response.headers.get("Idempotent-Replayed"))
+    return answer_record(request, response.status, getattr(response, "body", None), rid, replayed)
+
+
+def answer_record(
+    request: web.Request, status: int, body: object, rid: str, replayed: bool = False
+) -> AuditRecord:
+    """The audit record of `request` answered with `status` and `body`."""
     info = request.match_info
     template = info.route.resource.canonical if info.route.resource is not None else ""
     route = _BY_PATH.get((request.method, template))
-    answer = _answer(response)
+    answer = _answer(body)
     principal = request.get(PRINCIPAL)
-    metadata = {"method": request.method, "path": request.path, "http_status": str(response.status)}
+    metadata = {"method": request.method, "path": request.path, "http_status": str(status)}
     if principal is not None:
         actor_id = principal.user
         admin = principal.role in STAFF_ROLES or principal.role is Role.ADMIN
@@ -82,7 +90,7 @@ def record_for(request: web.Request, response: web.StreamResponse, rid: str) -> 
             metadata["via"] = "console"
         if principal.client_id is not None:
             metadata["client_id"] = principal.client_id
-    elif route is not None and route.signed and response.status < 400:
+    elif route is not None and route.signed and status < 400:
         actor_id, actor_type = info.get("provider", "provider"), ActorType.SERVICE
     else:
         actor_id, actor_type = "anonymous", ActorType.ANONYMOUS
@@ -95,13 +103,13 @@ def record_for(request: web.Request, response: web.StreamResponse, rid: str) -> 
     policy = answer.get("policy")
     if isinstance(policy, dict):
         metadata.update({f"policy_{k}": str(v) for k, v in policy.items()})
-    if response.headers.get("Idempotent-Replayed"):
+    if replayed:
         metadata["idempotent_replayed"] = "true"
     resource_id = info.get("id") or info.get("provider") or answer.get("id")
     if resource_id is None and isinstance(answer.get("transfer_id"), str):
         resource_id = answer["transfer_id"]
     summary = {k: str(answer[k]) for k in _SUMMARY_FIELDS if answer.get(k) is not None}
-    outcome = "ok" if response.status < 400 else str(answer.get("code", response.status))
+    outcome = "ok" if status < 400 else str(answer.get("code", status))
     return AuditRecord(
         at=request.app[CLOCK].now_us(),
         actor_id=actor_id,
@@ -116,9 +124,22 @@ def record_for(request: web.Request, response: web.StreamResponse, rid: str) -> 
     )
 
 
+def recorder(request: web.Request, rid: str) -> Callable[[int, bytes], AuditRecord]:
+    """The audit record of `request` for an answer, for a handler that commits it with the
+    command itself."""
+
+    def record(status: int, body: bytes) -> AuditRecord:
+        return answer_record(request, status, body, rid)
+
+    return record
+
+
 async def write(request: web.Request, response: web.StreamResponse, rid: str) -> None:
-    """Record the command before its answer leaves. A store that cannot take the record is
-    logged loudly; the command itself has already been decided and its facts are journaled."""
+    """Record the command before its answer leaves (unless its handler committed the record
+    with the command's own commit: AUDITED). A store that cannot take the record is logged
+    loudly; the command itself has already been decided and its facts are journaled."""
+    if request.get(AUDITED):
+        return
     try:
         await service(request).record_audit(record_for(request, response, rid))
     except Exception:

@@ -17,6 +17,7 @@ from adapters.http.problems import Problem
 from adapters.http.render import encode
 from engine import access, limits
 from engine.access import Permission, Principal
+from engine.audit import AuditRecord
 from engine.ids import is_id
 from engine.ledger import is_name
 from engine.ports import Clock, Ids
@@ -48,6 +49,10 @@ PRINCIPAL = web.RequestKey("principal", Principal)
 SESSION = web.RequestKey("session", sessions.Session)
 # The key id a console sign-in form presented (for the audit record of a refused sign-in).
 PRESENTED = web.RequestKey("presented_key_id", str)
+# The audit record of this request for an answer (HTTP status, body), for a handler that
+# commits it with the command itself (a create), which then sets AUDITED.
+AUDIT: web.RequestKey[Callable[[int, bytes], AuditRecord]] = web.RequestKey("audit")
+AUDITED = web.RequestKey("audited", bool)
 
 
 def service(request: web.Request) -> Service:

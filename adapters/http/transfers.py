@@ -6,6 +6,8 @@ from aiohttp import web
 
 from adapters.http import bodies, render
 from adapters.http.context import (
+    AUDIT,
+    AUDITED,
     IDS,
     authorize,
     client_scope,
@@ -141,7 +143,8 @@ async def create_transfer(request: web.Request) -> web.Response:
     record = await svc.idempotency_record(principal.client_id, key)
     if record is not None:
         return _replay(record, digest)
-    created = await svc.create_transfer(command)
+    created = await svc.create_transfer(command, request[AUDIT])
+    request[AUDITED] = created.audited
     if created.result is not Result.ok:
         raise Problem.of(created.result)
     if created.holder == command.transfer_id and created.state is not None:

@@ -1,8 +1,9 @@
 """Freezes and halts against the running system in the simulated world (virtual time): a freeze
-reaching a transfer in each pre-chain state (awaiting approval, quoting, then QUOTED, custody
-signing in FUNDS_LOCKED) cancels it with the freeze as its reason, releases its hold and sends
-nothing on chain; new instructions are refused with the control's code; a transfer already on
-chain finishes and reconciles; controls survive a restart (they are journaled)."""
+reaching a transfer in each pre-chain state (awaiting approval, being created while its quote is
+taken, custody signing in FUNDS_LOCKED) cancels it with the freeze as its reason, releases its
+hold and sends nothing on chain; new instructions are refused with the control's code; a
+transfer already on chain finishes and reconciles; controls survive a restart (they are
+journaled)."""
 
 from __future__ import annotations
 
@@ -65,20 +66,34 @@ def test_a_freeze_cancels_a_transfer_in_each_pre_chain_state(tmp_path: Path, sta
             await tasks.start(system.run)
             await fund_usd(system, world, 20_000_00)
             amount = "12000.00" if stage == "awaiting approval" else "100.00"
-            result, holder = await system.create_transfer(world.create(amount))
-            assert result is Result.ok and holder is not None
+            create = world.create(amount)
+            created: list[tuple[Result, str | None]] = []
+
+            async def send() -> None:
+                created.append(await system.create_transfer(create))
+
+            # A create decides its quote before its commit: while the quote is taken, the
+            # transfer is not yet in the store, and the freeze is recorded meanwhile.
+            tasks.start_soon(send)
+            await anyio.sleep(1)
+            if stage != "quoting":
+                assert created == [(Result.ok, create.transfer_id)]
             if stage == "signing":
-                await wait_status(world, holder, Status.FUNDS_LOCKED)
+                await wait_status(world, create.transfer_id, Status.FUNDS_LOCKED)
                 await anyio.sleep(1)  # custody is signing now
+            before = await world.store.transfer(create.transfer_id)
+            if stage == "quoting":
+                assert before is None and not created
             else:
-                await anyio.sleep(1)
-            before = await world.store.transfer(holder)
-            assert before is not None and before.status in (Status.CREATED, Status.FUNDS_LOCKED)
+                assert before is not None
+                assert before.status in (Status.CREATED, Status.FUNDS_LOCKED)
             change, _ = await system.control(
                 controls.Scope.CLIENT, CLIENT, True, "ops", "court order 17"
             )
             assert change.on and change.by == "ops"
+            holder = create.transfer_id
             await wait_status(world, holder, Status.CANCELLED)
+            assert created == [(Result.ok, holder)]
             await anyio.sleep(30)
             state = await world.store.transfer(holder)
             assert state is not None and state.status is Status.CANCELLED and not state.txs
@@ -156,9 +171,10 @@ def test_a_party_listed_after_creation_is_caught_before_broadcast(tmp_path: Path
             nonce_before = await world.rails.chain.nonce("ethereum", treasury)
 
             command = world.create("10.00", key="k-caught")
-            _, caught = await system.create_transfer(command)
-            assert caught is not None
-            await anyio.sleep(1)  # quoting: the list changes now
+            caught = command.transfer_id
+            # Screened at creation, before its quote is taken; the list changes while it is.
+            tasks.start_soon(system.create_transfer, command)
+            await anyio.sleep(1)
             address = command.destination.address  # type: ignore[union-attr]
             listing = sanctions.sdn_row(
                 "90100", "NEW LISTING", "", "CYBER2", f"Digital Currency Address - ETH {address}"

@@ -23,9 +23,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import anyio
+import pytest
 
 from actors.context import Context, Tuning
 from actors.system import System
+from actors.transfer_actor import TransferActor
 from engine import commands as c
 from engine.chain import SignedTx
 from engine.destinations import WalletDestination
@@ -36,7 +38,7 @@ from engine.rails import ProviderQuote, QuoteProvider, QuoteRequest, SignRequest
 from engine.records import IdempotencyStatus
 from engine.results import Result
 from engine.states import Status
-from engine.transfer import TransferState
+from engine.transfer import TransferState, approval_state
 from sim.clock import SeededIds, VirtualClock, run_virtual
 from sim.faults import FaultLog, FaultPlan
 from sim.world import SimRails, deposit_command
@@ -102,9 +104,9 @@ def in_world(tmp_path: Path, body: Callable[[World], Awaitable[None]]) -> None:
     run_virtual(main, clock)
 
 
-async def fund(system: System, world: World) -> None:
-    _, reference, booked = world.rails.bank.book_deposit(CLIENT, 100_000)
-    credit = deposit_command(booked, reference, CLIENT, 100_000)
+async def fund(system: System, world: World, cents: int = 100_000) -> None:
+    _, reference, booked = world.rails.bank.book_deposit(CLIENT, cents)
+    credit = deposit_command(booked, reference, CLIENT, cents)
     assert await system.credit_deposit(credit) is Result.ok
 
 
@@ -136,16 +138,24 @@ class SlowQuotes:
 
 
 def test_a_cancel_queued_during_the_quote_lands_before_the_lock(tmp_path: Path) -> None:
+    """A transfer over the approval threshold is approved; its quote, taken after the approval,
+    takes 5 s; the client's cancel, sent meanwhile, is handled before the funds lock."""
+
     async def body(world: World) -> None:
         world.quote_delay_s = 5.0
         system = System(world.context())
         async with anyio.create_task_group() as tasks:
             await tasks.start(system.run)
-            await fund(system, world)
-            create = world.create()
+            await fund(system, world, 20_000_00)
+            create = world.create("12000.00")
             result, holder = await system.create_transfer(create)
             assert (result, holder) == (Result.ok, create.transfer_id)
             assert holder is not None
+            waiting = await world.store.transfer(holder)
+            assert waiting is not None and approval_state(waiting) == "pending"
+            approved = await system.registry.ask(holder, c.ApproveTransfer(by="carol"))
+            assert approved is Result.ok
+            await anyio.sleep(1)  # quoting
             cancelled = await system.registry.ask(holder, c.CancelTransfer(by="alice"))
             assert cancelled is Result.ok
             await anyio.sleep(30)
@@ -238,10 +248,17 @@ def test_a_restarted_runtime_recovers_and_finishes_every_transfer(tmp_path: Path
 
 
 def test_a_decided_create_whose_answer_was_lost_is_answered_before_serving(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A create's answer is stored in its own commit when its steps are decided there; when they
+    are not (a step refused, run again after the commit) it is stored once they are. A process
+    that dies in between leaves the key IN_PROGRESS: the next start answers it first."""
+
     async def lost(client_id: str, key: str, transfer_id: str) -> None:
         return None  # the process dies between the create's commit and its answer
+
+    def not_in_the_commit(*_: object) -> tuple[None, tuple[()]]:
+        return None, ()
 
     def answer(state: TransferState) -> tuple[int, bytes]:
         return 201, f'{{"id": "{state.transfer_id}", "status": "{state.status}"}}'.encode()
@@ -249,6 +266,7 @@ def test_a_decided_create_whose_answer_was_lost_is_answered_before_serving(
     async def body(world: World) -> None:
         first = System(world.context(), answer=answer)
         first._answer = lost  # type: ignore[method-assign]
+        monkeypatch.setattr(TransferActor, "answer", not_in_the_commit)
         async with anyio.create_task_group() as tasks:
             await tasks.start(first.run)
             await fund(first, world)
@@ -256,6 +274,7 @@ def test_a_decided_create_whose_answer_was_lost_is_answered_before_serving(
             assert (await first.create_transfer(create))[0] is Result.ok
             await anyio.sleep(1)
             tasks.cancel_scope.cancel()
+        monkeypatch.undo()
         record = await world.store.idempotency_record(CLIENT, create.idempotency_key)
         assert record is not None and record.status is IdempotencyStatus.IN_PROGRESS
 
