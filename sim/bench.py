@@ -26,7 +26,7 @@ import functools
 import statistics
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 
 import msgspec
@@ -41,7 +41,7 @@ from engine.states import Status
 from sim.clock import ManualClock, SeededIds
 from sim.scripted import ScriptedWorld, deposit
 from store.bench import RawReference, Replay
-from store.executor import Executor, ExecutorKind, ForwardingExecutor, Params, Statements
+from store.executor import Executor, ExecutorKind, ForwardingExecutor, Params
 from store.store import Store, open_executor
 from store.writer import Writer
 
@@ -133,21 +133,17 @@ class RecordingExecutor(ForwardingExecutor):
         self.transactions: list[list[tuple[str, list[Params]]]] = []
         self._current: list[tuple[str, list[Params]]] | None = None
 
-    async def execute(self, sql: str, params: Params = ()) -> None:
+    def executed(self, sql: str, rows: Sequence[Params]) -> None:
         if sql.startswith("BEGIN"):
             self._current = []
         elif sql == "COMMIT":
             assert self._current is not None
             self.transactions.append(self._current)
             self._current = None
+        elif sql == "ROLLBACK":
+            self._current = None
         elif self._current is not None:
-            self._current.append((sql, [params]))
-        await self.inner.execute(sql, params)
-
-    async def run_all(self, statements: Statements) -> None:
-        if self._current is not None:
-            self._current.extend((sql, list(rows)) for sql, rows in statements)
-        await self.inner.run_all(statements)
+            self._current.append((sql, list(rows)))
 
 
 async def _record(

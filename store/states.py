@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from engine import events as ev
 from engine import limits
 from engine.transfer import TransferState, evolve
-from store.executor import Executor, Params
+from store.executor import Executor, Params, Sync
 
 
 def fold_queries(transfer_ids: Iterable[str]) -> list[tuple[str, Params]]:
@@ -47,6 +47,12 @@ async def fold(ex: Executor, transfer_ids: Iterable[str]) -> dict[str, TransferS
     return fold_rows(row for rows in results for row in rows)
 
 
+def fold_now(db: Sync, transfer_ids: Iterable[str]) -> dict[str, TransferState]:
+    """As fold, inside a transaction (Executor.call)."""
+    results = db.fetch_each(fold_queries(transfer_ids))
+    return fold_rows(row for rows in results for row in rows)
+
+
 class StateCache:
     def __init__(self, capacity: int = limits.transfer_cache_max) -> None:
         assert capacity > 0
@@ -57,15 +63,24 @@ class StateCache:
         state = self._states.get(transfer_id)
         return state if state is not None and state.version == version else None
 
-    async def load(
+    async def load(self, ex: Executor, versions: Mapping[str, int]) -> dict[str, TransferState]:
+        """The state of each transfer at the given journal version: cached or folded now."""
+        found, missing = self._split(versions)
+        return self._complete(found, missing, versions, await fold(ex, missing))
+
+    def load_now(
         self,
-        ex: Executor,
+        db: Sync,
         versions: Mapping[str, int],
         prefetched: Mapping[str, TransferState] | None = None,
     ) -> dict[str, TransferState]:
-        """The state of each transfer at the given journal version: cached, prefetched (folded
-        by the caller in the same round trip as its other reads) or folded now."""
+        """As load, inside a transaction (Executor.call), with the states the caller folded in
+        the same reads as its others (`prefetched`) taken first."""
         self.remember((prefetched or {}).values())
+        found, missing = self._split(versions)
+        return self._complete(found, missing, versions, fold_now(db, missing))
+
+    def _split(self, versions: Mapping[str, int]) -> tuple[dict[str, TransferState], list[str]]:
         found: dict[str, TransferState] = {}
         missing = []
         for transfer_id, version in versions.items():
@@ -74,7 +89,15 @@ class StateCache:
                 found[transfer_id] = cached
             else:
                 missing.append(transfer_id)
-        folded = await fold(ex, missing)
+        return found, missing
+
+    def _complete(
+        self,
+        found: dict[str, TransferState],
+        missing: list[str],
+        versions: Mapping[str, int],
+        folded: dict[str, TransferState],
+    ) -> dict[str, TransferState]:
         for transfer_id in missing:
             state = folded.get(transfer_id)
             assert state is not None and state.version == versions[transfer_id], transfer_id

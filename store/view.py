@@ -4,9 +4,9 @@ The writer reads, on its own connection after BEGIN IMMEDIATE, exactly the value
 requests will be judged against: the journal head, each stream's version, the transfers' states,
 the idempotency records, evidence already stored and the balances of the client accounts. Read
 under the write lock, they cannot change before the commit, whoever else writes to the data dir.
-The reads are independent and go out together (one round trip to the connection's thread);
-judging then updates the view request by request, so each request sees every one accepted before
-it.
+The whole transaction (these reads, the judging, the writes) runs in one call on the
+connection's thread (store.executor.transaction); judging updates the view request by request, so
+each request sees every one accepted before it.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from engine.states import SPENDING
 from engine.timefmt import rfc3339_us
 from engine.transfer import TransferState
 from store import journal, queries, states
-from store.executor import Executor, Params, Row
+from store.executor import Params, Row, Sync
 from store.states import StateCache
 
 _HEAD = "SELECT seq, hash FROM journal ORDER BY seq DESC LIMIT 1"
@@ -45,13 +45,25 @@ def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
         yield items[start : start + size]
 
 
-def _in_rows(items: Sequence[tuple[Any, ...]], width: int, sql: str) -> list[tuple[str, Params]]:
-    """`sql` with a `{rows}` placeholder, once per chunk of row-value tuples."""
+def _in_rows(
+    items: Sequence[tuple[Any, ...]], table: str, key: Sequence[str], columns: str
+) -> list[tuple[str, Params]]:
+    """`columns` (of `t`, the table) of the rows of `table` whose `key` columns equal one of
+    `items`, one query per chunk of them.
+
+    Written as a join of the wanted keys with the table, not as `(a, b) IN (VALUES ...)`: for
+    more than one row SQLite (3.40) plans that IN as a scan of the whole table, so its cost grew
+    with every transfer ever stored; the join searches the key's unique index once per item."""
     queries_: list[tuple[str, Params]] = []
-    for chunk in _chunks(items, limits.sql_params_per_statement_max // width):
-        placeholders = ", ".join(["(" + ", ".join("?" * width) + ")"] * len(chunk))
-        queries_.append((sql.format(rows=placeholders), [v for item in chunk for v in item]))
+    on = " AND ".join(f"t.{name} = k.column{n}" for n, name in enumerate(key, start=1))
+    for chunk in _chunks(items, limits.sql_params_per_statement_max // len(key)):
+        placeholders = ", ".join(["(" + ", ".join("?" * len(key)) + ")"] * len(chunk))
+        sql = f"SELECT {columns} FROM (VALUES {placeholders}) AS k JOIN {table} AS t ON {on}"
+        queries_.append((sql, [v for item in chunk for v in item]))
     return queries_
+
+
+_KEY_COLUMNS = ", ".join(f"t.{c.strip()}" for c in queries.KEY_COLUMNS.split(","))
 
 
 class View:
@@ -76,9 +88,8 @@ class View:
         self.audit_head: tuple[int, bytes] = (0, audit.GENESIS_HASH)
 
     @classmethod
-    async def load(
-        cls, ex: Executor, requests: Sequence[WriteRequest], cache: StateCache, now: int
-    ) -> View:
+    def read(cls, db: Sync, requests: Sequence[WriteRequest], cache: StateCache, now: int) -> View:
+        """The view for `requests`, read inside the batch's write transaction."""
         appends = [a for r in requests for a in r.appends]
         streams = sorted({a.stream_id for a in appends})
         keys = sorted(
@@ -123,34 +134,31 @@ class View:
                 for chunk in _chunks(streams, limits.sql_params_per_statement_max)
             ],
             "keys": _in_rows(
-                keys,
-                2,
-                f"SELECT {queries.KEY_COLUMNS} FROM idempotency_keys"
-                " WHERE (client_id, idempotency_key) IN (VALUES {rows})",
+                keys, "idempotency_keys", ("client_id", "idempotency_key"), _KEY_COLUMNS
             ),
             # A key whose record expired and was cleaned up still names its transfer.
             "keyed": _in_rows(
                 claimed,
-                2,
-                "SELECT client_id, idempotency_key, transaction_id, request_hash"
-                " FROM transactions WHERE (client_id, idempotency_key) IN (VALUES {rows})",
+                "transactions",
+                ("client_id", "idempotency_key"),
+                "t.client_id, t.idempotency_key, t.transaction_id, t.request_hash",
             ),
             "evidence": _in_rows(
                 evidence,
-                3,
-                "SELECT provider, external_ref, event_type, event_id FROM external_events"
-                " WHERE (provider, external_ref, event_type) IN (VALUES {rows})",
+                "external_events",
+                ("provider", "external_ref", "event_type"),
+                "t.provider, t.external_ref, t.event_type, t.event_id",
             ),
             "balances": _in_rows(
                 accounts,
-                2,
-                "SELECT account_id, currency, credits - debits FROM account_balances"
-                " WHERE (account_id, currency) IN (VALUES {rows})",
+                "account_balances",
+                ("account_id", "currency"),
+                "t.account_id, t.currency, t.credits - t.debits",
             ),
             "folds": states.fold_queries(unfolded),
         }
         flat = [q for group in reads.values() for q in group]
-        results = iter(await ex.fetch_each(flat))
+        results = iter(db.fetch_each(flat))
         found: dict[str, list[Row]] = {
             name: [row for _ in group for row in next(results)] for name, group in reads.items()
         }
@@ -172,15 +180,15 @@ class View:
             for a in appends
             if ev.is_transfer_event(a.events[0]) and view.versions[a.stream_id] > 0
         }
-        view.states = await cache.load(ex, transfers, states.fold_rows(found["folds"]))
-        await view.load_usage(ex, appends, now)
+        view.states = cache.load_now(db, transfers, states.fold_rows(found["folds"]))
+        view.read_usage(db, appends, now)
         if any(r.audit for r in requests):
-            row = await ex.fetchone("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+            row = db.fetchone("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
             if row is not None:
                 view.audit_head = (row[0], row[1])
         return view
 
-    async def load_usage(self, ex: Executor, appends: Sequence[Any], now: int) -> None:
+    def read_usage(self, db: Sync, appends: Sequence[Any], now: int) -> None:
         """The usage of every rolling limit a hold in the batch must fit: read under the write
         lock, like the balances, so the limit is serialized with the holds it counts."""
         wanted: set[UsageKey] = set()
@@ -206,6 +214,6 @@ class View:
             else (_USAGE_BENEFICIARY, (client, beneficiary, rfc3339_us(start)))
             for client, beneficiary, start in keys
         ]
-        for key, rows in zip(keys, await ex.fetch_each(reads), strict=True):
+        for key, rows in zip(keys, db.fetch_each(reads), strict=True):
             count, volume = rows[0]
             self.usage[key] = [count, volume]

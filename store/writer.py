@@ -3,7 +3,8 @@ after the commit.
 
 One task owns the write connection. Appenders put a request on a bounded queue and wait on a
 future; the writer takes everything waiting (up to `write_batch_max`) and, in one
-BEGIN IMMEDIATE ... COMMIT:
+BEGIN IMMEDIATE ... COMMIT, run whole in one call on the connection's thread (one round trip;
+store.executor.transaction):
 
 1. reads what the batch's checks need (store/view.py), under the write lock, so nothing can
    change it before the commit, whoever else writes to the data dir;
@@ -35,7 +36,7 @@ from engine import limits
 from engine.ports import Clock
 from engine.records import Outcome, WriteRequest
 from store.errors import InvariantViolation, StoreUnavailable
-from store.executor import Executor
+from store.executor import Executor, Sync, transaction
 from store.judge import Pending, Plan, judge
 from store.states import StateCache
 from store.view import View
@@ -149,15 +150,18 @@ class Writer:
         if not batch:
             return
         plan = Plan(batch)
-        try:
-            await self._ex.execute("BEGIN IMMEDIATE")
-            now = self._clock.now_us()
-            view = await View.load(self._ex, [p.request for p in batch], self._states, now)
+        requests = [p.request for p in batch]
+        now = self._clock.now_us()
+
+        def work(db: Sync) -> None:
+            view = View.read(db, requests, self._states, now)
             judge(plan, view, now)
-            await self._ex.run_all(plan.statements())
-            await self._ex.execute("COMMIT")
+            db.run_all(plan.statements())
+
+        try:
+            # Rolled back on any error before it is re-raised here.
+            await transaction(self._ex, work)
         except sqlite3.IntegrityError:
-            await self._rollback()
             if len(batch) == 1:
                 _fail(plan, InvariantViolation("a constraint refused the append"))
                 return
@@ -165,11 +169,10 @@ class Writer:
                 await self._commit([pending])
             return
         except sqlite3.Error as e:
-            await self._rollback()
             _fail(plan, StoreUnavailable(f"write failed: {e}"))
             return
         except BaseException:
-            await self._rollback()
+            # Cancelled while the transaction ran, or a bug: its outcome is unknown.
             _fail(plan, StoreUnavailable("the writer stopped"))
             raise
         self._states.remember(plan.projection.transfers.values())

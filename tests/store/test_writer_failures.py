@@ -8,7 +8,7 @@ failed request left nothing behind, and `verify` passes afterwards.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -34,18 +34,22 @@ pytestmark = pytest.mark.anyio
 
 
 class Faulty(ForwardingExecutor):
-    """An executor that fails chosen COMMITs with an I/O error."""
+    """An executor that fails chosen COMMITs with an I/O error: the writer's (in a transaction
+    call) and any other."""
 
     def __init__(self, inner: Executor, fail_commits: set[int]) -> None:
         super().__init__(inner)
         self._fail = fail_commits
         self.commits = 0
 
-    async def execute(self, sql: str, params: Params = ()) -> None:
+    def executed(self, sql: str, rows: Sequence[Params]) -> None:
         if sql == "COMMIT":
             self.commits += 1
             if self.commits in self._fail:
                 raise sqlite3.OperationalError("disk I/O error (injected)")
+
+    async def execute(self, sql: str, params: Params = ()) -> None:
+        self.executed(sql, [params])
         await self.inner.execute(sql, params)
 
 
