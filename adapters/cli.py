@@ -9,6 +9,7 @@
     stablerail soak --first N --count N [--jobs N] many seeds in parallel, each failure reproducible
     stablerail bench store [--json] ...           durable appends vs raw sqlite3, same run
     stablerail bench api [--json] ...             POST /v1/transfers over loopback vs echo
+    stablerail bench growth [--sizes N,N,...]     lifecycles, start-up and memory as the store grows
     stablerail reconcile --data-dir DIR --statement FILE [--config FILE] [--bank NAME] [--json]
                                                   keep a bank statement (camt.052/053/054, MT940,
                                                   CSV) as evidence; judge its balances
@@ -221,6 +222,24 @@ def _parser() -> argparse.ArgumentParser:
         default=100_000,
         help="transfers run through one engine before its resident memory is read (0: skip)",
     )
+    growth = suites.add_parser(
+        "growth", help="lifecycles, start-up and memory with 10k, 100k, 1M transfers stored"
+    )
+    growth.add_argument(
+        "--sizes",
+        type=_sizes,
+        default=[0, 10_000, 100_000, 1_000_000],
+        help="transfers stored before each measurement, ascending; the first is the reference",
+    )
+    growth.add_argument(
+        "--transfers", type=_positive, default=1000, help="engine lifecycles per round"
+    )
+    growth.add_argument("--rounds", type=_positive, default=3)
+    growth.add_argument("--concurrency", type=_positive, default=256, help="clients")
+    growth.add_argument(
+        "--data-dir", type=Path, help="where the growing store is kept (default: a temp dir)"
+    )
+    growth.add_argument("--json", action="store_true")
     evm = suites.add_parser(
         "evm", help="payments through the real chain adapter to anvil vs the simulated rails"
     )
@@ -661,6 +680,8 @@ def _path(steps: Sequence[Step]) -> str:
 def _bench(args: argparse.Namespace) -> int:
     if args.suite == "lifecycle":
         return _bench_lifecycle(args)
+    if args.suite == "growth":
+        return _bench_growth(args)
     if args.suite == "api":
         return _bench_api(args)
     if args.suite == "reconcile":
@@ -780,6 +801,50 @@ def _bench_reconcile(args: argparse.Namespace) -> int:
         print(f"  ratio {r.ratio:.3f} of the reference; peak memory {r.peak_memory_mb} MB")
         print(f"  found {r.findings}; every injected difference found: {r.injected_found}")
     return EXIT_OK if r.injected_found else EXIT_CHECK_FAILED
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of whole numbers: {text!r}") from None
+    if not sizes or sizes != sorted(sizes) or sizes[0] < 0 or len(set(sizes)) != len(sizes):
+        raise argparse.ArgumentTypeError("sizes ascend, each at least 0: e.g. 0,10000,100000")
+    return sizes
+
+
+def _bench_growth(args: argparse.Namespace) -> int:
+    try:
+        from sim.bench_growth import bench_growth
+    except ModuleNotFoundError as e:
+        print(
+            f"bench growth needs the bench extra (pip install -e '.[bench]'): {e}",
+            file=sys.stderr,
+        )
+        return EXIT_UNUSABLE
+    report = bench_growth(
+        sizes=args.sizes,
+        transfers=args.transfers,
+        rounds=args.rounds,
+        concurrency=args.concurrency,
+        data_dir=args.data_dir,
+        progress=not args.json,
+    )
+    if args.json:
+        print(msgspec.json.encode(report).decode())
+        return EXIT_OK
+    print(
+        f"bench growth: {report.transfers} lifecycles per round, {report.rounds} rounds,"
+        f" {report.concurrency} clients, on a store already holding N reconciled transfers"
+    )
+    print("        stored  lifecycles/s  vs first  start s  RSS MB  database MB  filled/s")
+    for size in report.sizes:
+        print(
+            f"  {size.stored:>12,}  {size.lifecycles_per_s:>12.0f}  {size.vs_reference:>8.2f}"
+            f"  {size.start_s:>7.2f}  {size.rss_mb:>6.0f}  {size.database_mb:>11.0f}"
+            f"  {size.fill_per_s:>8.0f}"
+        )
+    return EXIT_OK
 
 
 def _bench_lifecycle(args: argparse.Namespace) -> int:

@@ -52,6 +52,7 @@ import msgspec
 from actors.context import Context, Tuning
 from actors.system import System
 from engine import commands as c
+from engine import matching
 from engine.destinations import WalletDestination
 from engine.hashing import request_hash
 from engine.nonces import NonceBook
@@ -124,11 +125,14 @@ class LifecycleReport(msgspec.Struct, kw_only=True):
 class Engine:
     """One engine on one store, with zero-latency simulated rails, ready to run lifecycles."""
 
-    def __init__(self, store: Store, system: System, rails: SimRails, ids: SeededIds) -> None:
+    def __init__(
+        self, store: Store, system: System, rails: SimRails, ids: SeededIds, seed: int
+    ) -> None:
         self.store = store
         self.system = system
         self.rails = rails
         self.ids = ids
+        self.seed = seed  # in the idempotency keys: engines of other seeds may share the store
         self.created = 0
 
     @classmethod
@@ -147,6 +151,10 @@ class Engine:
                 seed, FaultLog(FaultPlan.none(), random.Random(seed)), clock, ids
             )
             rails.answer_at_once()
+            # A store an earlier engine wrote (bench growth): the chain goes on from there.
+            indexed = await store.last_indexed_block(matching.chain_provider(rails.chain.chain))
+            if indexed is not None:
+                rails.chain.start_at(indexed + 1)
             ports = rails.ports()
             if not signatures:
                 rails.chain.decode = decode_digest
@@ -169,7 +177,7 @@ class Engine:
                     deposit_command(booked, reference, CLIENT, FUNDING_MINOR)
                 )
                 assert funded is Result.ok, funded
-                yield cls(store, system, rails, ids)
+                yield cls(store, system, rails, ids, seed)
                 tasks.cancel_scope.cancel()
 
     def create(self) -> c.CreateTransfer:
@@ -179,8 +187,8 @@ class Engine:
             transfer_id=self.ids.new("tr"),
             client_id=CLIENT,
             initiator="bench",
-            idempotency_key=f"bench-{n}",
-            request_hash=request_hash("POST /v1/transfers", {"n": n}),
+            idempotency_key=f"bench-{self.seed}-{n}",
+            request_hash=request_hash("POST /v1/transfers", {"seed": self.seed, "n": n}),
             source_currency="USD",
             target_currency="USDC",
             amount="10.00",

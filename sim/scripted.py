@@ -50,11 +50,14 @@ class ScriptedWorld:
     """`commit` persists a decision's events (normally `Store.append`); the world acts on a
     decision's effects only after it returns Committed."""
 
-    def __init__(self, commit: Commit, clock: ManualClock, ids: SeededIds) -> None:
+    def __init__(
+        self, commit: Commit, clock: ManualClock, ids: SeededIds, *, first_nonce: int = 0
+    ) -> None:
+        """`first_nonce`: the treasury's next nonce (a world continuing where another left)."""
         self.commit = commit
         self.clock = clock
         self.ids = ids
-        self._nonce = 0
+        self._nonce = first_nonce
         self.rules = policy.default_rules(1)
         self.corridors = frozenset(policy.corridor_id(s, t) for s, t in PRICES)
 
