@@ -48,11 +48,13 @@ class Registry:
         self._tasks = tasks
         self.supervisors = supervisors
 
-    def _activate(self, transfer_id: str) -> TransferActor:
+    def _activate(self, transfer_id: str, *, new: bool = False) -> TransferActor:
+        """The transfer's live actor, started if need be. `new`: for a create, whose transfer
+        id was just minted; the actor then has nothing to load."""
         actor = self.actors.get(transfer_id)
         if actor is None:
             assert self._tasks is not None and self.supervisors is not None, "registry not bound"
-            actor = TransferActor(transfer_id, self.ctx, self.supervisors)
+            actor = TransferActor(transfer_id, self.ctx, self.supervisors, new=new)
             self.actors[transfer_id] = actor
             self.activations += 1
             self._tasks.start_soon(self._supervise, actor, name=f"actor {transfer_id}")
@@ -80,7 +82,7 @@ class Registry:
         if transfer_id in self.flagged:
             return Result.transfer_flagged
         reply: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
-        actor = self._activate(transfer_id)
+        actor = self._activate(transfer_id, new=isinstance(command, CreateTransfer))
         try:
             await actor.mailbox.send(
                 Envelope(command, reply, request_id, answering), limits.mailbox_send_wait_s

@@ -79,8 +79,13 @@ def lock_refusal(result: Result, detail: str | None) -> c.FailTransfer | None:
 
 
 class TransferActor:
-    def __init__(self, transfer_id: str, ctx: Context, supervisors: Supervisors) -> None:
+    def __init__(
+        self, transfer_id: str, ctx: Context, supervisors: Supervisors, *, new: bool = False
+    ) -> None:
         self.transfer_id = transfer_id
+        # Started for a create of a freshly minted id: there is no stream to load (a create
+        # whose stream exists after all is refused by its commit, stream_exists).
+        self.new = new
         self.ctx = ctx
         self.supervisors = supervisors
         self.mailbox: Mailbox[Message] = Mailbox(limits.mailbox_depth_max)
@@ -103,7 +108,8 @@ class TransferActor:
         """Serve messages and run effects until idle or terminal with nothing queued, then
         return (passivate). A queued message goes before the next effect, so a client's cancel
         lands between a quote and the lock instead of waiting for the whole chain."""
-        self.state = await self.ctx.journal.transfer(self.transfer_id)
+        if not self.new:
+            self.state = await self.ctx.journal.transfer(self.transfer_id)
         while True:
             if self.todo and self.mailbox.empty():
                 await self.step(self.todo.popleft())
@@ -231,6 +237,8 @@ class TransferActor:
                     # The idempotency key already names a transfer: nothing was created here,
                     # and the caller reads which transfer holds the key.
                     return Result.ok, ()
+                case Rejected(result=Result.stream_exists):
+                    return Result.transfer_exists, ()  # as decide answers a create it can see
                 case Rejected(result=result, detail=detail) if (
                     steps[-1].locked and (ending := lock_refusal(result, detail)) is not None
                 ):

@@ -186,3 +186,31 @@ def test_a_quote_outlasting_the_creates_wait_is_committed_created_and_taken_afte
             tasks.cancel_scope.cancel()
 
     in_world(tmp_path, body)
+
+
+def test_a_create_naming_a_stored_transfer_is_refused_and_changes_nothing(tmp_path: Path) -> None:
+    """A create's actor loads nothing (its id was just minted); one that names a transfer id
+    already stored, under another key, is refused by its commit: transfer_exists."""
+
+    async def body(world: World) -> None:
+        system, _ = counted(world)
+        async with anyio.create_task_group() as tasks:
+            await tasks.start(system.run)
+            await fund(system, world)
+            first = world.create()
+            assert (await system.create_transfer(first))[0] is Result.ok
+            await settle(world, first.transfer_id, Status.RECONCILED)
+            with anyio.fail_after(30):
+                while first.transfer_id in system.registry.actors:  # noqa: ASYNC110
+                    await anyio.sleep(0.1)  # passivated
+            before = await world.store.load_stream(first.transfer_id)
+            again = msgspec.structs.replace(
+                world.create(key="k-other"), transfer_id=first.transfer_id
+            )
+            result, _ = await system.create_transfer(again)
+            assert result is Result.transfer_exists
+            assert await world.store.load_stream(first.transfer_id) == before
+            assert await world.store.idempotency_record(CLIENT, "k-other") is None
+            tasks.cancel_scope.cancel()
+
+    in_world(tmp_path, body)
