@@ -76,10 +76,12 @@ EVENTS_PER_LIFECYCLE = 8
 BLOCK_S = 0.002
 POLL_S = 0.005
 MEMORY_CHUNK = 2_000
-# Both read the status index, so a store of 100k transfers costs no more to ask than an empty one.
-_TERMINAL = ", ".join(f"'{s.value}'" for s in sorted(TERMINAL))
+# Both search the status index for the states they name, so a store of a million transfers costs
+# no more to ask than an empty one (`status NOT IN (...)` walked the whole index: 30 ms a poll
+# at 100k transfers stored, every POLL_S, in bench growth).
+_LIVE = ", ".join(f"'{s.value}'" for s in sorted(set(Status) - TERMINAL))
 _OTHER_ENDS = ", ".join(f"'{s.value}'" for s in sorted(TERMINAL - {Status.RECONCILED}))
-ACTIVE = f"SELECT count(*) FROM transactions WHERE status NOT IN ({_TERMINAL})"
+ACTIVE = f"SELECT count(*) FROM transactions WHERE status IN ({_LIVE})"
 ENDED_OTHERWISE = f"SELECT count(*) FROM transactions WHERE status IN ({_OTHER_ENDS})"
 # A round that has not finished after this long per transfer (and a minute) is stuck, not slow.
 ROUND_DEADLINE_PER_TRANSFER_S = 0.1

@@ -18,7 +18,7 @@ from engine import events as ev
 from engine import ids
 from engine.quotes import Quote
 from engine.records import Recorded
-from engine.states import Status
+from engine.states import SPENDING, Status
 from engine.timefmt import rfc3339_us
 from engine.timers import timers_for
 from engine.transfer import TransferState, approval_state
@@ -101,6 +101,14 @@ _UPSERT_BALANCE = (
     "INSERT INTO account_balances (account_id, currency, debits, credits) VALUES (?, ?, ?, ?)"
     " ON CONFLICT (account_id, currency) DO UPDATE SET"
     " debits = debits + excluded.debits, credits = credits + excluded.credits"
+)
+# The rolling limits' usage by minute (migration 0008): a hold taken adds one and its USD to the
+# minute it was taken in, for the client ('') and for its beneficiary; a hold released takes them
+# away again.
+_UPSERT_USAGE = (
+    "INSERT INTO limit_usage (client_id, beneficiary, minute, holds, usd) VALUES (?, ?, ?, ?, ?)"
+    " ON CONFLICT (client_id, beneficiary, minute) DO UPDATE SET"
+    " holds = holds + excluded.holds, usd = usd + excluded.usd"
 )
 _DELETE_TIMERS = "DELETE FROM timers WHERE transaction_id = ?"
 _INSERT_TIMER = "INSERT INTO timers (transaction_id, kind, due_at) VALUES (?, ?, ?)"
@@ -194,6 +202,17 @@ def changing_values(state: TransferState) -> tuple[object, ...]:
     )
 
 
+def usage_minute(locked_at_us: int) -> str:
+    """The minute a hold counts in, as limit_usage keys it: locked_at's first 16 characters."""
+    return rfc3339_us(locked_at_us)[:16]
+
+
+def spending(state: TransferState | None) -> bool:
+    """Whether the transfer counts toward its client's rolling limits: its funds were locked
+    and not released."""
+    return state is not None and state.locked_at is not None and state.status in SPENDING
+
+
 def webhook_types(before: TransferState | None, after: TransferState) -> tuple[str, ...]:
     """The client-visible event types a transition announces (API.md: transfer.<status>, plus
     transfer.approval_required)."""
@@ -220,6 +239,8 @@ class Projection:
         self.quote_rows: list[tuple[object, ...]] = []
         self.ledger_rows: list[tuple[object, ...]] = []
         self.balance_deltas: dict[tuple[str, str], list[int]] = {}
+        # (client, beneficiary or '', minute) -> [holds, USD] taken (released: negative).
+        self.usage_deltas: dict[tuple[str, str, str], list[int]] = {}
         self.outbox_rows: list[tuple[object, ...]] = []
         self.evidence_rows: list[tuple[object, ...]] = []
         self.case_inserts: list[tuple[object, ...]] = []
@@ -247,6 +268,7 @@ class Projection:
             before = self.transfer(rec.stream_id)
             self.transfers[rec.stream_id] = after
             transfer_id = rec.stream_id
+            self._count_hold(before, after)
             for index, kind in enumerate(webhook_types(before, after)):
                 self.outbox_rows.append(
                     (
@@ -304,6 +326,22 @@ class Projection:
             delta[0] += entry.debit
             delta[1] += entry.credit
 
+    def _count_hold(self, before: TransferState | None, after: TransferState) -> None:
+        if spending(before) == spending(after):
+            return
+        sign = 1 if spending(after) else -1  # the hold taken, or released
+        assert after.locked_at is not None
+        decision = after.policy
+        usd = decision.usd_amount if decision is not None else 0
+        minute = usage_minute(after.locked_at)
+        keys = [""]
+        if decision is not None and decision.beneficiary is not None:
+            keys.append(decision.beneficiary)
+        for beneficiary in keys:
+            delta = self.usage_deltas.setdefault((after.client_id, beneficiary, minute), [0, 0])
+            delta[0] += sign
+            delta[1] += sign * usd
+
     def statements(self) -> Statements:
         """Everything accumulated, as (sql, rows) in an order the foreign keys accept, one
         statement per table; to run in the transaction that holds the journal rows."""
@@ -338,6 +376,7 @@ class Projection:
         add(_UPSERT_QUOTE, self.quote_rows)
         add(_INSERT_LEDGER, self.ledger_rows)
         add(_UPSERT_BALANCE, [(a, c, d, cr) for (a, c), (d, cr) in self.balance_deltas.items()])
+        add(_UPSERT_USAGE, [(*key, h, usd) for key, (h, usd) in self.usage_deltas.items()])
         add(_INSERT_OUTBOX, self.outbox_rows)
         add(_INSERT_EVIDENCE, self.evidence_rows)
         add(_INSERT_MATCH, self.match_rows)

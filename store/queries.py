@@ -15,7 +15,7 @@ from engine.discrepancies import Discrepancy
 from engine.discrepancies import evolve as discrepancy_evolve
 from engine.quotes import Quote
 from engine.records import IdempotencyRecord, IdempotencyStatus, Recorded
-from engine.states import CANCELLABLE, TERMINAL
+from engine.states import CANCELLABLE, TERMINAL, Status
 from engine.timefmt import parse_rfc3339, rfc3339_us
 from engine.timers import DueTimer, TimerKind
 from engine.transfer import TransferState
@@ -218,12 +218,14 @@ async def next_timer_due(ex: Executor) -> int | None:
 
 
 async def active_transfers(ex: Executor, after: str, limit: int) -> list[str]:
-    """Ids of non-terminal transfers after `after`, in id order (a page for recovery)."""
+    """Ids of non-terminal transfers after `after`, in id order (a page for recovery). Asked
+    as `status IN (the live states)`, which the status index answers with the live rows alone:
+    `NOT IN (the terminal ones)` walked every transfer ever stored."""
+    live = sorted(s.value for s in Status if s not in TERMINAL)
     rows = await ex.fetchall(
-        "SELECT transaction_id FROM transactions WHERE status NOT IN"
-        f" ({', '.join('?' * len(TERMINAL))}) AND transaction_id > ?"
-        " ORDER BY transaction_id LIMIT ?",
-        (*sorted(s.value for s in TERMINAL), after, limit),
+        f"SELECT transaction_id FROM transactions WHERE status IN ({', '.join('?' * len(live))})"
+        " AND transaction_id > ? ORDER BY transaction_id LIMIT ?",
+        (*live, after, limit),
     )
     return [r[0] for r in rows]
 

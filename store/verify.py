@@ -40,6 +40,7 @@ PROJECTION_TABLES = (
     "transactions",
     "ledger_entries",
     "account_balances",
+    "limit_usage",
     "quotes",
     "timers",
     "outbox",

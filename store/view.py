@@ -23,17 +23,25 @@ from engine.timefmt import rfc3339_us
 from engine.transfer import TransferState
 from store import journal, queries, states
 from store.executor import Params, Row, Sync
+from store.projection import usage_minute
 from store.states import StateCache
 
 _HEAD = "SELECT seq, hash FROM journal ORDER BY seq DESC LIMIT 1"
 _SPENDING = ", ".join(f"'{s.value}'" for s in sorted(SPENDING))
-_USAGE_CLIENT = (
-    "SELECT count(*), coalesce(sum(policy_usd), 0) FROM transactions"
-    f" WHERE client_id = ? AND locked_at >= ? AND status IN ({_SPENDING})"
+# A window's usage: the holds of the minutes after its first, from the per-minute projection
+# (migration 0008), plus the holds of its first minute from `transactions`, counted exactly from
+# the window's start to that minute's end (":60" sorts after every second of it).
+_USAGE_MINUTES = (
+    "SELECT coalesce(sum(holds), 0), coalesce(sum(usd), 0) FROM limit_usage"
+    " WHERE client_id = ? AND beneficiary = ? AND minute > ?"
 )
-_USAGE_BENEFICIARY = (
-    "SELECT count(*), coalesce(sum(policy_usd), 0) FROM transactions"
-    f" WHERE client_id = ? AND beneficiary = ? AND locked_at >= ? AND status IN ({_SPENDING})"
+_USAGE_FIRST_MINUTE_CLIENT = (
+    "SELECT count(*), coalesce(sum(policy_usd), 0) FROM transactions WHERE client_id = ?"
+    f" AND locked_at >= ? AND locked_at < ? AND status IN ({_SPENDING})"
+)
+_USAGE_FIRST_MINUTE_BENEFICIARY = (
+    "SELECT count(*), coalesce(sum(policy_usd), 0) FROM transactions WHERE client_id = ?"
+    f" AND beneficiary = ? AND locked_at >= ? AND locked_at < ? AND status IN ({_SPENDING})"
 )
 
 # A rolling limit's usage: (client, beneficiary or None for the whole client, window start).
@@ -207,13 +215,26 @@ class View:
                         wanted.add((client, beneficiary, now - check.window_us))
         if not wanted:
             return
-        keys = sorted(wanted, key=lambda k: (k[0], k[1] or "", k[2]))
-        reads: list[tuple[str, Params]] = [
-            (_USAGE_CLIENT, (client, rfc3339_us(start)))
-            if beneficiary is None
-            else (_USAGE_BENEFICIARY, (client, beneficiary, rfc3339_us(start)))
-            for client, beneficiary, start in keys
-        ]
-        for key, rows in zip(keys, db.fetch_each(reads), strict=True):
-            count, volume = rows[0]
-            self.usage[key] = [count, volume]
+        self.usage.update(usage(db, sorted(wanted, key=lambda k: (k[0], k[1] or "", k[2]))))
+
+
+def usage(db: Sync, keys: Sequence[UsageKey]) -> dict[UsageKey, list[int]]:
+    """[count, USD] of the holds still spending taken since each key's window start, by the
+    client (beneficiary None) or by the client for the beneficiary: one read of the per-minute
+    projection and one of the window's first minute each, all in one call."""
+    reads: list[tuple[str, Params]] = []
+    for client, beneficiary, start in keys:
+        since = rfc3339_us(start)
+        minute = usage_minute(start)
+        reads.append((_USAGE_MINUTES, (client, beneficiary or "", minute)))
+        if beneficiary is None:
+            reads.append((_USAGE_FIRST_MINUTE_CLIENT, (client, since, f"{minute}:60")))
+        else:
+            first = (client, beneficiary, since, f"{minute}:60")
+            reads.append((_USAGE_FIRST_MINUTE_BENEFICIARY, first))
+    results = db.fetch_each(reads)
+    found: dict[UsageKey, list[int]] = {}
+    for n, key in enumerate(keys):
+        (later,), (first,) = results[2 * n], results[2 * n + 1]
+        found[key] = [later[0] + first[0], later[1] + first[1]]
+    return found

@@ -20,10 +20,12 @@ import pytest
 from engine import commands as c
 from engine.records import Committed, Rejected
 from engine.results import Result
-from engine.states import TERMINAL, Route
+from engine.states import SPENDING, TERMINAL, Route
+from engine.timefmt import parse_rfc3339, rfc3339_us
 from engine.transfer import TransferState, decide, evolve_all
 from store.store import Store
 from store.verify import verify
+from store.view import UsageKey, usage
 from tests.builders import T0, create_command
 from tests.random_commands import TIME_STEPS, SeededChooser, next_command
 from tests.store.helpers import fund
@@ -80,8 +82,43 @@ async def test_random_histories_verify(store: Store, data_dir: Path, seed: int) 
 
     for transfer_id, state in states.items():
         assert await store.transfer(transfer_id) == state, where
+    await _usage_matches_a_count_of_the_holds(store, draw, T0, now, where)
     report = await verify(data_dir)
     # Over seeds 0-199 a walk commits 190-300 rows (median 246); fewer than STEPS // 4 means the
     # command generator stopped producing work, not bad luck.
     assert report.journal_rows > STEPS // 4, (where, "the walk did too little to prove much")
     assert report.ok, (where, [c for c in report.checks if not c.ok])
+
+
+_SPENDING = ", ".join(f"'{s.value}'" for s in sorted(SPENDING))
+
+
+async def _usage_matches_a_count_of_the_holds(
+    store: Store, draw: SeededChooser, start: int, end: int, where: str
+) -> None:
+    """The rolling limits' usage from the per-minute projection (store.view.usage) equals a
+    count of the holds still spending taken since the window's start, row by row, for the client
+    and for each beneficiary: from windows starting at random instants of the history, and at
+    each hold's own instant, just before and after it, and at the start of its minute (where
+    the count of the window's first minute and the sum of the later ones meet)."""
+    rows = await store.reader.fetchall(
+        "SELECT client_id, beneficiary, locked_at FROM transactions WHERE locked_at IS NOT NULL"
+    )
+    keys: list[UsageKey] = []
+    for client, beneficiary, locked_at in rows:
+        at = parse_rfc3339(locked_at)
+        assert at is not None
+        minute = at - at % 60_000_000
+        for since in (draw.number(start, end), at - 1, at, at + 1, minute, minute - 1):
+            keys.extend([(client, None, since), (client, beneficiary, since)])
+    found = await store.reader.call(lambda db: usage(db, keys))
+    for client, beneficiary, since in keys:
+        where_beneficiary = "" if beneficiary is None else " AND beneficiary = ?"
+        counted = await store.reader.fetchone(
+            "SELECT count(*), coalesce(sum(policy_usd), 0) FROM transactions"
+            f" WHERE client_id = ?{where_beneficiary} AND locked_at >= ?"
+            f" AND status IN ({_SPENDING})",
+            (client, *([beneficiary] if beneficiary else []), rfc3339_us(since)),
+        )
+        assert counted is not None
+        assert found[(client, beneficiary, since)] == list(counted), (where, since)

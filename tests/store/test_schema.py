@@ -7,10 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from sim.clock import ManualClock
 from store import schema
 from store.errors import StoreOpenError
 from store.executor import ExecutorKind, connect
-from store.store import migrate_data_dir
+from store.store import Store, migrate_data_dir
+from store.verify import verify
+from tests.builders import walk_to
+from tests.store.helpers import fund, persist
 
 pytestmark = pytest.mark.anyio
 
@@ -78,3 +82,29 @@ async def test_money_columns_refuse_floats(tmp_path: Path, clock) -> None:  # ty
     with pytest.raises(sqlite3.IntegrityError):
         conn.execute("INSERT INTO account_balances VALUES ('suspense', 'USD', 1.5, 0)")
     conn.close()
+
+
+async def test_0008_fills_the_usage_projection_as_a_rebuild_would(tmp_path: Path) -> None:
+    """A store with holds taken (and some released) before migration 0008: the migration's
+    backfill of limit_usage equals what the projection code makes of the same journal (verify
+    rebuilds every projection and compares it row by row)."""
+    data_dir = tmp_path / "d"
+    async with Store.open(data_dir, clock=ManualClock(tick_us=1), migrate=True) as store:
+        await fund(store, amount="5000.00")
+        for n, target in enumerate(("FUNDS_LOCKED", "RECONCILED", "FAILED", "CANCELLED"), 1):
+            await persist(store, walk_to(target, n=n))
+    before = sqlite3.connect(schema.db_path(data_dir))
+    expected = before.execute("SELECT * FROM limit_usage ORDER BY 1, 2, 3").fetchall()
+    assert sum(holds for *_, holds, _ in expected) == 2 * 2  # two spending, client + beneficiary
+    # Back to schema version 7, as a store written before 0008 is.
+    before.executescript(
+        "DROP TABLE limit_usage; DELETE FROM schema_migrations WHERE version = 8;"
+        " PRAGMA user_version = 7;"
+    )
+    before.close()
+    assert await migrate_data_dir(data_dir, ManualClock()) == (7, schema.latest_version())
+    after = sqlite3.connect(schema.db_path(data_dir))
+    assert after.execute("SELECT * FROM limit_usage ORDER BY 1, 2, 3").fetchall() == expected
+    after.close()
+    report = await verify(data_dir)
+    assert report.ok, [c for c in report.checks if not c.ok]
