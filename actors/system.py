@@ -114,11 +114,12 @@ class System:
         self._tasks: TaskGroup | None = None
 
     async def open_wallets(self) -> None:
-        journaled = await self.ctx.journal.signed_transactions()
+        """Each treasury wallet's nonce book, from the chain's nonce and the journaled
+        transactions at or above it (below it every nonce is used)."""
         for chain in sorted(CHAINS):
             address = self.ctx.rails.custody.address(chain).lower()
             start = await self.ctx.rails.chain.nonce(chain, address)
-            mine = [t for t in journaled if (t.chain, t.from_address.lower()) == (chain, address)]
+            mine = await self.ctx.journal.signed_transactions(chain, address, start)
             self.ctx.nonces.open((chain, address), start, mine)
 
     async def run(self, *, task_status: TaskStatus[System] = anyio.TASK_STATUS_IGNORED) -> None:

@@ -151,7 +151,12 @@ class Journal(Protocol):
 
     def quote(self, quote_id: str) -> Awaitable[tuple[str | None, Quote] | None]: ...
 
-    def signed_transactions(self) -> Awaitable[list[SignedTx]]: ...
+    def signed_transactions(
+        self, chain: str, address: str, from_nonce: int = 0
+    ) -> Awaitable[list[SignedTx]]:
+        """Wallet (chain, address)'s journaled transactions with a nonce of `from_nonce` or more,
+        in journal order."""
+        ...
 
     def audit(self, records: Sequence[AuditRecord]) -> Awaitable[Outcome]:
         """Chain records onto the audit log (durable when this returns)."""

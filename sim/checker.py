@@ -158,8 +158,10 @@ class Checker:
     async def quote(self, quote_id: str) -> tuple[str | None, Quote] | None:
         return await self.store.quote(quote_id)
 
-    async def signed_transactions(self) -> list[SignedTx]:
-        return await self.store.signed_transactions()
+    async def signed_transactions(
+        self, chain: str, address: str, from_nonce: int = 0
+    ) -> list[SignedTx]:
+        return await self.store.signed_transactions(chain, address, from_nonce)
 
     async def expire_idempotency_keys(self, now_us: int) -> int:
         return await self.store.expire_idempotency_keys(now_us)

@@ -110,6 +110,11 @@ _UPSERT_USAGE = (
     " ON CONFLICT (client_id, beneficiary, minute) DO UPDATE SET"
     " holds = holds + excluded.holds, usd = usd + excluded.usd"
 )
+# Every transaction signed for broadcast, by wallet and nonce (migration 0009).
+_INSERT_SIGNED = (
+    "INSERT INTO signed_transactions (seq, chain, from_address, nonce, tx_hash)"
+    " VALUES (?, ?, ?, ?, ?)"
+)
 _DELETE_TIMERS = "DELETE FROM timers WHERE transaction_id = ?"
 _INSERT_TIMER = "INSERT INTO timers (transaction_id, kind, due_at) VALUES (?, ?, ?)"
 _INSERT_OUTBOX = (
@@ -246,6 +251,7 @@ class Projection:
         self.case_inserts: list[tuple[object, ...]] = []
         self.case_updates: list[tuple[object, ...]] = []
         self.match_rows: list[tuple[object, ...]] = []
+        self.signed_rows: list[tuple[object, ...]] = []
 
     def transfer(self, transfer_id: str) -> TransferState | None:
         found = self.transfers.get(transfer_id)
@@ -286,6 +292,14 @@ class Projection:
                 self.quote_rows.append(_quote_row(quote, after.client_id, after.transfer_id))
             case ev.QuoteIssued(quote=quote, client_id=client_id):
                 self.quote_rows.append(_quote_row(quote, client_id, None))
+            case (
+                ev.OnChainSubmitted(tx=tx)
+                | ev.OnChainReplaced(tx=tx)
+                | ev.RebalanceSubmitted(tx=tx)
+                | ev.RebalanceReplaced(tx=tx)
+            ):
+                row = (rec.seq, tx.chain, tx.from_address.lower(), tx.nonce, tx.tx_hash)
+                self.signed_rows.append(row)
             case ev.EvidenceRecorded():
                 assert raw is not None, "evidence without its raw payload"
                 self.evidence_rows.append(_evidence_row(rec, event, raw))
@@ -380,6 +394,7 @@ class Projection:
         add(_INSERT_OUTBOX, self.outbox_rows)
         add(_INSERT_EVIDENCE, self.evidence_rows)
         add(_INSERT_MATCH, self.match_rows)
+        add(_INSERT_SIGNED, self.signed_rows)
         add(_INSERT_DISCREPANCY, self.case_inserts)
         add(_UPDATE_DISCREPANCY, self.case_updates)
         return found

@@ -388,16 +388,16 @@ async def any_quote(ex: Executor, quote_id: str) -> tuple[str | None, Quote] | N
     return None
 
 
-_SIGNED = ("OnChainSubmitted", "OnChainReplaced", "RebalanceSubmitted", "RebalanceReplaced")
-
-
-async def signed_transactions(ex: Executor) -> list[SignedTx]:
-    """Every transaction ever journaled for broadcast (transfers' payments and rebalancing
-    moves, all from the same wallets), in journal order (to rebuild the nonce book at start)."""
+async def signed_transactions(
+    ex: Executor, chain: str, address: str, from_nonce: int = 0
+) -> list[SignedTx]:
+    """The transactions journaled for broadcast (transfers' payments and rebalancing moves)
+    from wallet (chain, address) with a nonce of `from_nonce` or more, in journal order: what
+    the wallet's nonce book needs at start (every nonce below the chain's is used anyway)."""
     rows = await ex.fetchall(
-        f"SELECT payload FROM journal WHERE event_type IN ({', '.join('?' * len(_SIGNED))})"
-        " ORDER BY seq",
-        _SIGNED,
+        "SELECT j.payload FROM signed_transactions AS s JOIN journal AS j ON j.seq = s.seq"
+        " WHERE s.chain = ? AND s.from_address = ? AND s.nonce >= ? ORDER BY s.seq",
+        (chain, address.lower(), from_nonce),
     )
     found: list[SignedTx] = []
     for (payload,) in rows:

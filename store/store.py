@@ -269,8 +269,10 @@ class Store:
     async def rebalance_ids(self, limit: int) -> list[str]:
         return await queries.rebalance_ids(self.reader, limit)
 
-    async def signed_transactions(self) -> list[SignedTx]:
-        return await queries.signed_transactions(self.reader)
+    async def signed_transactions(
+        self, chain: str, address: str, from_nonce: int = 0
+    ) -> list[SignedTx]:
+        return await queries.signed_transactions(self.reader, chain, address, from_nonce)
 
     async def stream(self, stream_id: str) -> list[Recorded]:
         return await queries.load_stream(self.reader, stream_id)

@@ -47,6 +47,7 @@ PROJECTION_TABLES = (
     "external_events",
     "evidence_matches",
     "discrepancies",
+    "signed_transactions",
 )
 _REBUILD_CHUNK = 2000
 

@@ -93,7 +93,10 @@ def test_a_move_proposed_and_approved_by_two_operators_is_paid_and_booked(
             paid = transfer.quote.rail_amount if transfer.quote else 0
             assert before[wallet(world)] - after[wallet(world)] == AMOUNT + paid
             assert world.rails.chain.balance("USDC", deposit) - on_chain == AMOUNT
-            assert done.txs[0] in await world.store.signed_transactions()
+            signed = done.txs[0]
+            assert signed in await world.store.signed_transactions(
+                signed.chain, signed.from_address
+            )
 
             await anyio.sleep(300)  # balance checks and the reconciler's grace run their course
             checks = system.supervisors.reconciler.balances

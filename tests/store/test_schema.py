@@ -84,27 +84,33 @@ async def test_money_columns_refuse_floats(tmp_path: Path, clock) -> None:  # ty
     conn.close()
 
 
-async def test_0008_fills_the_usage_projection_as_a_rebuild_would(tmp_path: Path) -> None:
-    """A store with holds taken (and some released) before migration 0008: the migration's
-    backfill of limit_usage equals what the projection code makes of the same journal (verify
-    rebuilds every projection and compares it row by row)."""
+async def test_0008_and_0009_fill_their_projections_as_a_rebuild_would(tmp_path: Path) -> None:
+    """A store with holds taken (and some released) and payments signed before migrations 0008
+    and 0009: their backfills of limit_usage and signed_transactions equal what the projection
+    code makes of the same journal (verify also rebuilds every projection and compares it row
+    by row)."""
     data_dir = tmp_path / "d"
     async with Store.open(data_dir, clock=ManualClock(tick_us=1), migrate=True) as store:
         await fund(store, amount="5000.00")
         for n, target in enumerate(("FUNDS_LOCKED", "RECONCILED", "FAILED", "CANCELLED"), 1):
             await persist(store, walk_to(target, n=n))
+    tables = ("limit_usage", "signed_transactions")
     before = sqlite3.connect(schema.db_path(data_dir))
-    expected = before.execute("SELECT * FROM limit_usage ORDER BY 1, 2, 3").fetchall()
-    assert sum(holds for *_, holds, _ in expected) == 2 * 2  # two spending, client + beneficiary
+    expected = {t: before.execute(f"SELECT * FROM {t} ORDER BY 1, 2, 3").fetchall() for t in tables}
+    assert sum(holds for *_, holds, _ in expected["limit_usage"]) == 2 * 2  # client, beneficiary
+    assert len(expected["signed_transactions"]) == 1  # the RECONCILED one's payment
     # Back to schema version 7, as a store written before 0008 is.
     before.executescript(
-        "DROP TABLE limit_usage; DELETE FROM schema_migrations WHERE version = 8;"
-        " PRAGMA user_version = 7;"
+        "DROP TABLE limit_usage; DROP TABLE signed_transactions;"
+        " DELETE FROM schema_migrations WHERE version > 7; PRAGMA user_version = 7;"
     )
     before.close()
     assert await migrate_data_dir(data_dir, ManualClock()) == (7, schema.latest_version())
     after = sqlite3.connect(schema.db_path(data_dir))
-    assert after.execute("SELECT * FROM limit_usage ORDER BY 1, 2, 3").fetchall() == expected
+    for table in tables:
+        assert (
+            after.execute(f"SELECT * FROM {table} ORDER BY 1, 2, 3").fetchall() == expected[table]
+        )
     after.close()
     report = await verify(data_dir)
     assert report.ok, [c for c in report.checks if not c.ok]
