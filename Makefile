@@ -18,7 +18,7 @@ PORT ?= 8080
 SIM_SPEED ?= 1
 CONFORMANCE ?= ../shared/conformance/run
 
-.PHONY: run demo test lint bench soak clean evm-tools
+.PHONY: run demo test lint bench bench-growth soak clean evm-tools
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -72,6 +72,11 @@ bench: $(STAMP)
 	$(BIN)/stablerail bench lifecycle
 	$(BIN)/stablerail bench api
 	$(BIN)/stablerail bench reconcile
+	$(BIN)/stablerail bench growth --sizes 0,10000,100000
+
+# The growth figures up to a million transfers stored (about half an hour and 10 GB of disk).
+bench-growth: $(STAMP)
+	$(BIN)/stablerail bench growth
 
 # Longer randomized runs than make test: hypothesis with 2,000 examples per property, then
 # 2,000 swarm seeds of the simulated world (seeds 1000.., beyond the 200 make test runs).
