@@ -29,7 +29,6 @@ import argparse
 import asyncio
 import gc
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,7 +42,7 @@ from engine.destinations import WalletDestination
 from engine.hashing import request_hash
 from engine.records import Append, Committed, Outcome, WriteRequest
 from engine.states import Status
-from sim.bench_lifecycle import Engine, _rss_bytes
+from sim.bench_lifecycle import Engine, _rss_bytes, run_child
 from sim.clock import EPOCH_US, ManualClock, SeededIds
 from sim.scripted import ScriptedWorld, deposit
 from store.executor import ExecutorKind
@@ -172,29 +171,14 @@ async def fill(directory: Path, stored: int, target: int, seed: int) -> float:
 def _measure(
     directory: Path, transfers: int, rounds: int, concurrency: int, seed: int
 ) -> _Measured:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sim.bench_growth",
-            "--data-dir",
-            str(directory),
-            "--transfers",
-            str(transfers),
-            "--rounds",
-            str(rounds),
-            "--concurrency",
-            str(concurrency),
-            "--seed",
-            str(seed),
-        ],
-        capture_output=True,
-        check=False,
-        timeout=7200,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"growth child failed: {done.stderr.decode()[-2000:]}")
-    return msgspec.json.decode(done.stdout, type=_Measured)
+    options = {
+        "data-dir": directory,
+        "transfers": transfers,
+        "rounds": rounds,
+        "concurrency": concurrency,
+        "seed": seed,
+    }
+    return run_child("sim.bench_growth", options, _Measured, timeout_s=7200)
 
 
 async def _child(directory: Path, transfers: int, rounds: int, concurrency: int, seed: int) -> None:

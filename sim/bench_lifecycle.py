@@ -45,6 +45,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import anyio
 import msgspec
@@ -69,6 +70,7 @@ from store.schema import db_path
 from store.store import Store
 
 CLIENT = "bench"
+T = TypeVar("T")
 EVENTS_PER_LIFECYCLE = 8
 # The simulated chain makes a block every BLOCK_S and the supervisors look for work every
 # POLL_S: a lifecycle waits ~24 blocks for its block to be final, so these bound its latency, not
@@ -330,27 +332,25 @@ async def bench_lifecycle(
 
 def _measure_memory(passivated: int, concurrency: int, seed: int) -> MemoryReport:
     with tempfile.TemporaryDirectory(prefix="stablerail-bench-") as scratch:
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "sim.bench_lifecycle",
-                "--data-dir",
-                str(Path(scratch) / "data"),
-                "--passivated",
-                str(passivated),
-                "--concurrency",
-                str(concurrency),
-                "--seed",
-                str(seed),
-            ],
-            capture_output=True,
-            check=False,
-            timeout=3600,
-        )
+        options = {
+            "data-dir": Path(scratch) / "data",
+            "passivated": passivated,
+            "concurrency": concurrency,
+            "seed": seed,
+        }
+        return run_child("sim.bench_lifecycle", options, MemoryReport, timeout_s=3600)
+
+
+def run_child(module: str, options: dict[str, object], report: type[T], *, timeout_s: float) -> T:
+    """Run `python -m module --option value ...` (a measurement in a fresh process, so nothing
+    this one allocated counts) and decode the JSON report it prints."""
+    argv = [sys.executable, "-m", module]
+    for name, value in options.items():
+        argv += [f"--{name}", str(value)]
+    done = subprocess.run(argv, capture_output=True, check=False, timeout=timeout_s)
     if done.returncode != 0:
-        raise RuntimeError(f"memory child failed: {done.stderr.decode()[-2000:]}")
-    return msgspec.json.decode(done.stdout, type=MemoryReport)
+        raise RuntimeError(f"{module} failed: {done.stderr.decode()[-2000:]}")
+    return msgspec.json.decode(done.stdout, type=report)
 
 
 def _rss_bytes() -> int:
