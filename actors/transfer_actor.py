@@ -63,7 +63,6 @@ class Step(msgspec.Struct, frozen=True, kw_only=True):
     events: tuple[TransferEvent, ...]
     effects: tuple[fx.Effect, ...]
     locked: bool  # the funds lock, which the store may still refuse
-    timed_out: bool  # the create's wait for its quote ran out after this step
 
 
 def lock_refusal(result: Result, detail: str | None) -> c.FailTransfer | None:
@@ -205,13 +204,14 @@ class TransferActor:
         The store refusing the hold (the balance or a rolling limit moved since the create was
         read) does not lose the create: the transfer is created, quoted and FAILED instead, in
         one commit, as the hold's own refusal would have ended it."""
-        steps = await self.steps(command)
-        if isinstance(steps, Result):
-            return steps, ()
+        decided_steps = await self.steps(command)
+        if isinstance(decided_steps, Result):
+            return decided_steps, ()
+        steps, timed_out = decided_steps
         for _ in range(2):
             events = tuple(e for step in steps for e in step.events)
             state = steps[-1].state
-            complete, audit = self.answer(command, state, answering, steps[-1].timed_out)
+            complete, audit = self.answer(command, state, answering, timed_out)
             self.ctx.drills.failpoint("journal.before_commit")
             outcome = await self.ctx.journal.append(
                 self.transfer_id,
@@ -242,7 +242,7 @@ class TransferActor:
                 case Rejected(result=result, detail=detail) if (
                     steps[-1].locked and (ending := lock_refusal(result, detail)) is not None
                 ):
-                    failed = self.decide(steps[-2].state, ending, timed_out=False)
+                    failed = self.decide(steps[-2].state, ending)
                     assert not isinstance(failed, Result), failed
                     steps = [*steps[:-1], failed]
                 case Rejected(result=result, detail=detail):
@@ -250,36 +250,33 @@ class TransferActor:
                     return result, ()
         return Result.version_conflict, ()
 
-    async def steps(self, command: c.CreateTransfer) -> list[Step] | Result:
+    async def steps(self, command: c.CreateTransfer) -> tuple[list[Step], bool] | Result:
         """The create decided, then each synchronous step its state asks for (the quote, the
         funds lock), decided against the state before it, until a step waits on someone (an
         approver), refuses, or leads outside the process (the signature). A step whose command
         is refused is left out and runs again after the commit, as any refused step does. The
         quote may take at most `limits.create_decided_wait_s`; after that the transfer is
-        committed as it stands and answered so, and its quote runs on after the commit."""
-        first = self.decide(None, command, timed_out=False)
+        committed as it stands and answered so, and its quote runs on after the commit.
+        Returns the steps and whether that wait ran out."""
+        first = self.decide(None, command)
         if isinstance(first, Result):
             return first
         steps = [first]
-        with anyio.move_on_after(limits.create_decided_wait_s) as deadline:
+        with anyio.move_on_after(limits.create_decided_wait_s):
             while True:
                 last = steps[-1]
                 if len(last.effects) != 1 or not isinstance(last.effects[0], _SYNCHRONOUS):
-                    return steps
+                    return steps, False
                 step_command = await effects.run(self, last.state, last.effects[0])
                 if step_command is None:
-                    return steps
-                step = self.decide(last.state, step_command, timed_out=False)
+                    return steps, False
+                step = self.decide(last.state, step_command)
                 if isinstance(step, Result):
-                    return steps
+                    return steps, False
                 steps.append(step)
-        assert deadline.cancelled_caught
-        steps[-1] = msgspec.structs.replace(steps[-1], timed_out=True)
-        return steps
+        return steps, True
 
-    def decide(
-        self, state: TransferState | None, command: c.TransferCommand, *, timed_out: bool
-    ) -> Step | Result:
+    def decide(self, state: TransferState | None, command: c.TransferCommand) -> Step | Result:
         decision = decide(state, command, self.ctx.clock.now_us())
         if decision.result is not Result.ok or not decision.events:
             return decision.result
@@ -289,7 +286,6 @@ class TransferActor:
             events=decision.events,
             effects=decision.effects,
             locked=isinstance(command, c.LockFunds),
-            timed_out=timed_out,
         )
 
     def answer(
