@@ -493,7 +493,8 @@ def _serve(args: argparse.Namespace) -> int:
     )
     logs.configure(settings.log_level)
     try:
-        anyio.run(serve, settings)
+        # uvloop: the same asyncio API on libuv, measurably faster under load (README, issue 19).
+        anyio.run(serve, settings, backend_options={"use_uvloop": True})
     except BaseExceptionGroup as group:
         # A refusal at start-up arrives through the task groups: report it as itself.
         inner: BaseException = group
