@@ -238,6 +238,9 @@ class TransferActor:
                     # and the caller reads which transfer holds the key.
                     return Result.ok, ()
                 case Rejected(result=Result.stream_exists):
+                    # The id names a stored transfer after all: this actor serves it from now on,
+                    # so it holds its state, as an actor that loaded it would.
+                    self.state = await self.ctx.journal.transfer(self.transfer_id)
                     return Result.transfer_exists, ()  # as decide answers a create it can see
                 case Rejected(result=result, detail=detail) if (
                     steps[-1].locked and (ending := lock_refusal(result, detail)) is not None

@@ -814,15 +814,18 @@ def _sizes(text: str) -> list[int]:
     return sizes
 
 
+def _needs_bench_extra(suite: str, error: ModuleNotFoundError) -> int:
+    print(
+        f"bench {suite} needs the bench extra (pip install -e '.[bench]'): {error}", file=sys.stderr
+    )
+    return EXIT_UNUSABLE
+
+
 def _bench_growth(args: argparse.Namespace) -> int:
     try:
         from sim.bench_growth import bench_growth
     except ModuleNotFoundError as e:
-        print(
-            f"bench growth needs the bench extra (pip install -e '.[bench]'): {e}",
-            file=sys.stderr,
-        )
-        return EXIT_UNUSABLE
+        return _needs_bench_extra("growth", e)
     report = bench_growth(
         sizes=args.sizes,
         transfers=args.transfers,
@@ -852,11 +855,7 @@ def _bench_lifecycle(args: argparse.Namespace) -> int:
     try:
         from sim.bench_lifecycle import bench_lifecycle
     except ModuleNotFoundError as e:
-        print(
-            f"bench lifecycle needs the bench extra (pip install -e '.[bench]'): {e}",
-            file=sys.stderr,
-        )
-        return EXIT_UNUSABLE
+        return _needs_bench_extra("lifecycle", e)
     report = asyncio.run(
         bench_lifecycle(
             transfers=args.transfers,
