@@ -43,6 +43,10 @@ def replacement(state: TransferState) -> fx.SignTransaction:
     )
 
 
+# The steps that still lead to the chain.
+_GATED = (fx.RequestQuote, fx.ReserveFunds, fx.SignTransaction)
+
+
 def _gate(
     actor: TransferActor, state: TransferState, effect: fx.Effect
 ) -> c.TransferCommand | None:
@@ -50,7 +54,7 @@ def _gate(
     leads to the chain (a quote, the funds lock, the first signature), the transfer is cancelled
     instead, the control as its reason. Its sweep cancels the idle ones; this catches those that
     were being created or were mid-step while the control was recorded."""
-    if not isinstance(effect, fx.RequestQuote | fx.ReserveFunds | fx.SignTransaction):
+    if not isinstance(effect, _GATED):
         return None
     if isinstance(effect, fx.SignTransaction) and effect.nonce is not None:
         return None  # a fee bump of a transaction already broadcast: money is in flight

@@ -18,9 +18,12 @@ T = TypeVar("T")
 
 async def for_each(items: Sequence[T], run: Callable[[T], Awaitable[None]], *, limit: int) -> None:
     """`run` every item, at most `limit` at a time; returns when all are done. An exception
-    from one cancels the others and propagates (in an exception group) to the supervisor's
-    owner, as it would from a plain loop."""
+    from one cancels the others and propagates (in an exception group, unless it was the only
+    item) to the supervisor's owner, as it would from a plain loop."""
     assert limit > 0
+    if len(items) == 1:
+        await run(items[0])  # nothing to run beside it: no task to spawn
+        return
     pending = iter(items)
 
     async def worker() -> None:

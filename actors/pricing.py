@@ -148,9 +148,13 @@ class QuoteDesk:
             asked.append(name)
         if not answers and not asked:
             raise RailError(Result.currency_pair_unsupported, corridor, transient=False)
-        async with anyio.create_task_group() as tasks:
-            for name in asked:
-                tasks.start_soon(self._ask, name, request, answers, priced, up)
+        if len(asked) == 1:
+            # Asked alone: spawning its task would cost more than its answer does.
+            await self._ask(asked[0], request, answers, priced, up)
+        else:
+            async with anyio.create_task_group() as tasks:
+                for name in asked:
+                    tasks.start_soon(self._ask, name, request, answers, priced, up)
         for name in asked:
             answer = answers[name]
             error = "" if up[name] else f"{answer.answered.value}: {answer.detail}"

@@ -168,10 +168,9 @@ class Reconciler:
         states: dict[str, TransferState] = {}
         expected: list[Expected] = []
         observed: list[Observed] = []
-        for tid in sorted(tids):
-            state = await self.ctx.journal.transfer(tid)
-            if state is None:
-                continue
+        found = await self.ctx.journal.transfer_states(tids)
+        for tid in sorted(found):
+            state = found[tid]
             if tid in self.confirmations.unverified:
                 self.dirty.add(tid)  # Again once the node has confirmed the confirmation.
                 continue

@@ -8,7 +8,7 @@ chain, off-ramp, bank) have their own module, engine.rails.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from typing import Protocol
 
 from engine.audit import AuditRecord
@@ -82,6 +82,10 @@ class Journal(Protocol):
         ...
 
     def transfer(self, transfer_id: str) -> Awaitable[TransferState | None]: ...
+
+    def transfer_states(self, transfer_ids: Iterable[str]) -> Awaitable[dict[str, TransferState]]:
+        """The state of each of these transfers that exists, in one read."""
+        ...
 
     def active_transfers(self, after: str, limit: int) -> Awaitable[list[str]]: ...
 

@@ -13,7 +13,7 @@ is the best price among the answers it carries (engine.pricing.choice_problem).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from actors.alerts import alert_id
@@ -101,6 +101,9 @@ class Checker:
 
     async def transfer(self, transfer_id: str) -> TransferState | None:
         return await self.store.transfer(transfer_id)
+
+    async def transfer_states(self, transfer_ids: Iterable[str]) -> dict[str, TransferState]:
+        return await self.store.transfer_states(transfer_ids)
 
     async def unanswered_keys(self, after: tuple[str, str], limit: int) -> list[IdempotencyRecord]:
         return await self.store.unanswered_keys(after, limit)

@@ -151,6 +151,7 @@ class SimQuoteProvider:
     def __init__(self, market: SimQuotes, profile: Profile, rng: random.Random) -> None:
         self.market = market
         self.profile = profile
+        self._corridors = frozenset(corridor_id(source, target) for source, target in profile.fees)
         self.rng = rng
         self.latency_s = profile.latency_s
         self.own_drift = 0
@@ -163,7 +164,7 @@ class SimQuoteProvider:
         return self.profile.name
 
     def corridors(self) -> frozenset[str]:
-        return frozenset(corridor_id(source, target) for source, target in self.profile.fees)
+        return self._corridors
 
     async def quote(self, request: QuoteRequest) -> ProviderQuote:
         market = self.market

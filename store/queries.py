@@ -18,8 +18,7 @@ from engine.records import IdempotencyRecord, IdempotencyStatus, Recorded
 from engine.states import CANCELLABLE, TERMINAL, Status
 from engine.timefmt import parse_rfc3339, rfc3339_us
 from engine.timers import DueTimer, TimerKind
-from engine.transfer import TransferState
-from store import journal, states
+from store import journal
 from store.executor import Executor, Row
 
 KEY_COLUMNS = (
@@ -86,11 +85,6 @@ async def iterate_journal(ex: Executor, chunk: int = 2000) -> AsyncIterator[Row]
 async def journal_head(ex: Executor) -> tuple[int, bytes]:
     row = await ex.fetchone("SELECT seq, hash FROM journal ORDER BY seq DESC LIMIT 1")
     return (row[0], row[1]) if row else (0, journal.GENESIS_HASH)
-
-
-async def transfer(ex: Executor, transfer_id: str) -> TransferState | None:
-    """The transfer's state, folded from its journal stream (the source of truth)."""
-    return (await states.fold(ex, [transfer_id])).get(transfer_id)
 
 
 class Balance(msgspec.Struct, frozen=True, kw_only=True):
@@ -297,14 +291,14 @@ async def first_told(ex: Executor, provider: str, event_type: str, external_ref:
     return None if row is None else parse_rfc3339(str(row[0]))
 
 
-async def in_flight(ex: Executor, limit: int) -> list[TransferState]:
+async def in_flight(ex: Executor, limit: int) -> list[str]:
+    """Transfers with a payment on chain not yet final, in id order."""
     rows = await ex.fetchall(
         "SELECT transaction_id FROM transactions WHERE status IN ('SENT_ON_CHAIN', 'CONFIRMED')"
         " ORDER BY transaction_id LIMIT ?",
         (limit,),
     )
-    found = [await transfer(ex, tid) for (tid,) in rows]
-    return [state for state in found if state is not None]
+    return [tid for (tid,) in rows]
 
 
 async def transfer_paid_by(ex: Executor, tx_hash: str) -> str | None:

@@ -4,6 +4,10 @@ The journal is the only source of a transfer's state: the writer needs the curre
 an append (the store's half of "check each invariant in pairs"), actors need it to activate, the
 rebuild needs it to project. A cached state is used only when its version equals the stream's
 version in the journal, so a stale entry (another process appended) is refolded, never trusted.
+
+Readers (`StateCache.latest`) take the other way to the same guarantee: they read only the events
+after the cached version and evolve the cached state by them. The journal is append-only and a
+stream's versions have no gaps, so that is the stream's state as of the read, whoever appended.
 """
 
 from __future__ import annotations
@@ -41,6 +45,27 @@ def fold_rows(rows: Iterable[tuple[str, str]]) -> dict[str, TransferState]:
     return states
 
 
+def since_queries(known: Mapping[str, int]) -> list[tuple[str, Params]]:
+    """The reads of each stream's events after its known version (0: all of them), one per
+    chunk of streams: a join of the wanted (stream, version) pairs with the journal, each one
+    range search of its (stream_id, version) index."""
+    items = sorted(known.items())
+    step = limits.sql_params_per_statement_max // 2
+    found: list[tuple[str, Params]] = []
+    for start in range(0, len(items), step):
+        chunk = items[start : start + step]
+        found.append(
+            (
+                "SELECT k.column1, j.payload"
+                f" FROM (VALUES {', '.join(['(?, ?)'] * len(chunk))}) AS k"
+                " JOIN journal AS j ON j.stream_id = k.column1 AND j.version > k.column2"
+                " ORDER BY k.column1, j.version",
+                [v for item in chunk for v in item],
+            )
+        )
+    return found
+
+
 async def fold(ex: Executor, transfer_ids: Iterable[str]) -> dict[str, TransferState]:
     """Each transfer's state from its journal stream."""
     results = await ex.fetch_each(fold_queries(transfer_ids))
@@ -67,6 +92,25 @@ class StateCache:
         """The state of each transfer at the given journal version: cached or folded now."""
         found, missing = self._split(versions)
         return self._complete(found, missing, versions, await fold(ex, missing))
+
+    async def latest(self, ex: Executor, transfer_ids: Iterable[str]) -> dict[str, TransferState]:
+        """Each transfer's state as the journal has it now (absent: no such transfer): the
+        cached state evolved by the events appended after it, in one read."""
+        known: dict[str, TransferState] = {}
+        versions: dict[str, int] = {}
+        for transfer_id in set(transfer_ids):
+            state = self._states.get(transfer_id)
+            if state is not None:
+                known[transfer_id] = state
+            versions[transfer_id] = 0 if state is None else state.version
+        results = await ex.fetch_each(since_queries(versions))
+        evolved: dict[str, TransferState] = {}
+        for stream_id, payload in (row for rows in results for row in rows):
+            event = ev.decode(payload)
+            assert ev.is_transfer_event(event), (stream_id, ev.event_type(event))
+            evolved[stream_id] = evolve(evolved.get(stream_id, known.get(stream_id)), event)
+        self.remember(evolved.values())
+        return known | evolved
 
     def load_now(
         self,
@@ -107,6 +151,9 @@ class StateCache:
 
     def remember(self, states: Iterable[TransferState]) -> None:
         for state in states:
+            held = self._states.get(state.transfer_id)
+            if held is not None and held.version > state.version:
+                continue  # a read that raced a later one: keep the later state
             self._states[state.transfer_id] = state
             self._states.move_to_end(state.transfer_id)
         while len(self._states) > self._capacity:

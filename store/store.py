@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
 from typing import cast
 
@@ -39,6 +39,7 @@ from engine.transfer import TransferState
 from store import queries, schema
 from store.errors import StoreOpenError
 from store.executor import Executor, ExecutorKind, connect
+from store.states import StateCache
 from store.writer import Writer
 
 
@@ -86,6 +87,8 @@ class Store:
         self.reader = reader
         self.writer = writer
         self.clock = clock
+        # Transfer states as this process last read them: a read fetches only what came after.
+        self._states = StateCache()
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -199,7 +202,10 @@ class Store:
         return await queries.load_stream(self.reader, stream_id, after_version)
 
     async def transfer(self, transfer_id: str) -> TransferState | None:
-        return await queries.transfer(self.reader, transfer_id)
+        return (await self._states.latest(self.reader, [transfer_id])).get(transfer_id)
+
+    async def transfer_states(self, transfer_ids: Iterable[str]) -> dict[str, TransferState]:
+        return await self._states.latest(self.reader, transfer_ids)
 
     async def balance(self, account: str, currency: str) -> queries.Balance:
         return await queries.balance(self.reader, account, currency)
@@ -246,7 +252,9 @@ class Store:
         return await queries.first_told(self.reader, provider, event_type, external_ref)
 
     async def in_flight(self, limit: int) -> list[TransferState]:
-        return await queries.in_flight(self.reader, limit)
+        ids = await queries.in_flight(self.reader, limit)
+        found = await self.transfer_states(ids)
+        return [found[tid] for tid in ids if tid in found]
 
     async def transfer_paid_by(self, tx_hash: str) -> str | None:
         return await queries.transfer_paid_by(self.reader, tx_hash)

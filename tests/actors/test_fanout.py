@@ -45,3 +45,13 @@ async def test_no_items_is_a_no_op() -> None:
         raise AssertionError("never called")
 
     await for_each([], run, limit=4)
+
+
+async def test_a_single_items_failure_propagates_as_itself() -> None:
+    """One item runs in the caller's task (no task is spawned for it); its error is not wrapped."""
+
+    async def run(item: int) -> None:
+        raise ValueError(f"item {item}")
+
+    with pytest.raises(ValueError, match="item 0"):
+        await for_each([0], run, limit=4)

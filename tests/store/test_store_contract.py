@@ -55,6 +55,39 @@ async def test_append_then_read_back(store: Store) -> None:
     assert await store.transfer("tr_" + "0" * 26) is None
 
 
+async def test_a_read_state_follows_later_appends_reading_only_them(store: Store) -> None:
+    """A transfer read once is read again as the cached state plus the events appended after
+    it: the same state a fold of the whole stream gives, from only the new rows."""
+    w = walk_to("RECONCILED")
+    other = walk_to("QUOTED", n=2)
+    await fund(store)
+    tid = w.s.transfer_id
+    first = 3
+    for version, event in enumerate(w.events[:first]):
+        assert isinstance(await store.append(tid, version, [event]), Committed)
+    await persist(store, other)
+    missing = "tr_" + "0" * 26
+    read = await store.transfer_states([tid, other.s.transfer_id, missing])
+    assert read.keys() == {tid, other.s.transfer_id}
+    assert read[tid].version == first and read[other.s.transfer_id] == other.s
+    for version, event in enumerate(w.events[first:], start=first):
+        assert isinstance(await store.append(tid, version, [event]), Committed)
+
+    rows_read: list[int] = []
+    fetch_each = store.reader.fetch_each
+
+    async def counting(queries):  # type: ignore[no-untyped-def]
+        results = await fetch_each(queries)
+        rows_read.append(sum(len(rows) for rows in results))
+        return results
+
+    store.reader.fetch_each = counting  # type: ignore[method-assign]
+    assert await store.transfer(tid) == w.s
+    assert rows_read == [len(w.events) - first]
+    assert (await store.transfer_states([other.s.transfer_id]))[other.s.transfer_id] == other.s
+    assert rows_read[-1] == 0
+
+
 async def test_the_journal_is_hash_chained(store: Store) -> None:
     await fund(store)
     await persist(store, walk_to("RECONCILED"))
