@@ -21,8 +21,10 @@ async def for_each(items: Sequence[T], run: Callable[[T], Awaitable[None]], *, l
     from one cancels the others and propagates (in an exception group, unless it was the only
     item) to the supervisor's owner, as it would from a plain loop."""
     assert limit > 0
-    if len(items) == 1:
-        await run(items[0])  # nothing to run beside it: no task to spawn
+    if len(items) <= 1:
+        # Nothing to run beside it, or nothing at all (most rounds): no task group to make.
+        for item in items:
+            await run(item)
         return
     pending = iter(items)
 
