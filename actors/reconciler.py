@@ -170,14 +170,17 @@ class Reconciler:
         observed: list[Observed] = []
         found = await self.ctx.journal.transfer_states(tids)
         for tid in sorted(found):
-            state = found[tid]
             if tid in self.confirmations.unverified:
                 self.dirty.add(tid)  # Again once the node has confirmed the confirmation.
                 continue
-            states[tid] = state
+            states[tid] = found[tid]
+        evidence_of = await self.ctx.journal.evidence_of(
+            tid for tid, state in states.items() if checked(state)
+        )
+        for tid, state in states.items():
             if not checked(state):
                 continue
-            evidence = await self.ctx.journal.evidence_for(tid)
+            evidence = evidence_of.get(tid, [])
             expected.extend(expectations(state, evidence))
             observed.extend(o for o in map(observe, evidence) if o is not None)
         observed.extend(o for o, _, _ in self.pool.values())

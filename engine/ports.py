@@ -95,6 +95,12 @@ class Journal(Protocol):
 
     def evidence_for(self, transfer_id: str) -> Awaitable[list[EvidenceRecorded]]: ...
 
+    def evidence_of(
+        self, transfer_ids: Iterable[str]
+    ) -> Awaitable[dict[str, list[EvidenceRecorded]]]:
+        """`evidence_for` each of these transfers, in one read (a transfer with none: absent)."""
+        ...
+
     def evidence_since(
         self, after_seq: int, limit: int
     ) -> Awaitable[list[tuple[int, EvidenceRecorded, bool]]]:

@@ -120,6 +120,11 @@ class Checker:
     async def evidence_for(self, transfer_id: str) -> list[ev.EvidenceRecorded]:
         return await self.store.evidence_for(transfer_id)
 
+    async def evidence_of(
+        self, transfer_ids: Iterable[str]
+    ) -> dict[str, list[ev.EvidenceRecorded]]:
+        return await self.store.evidence_of(transfer_ids)
+
     async def evidence_since(
         self, after_seq: int, limit: int
     ) -> list[tuple[int, ev.EvidenceRecorded, bool]]:

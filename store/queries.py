@@ -3,13 +3,13 @@ and tests. Balances are derived from ledger entries here, never read from a stor
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 
 import msgspec
 
 from engine import events as ev
-from engine import ledger, matching
+from engine import ledger, limits, matching
 from engine.chain import SignedTx
 from engine.discrepancies import Discrepancy
 from engine.discrepancies import evolve as discrepancy_evolve
@@ -224,14 +224,31 @@ async def active_transfers(ex: Executor, after: str, limit: int) -> list[str]:
     return [r[0] for r in rows]
 
 
-async def evidence_for(ex: Executor, transfer_id: str) -> list[ev.EvidenceRecorded]:
-    rows = await ex.fetchall(
-        "SELECT j.payload FROM external_events e JOIN journal j ON j.seq = e.journal_seq"
-        " WHERE e.transaction_id = ? ORDER BY e.journal_seq",
-        (transfer_id,),
+async def evidence_of(
+    ex: Executor, transfer_ids: Iterable[str]
+) -> dict[str, list[ev.EvidenceRecorded]]:
+    """The evidence recorded for each of these transfers, in journal order (none: absent), in
+    one read per chunk of ids."""
+    ids = sorted(set(transfer_ids))
+    step = limits.sql_params_per_statement_max
+    results = await ex.fetch_each(
+        [
+            (
+                "SELECT e.transaction_id, j.payload FROM external_events e"
+                " JOIN journal j ON j.seq = e.journal_seq"
+                f" WHERE e.transaction_id IN ({', '.join('?' * len(chunk))})"
+                " ORDER BY e.transaction_id, e.journal_seq",
+                chunk,
+            )
+            for chunk in (ids[start : start + step] for start in range(0, len(ids), step))
+        ]
     )
-    found = [ev.decode(r[0]) for r in rows]
-    return [e for e in found if isinstance(e, ev.EvidenceRecorded)]
+    found: dict[str, list[ev.EvidenceRecorded]] = {}
+    for transfer_id, payload in (row for rows in results for row in rows):
+        event = ev.decode(payload)
+        if isinstance(event, ev.EvidenceRecorded):
+            found.setdefault(transfer_id, []).append(event)
+    return found
 
 
 async def evidence_since(

@@ -229,7 +229,10 @@ class Store:
         return await queries.active_transfers(self.reader, after, limit)
 
     async def evidence_for(self, transfer_id: str) -> list[EvidenceRecorded]:
-        return await queries.evidence_for(self.reader, transfer_id)
+        return (await queries.evidence_of(self.reader, [transfer_id])).get(transfer_id, [])
+
+    async def evidence_of(self, transfer_ids: Iterable[str]) -> dict[str, list[EvidenceRecorded]]:
+        return await queries.evidence_of(self.reader, transfer_ids)
 
     async def evidence_since(
         self, after_seq: int, limit: int

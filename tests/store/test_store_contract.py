@@ -9,6 +9,7 @@ request's failure from the others in its batch.
 from __future__ import annotations
 
 import anyio
+import msgspec
 import pytest
 
 from engine import commands as c
@@ -369,6 +370,25 @@ async def test_evidence_is_stored_raw_and_deduplicated(store: Store) -> None:
     assert isinstance(duplicate, Duplicate) and duplicate.evidence_id == first.evidence_id
     rows = await store.reader.fetchall("SELECT event_id, raw_payload FROM external_events")
     assert rows == [(first.evidence_id, raw)]
+
+
+async def test_evidence_of_many_transfers_is_each_ones_in_journal_order(store: Store) -> None:
+    """One read answers for several transfers what `evidence_for` answers for each: its own
+    evidence in journal order, and nothing for a transfer with none."""
+    a, b, none = "tr_" + "A" * 26, "tr_" + "B" * 26, "tr_" + "C" * 26
+    recorded: dict[str, list[ev.EvidenceRecorded]] = {a: [], b: []}
+    for n, tid in enumerate([a, b, a, b, a]):
+        event, raw = evidence(n, ref=f"0x{n}")
+        event = msgspec.structs.replace(event, transfer_id=tid)
+        outcome = await store.append(
+            event.evidence_id, 0, [event], evidence_raw={event.evidence_id: raw}
+        )
+        assert isinstance(outcome, Committed), outcome
+        recorded[tid].append(event)
+    found = await store.evidence_of([b, none, a])
+    assert found == recorded
+    for tid in (a, b, none):
+        assert await store.evidence_for(tid) == recorded.get(tid, [])
 
 
 async def test_a_claim_must_match_the_transfer_it_creates(store: Store) -> None:
