@@ -9,9 +9,11 @@ read from the service when /metrics is scraped.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Generic, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
 
 from engine.breaker import CircuitState
@@ -65,40 +67,69 @@ class _Providers(Collector):
         yield changes
 
 
+M = TypeVar("M", bound=MetricWrapperBase)
+
+
+class Labeled(Generic[M]):
+    """A labelled metric whose children are kept by their label values: prometheus-client's
+    `labels` validates and takes a lock on every call, and these are called on every request
+    and every transition. The label values are bounded sets (routes, statuses)."""
+
+    def __init__(self, metric: M) -> None:
+        self.metric: M = metric
+        self._children: dict[tuple[str, ...], M] = {}
+
+    def labels(self, *values: str) -> M:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self.metric.labels(*values)
+        return child
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self.requests = Counter(
-            "stablerail_http_requests",
-            "HTTP requests by route and status",
-            ["method", "route", "status"],
-            registry=self.registry,
+        self.requests = Labeled(
+            Counter(
+                "stablerail_http_requests",
+                "HTTP requests by route and status",
+                ["method", "route", "status"],
+                registry=self.registry,
+            )
         )
-        self.latency = Histogram(
-            "stablerail_http_request_seconds",
-            "HTTP request latency by route",
-            ["method", "route"],
-            registry=self.registry,
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
+        self.latency = Labeled(
+            Histogram(
+                "stablerail_http_request_seconds",
+                "HTTP request latency by route",
+                ["method", "route"],
+                registry=self.registry,
+                buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
+            )
         )
-        self.transitions = Counter(
-            "stablerail_transfer_transitions",
-            "Transfer status transitions",
-            ["from_status", "to_status"],
-            registry=self.registry,
+        self.transitions = Labeled(
+            Counter(
+                "stablerail_transfer_transitions",
+                "Transfer status transitions",
+                ["from_status", "to_status"],
+                registry=self.registry,
+            )
         )
-        self.time_in_state = Histogram(
-            "stablerail_transfer_time_in_state_seconds",
-            "Time a transfer spent in a status, observed when it leaves it",
-            ["status"],
-            registry=self.registry,
-            buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 6 * 3600, 86400),
+        self.time_in_state = Labeled(
+            Histogram(
+                "stablerail_transfer_time_in_state_seconds",
+                "Time a transfer spent in a status, observed when it leaves it",
+                ["status"],
+                registry=self.registry,
+                buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 6 * 3600, 86400),
+            )
         )
-        self.failovers = Counter(
-            "stablerail_payout_failovers",
-            "Payouts rerouted to another provider before any accepted them",
-            ["from_provider", "to_provider"],
-            registry=self.registry,
+        self.failovers = Labeled(
+            Counter(
+                "stablerail_payout_failovers",
+                "Payouts rerouted to another provider before any accepted them",
+                ["from_provider", "to_provider"],
+                registry=self.registry,
+            )
         )
         self.up = Gauge("stablerail_ready", "1 once recovered and serving", registry=self.registry)
 
@@ -110,7 +141,7 @@ class Metrics:
 
     def transfer_changed(self, before: TransferState | None, after: TransferState) -> None:
         if before is not None and after.rerouted_to != before.rerouted_to:
-            self.failovers.labels(after.refused_by[-1], after.rerouted_to).inc()
+            self.failovers.labels(after.refused_by[-1], str(after.rerouted_to)).inc()
         was = before.status.value if before is not None else "NEW"
         if before is not None and before.status is after.status:
             return
