@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
 from typing import cast
 
+from engine import limits
 from engine.audit import AuditRecord
 from engine.chain import SignedTx
 from engine.discrepancies import Discrepancy
@@ -88,7 +89,7 @@ class Store:
         self.writer = writer
         self.clock = clock
         # Transfer states as this process last read them: a read fetches only what came after.
-        self._states = StateCache()
+        self._states = StateCache(limits.transfer_read_cache_max)
 
     @classmethod
     @contextlib.asynccontextmanager
