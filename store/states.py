@@ -22,17 +22,8 @@ from store.executor import Executor, Params, Sync
 
 
 def fold_queries(transfer_ids: Iterable[str]) -> list[tuple[str, Params]]:
-    """The reads that fold these transfers' streams, one per chunk of ids."""
-    ids = sorted(set(transfer_ids))
-    step = limits.sql_params_per_statement_max
-    return [
-        (
-            "SELECT stream_id, payload FROM journal"
-            f" WHERE stream_id IN ({', '.join('?' * len(chunk))}) ORDER BY stream_id, version",
-            chunk,
-        )
-        for chunk in (ids[start : start + step] for start in range(0, len(ids), step))
-    ]
+    """The reads that fold these transfers' streams whole, one per chunk of ids."""
+    return since_queries(dict.fromkeys(transfer_ids, 0))
 
 
 def fold_rows(rows: Iterable[tuple[str, str]]) -> dict[str, TransferState]:
@@ -109,8 +100,9 @@ class StateCache:
             event = ev.decode(payload)
             assert ev.is_transfer_event(event), (stream_id, ev.event_type(event))
             evolved[stream_id] = evolve(evolved.get(stream_id, known.get(stream_id)), event)
-        self.remember(evolved.values())
-        return known | evolved
+        current = known | evolved
+        self.remember(current.values())  # the ones read again are the last to be evicted
+        return current
 
     def load_now(
         self,
