@@ -19,13 +19,13 @@ what became of each provider, which the caller retries with backoff like any rai
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 
 import anyio
 import msgspec
 
 from actors.context import Context
+from actors.fanout import for_each
 from actors.retry import call_rail
 from engine import breaker, ledger, pricing, quotes
 from engine import events as ev
@@ -148,13 +148,12 @@ class QuoteDesk:
             asked.append(name)
         if not answers and not asked:
             raise RailError(Result.currency_pair_unsupported, corridor, transient=False)
-        if len(asked) == 1:
-            # Asked alone: spawning its task would cost more than its answer does.
-            await self._ask(asked[0], request, answers, priced, up)
-        else:
-            async with anyio.create_task_group() as tasks:
-                for name in asked:
-                    tasks.start_soon(self._ask, name, request, answers, priced, up)
+
+        async def ask(name: str) -> None:
+            await self._ask(name, request, answers, priced, up)
+
+        # All at once (one alone is asked in this task).
+        await for_each(asked, ask, limit=len(asked) or 1)
         for name in asked:
             answer = answers[name]
             error = "" if up[name] else f"{answer.answered.value}: {answer.detail}"
@@ -242,12 +241,12 @@ class QuoteDesk:
             )
 
         try:
-            async with asyncio.timeout(self.ctx.tuning.quote_deadline_s):
-                got = await call_rail(
-                    lambda: provider.quote(request),
-                    key=f"{request.transfer_id or request.client_id}:{name}:quote",
-                    attempts_max=ATTEMPTS,
-                )
+            got = await call_rail(
+                lambda: provider.quote(request),
+                key=f"{request.transfer_id or request.client_id}:{name}:quote",
+                attempts_max=ATTEMPTS,
+                deadline_s=self.ctx.tuning.quote_deadline_s,
+            )
         except TimeoutError:
             answers[name] = answer(Answered.TIMED_OUT, "no answer before the deadline")
             up[name] = False

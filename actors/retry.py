@@ -26,7 +26,13 @@ def _transient(error: BaseException) -> bool:
     return isinstance(error, RailError) and error.transient
 
 
-async def _attempt(call: Callable[[], Awaitable[T]], unavailable: Result, timeout_s: float) -> T:
+async def _attempt(
+    call: Callable[[], Awaitable[T]], unavailable: Result, timeout_s: float | None
+) -> T:
+    """One attempt within `timeout_s` (None: no deadline of its own, a deadline around the whole
+    call comes first): past it, a transient `unavailable` error."""
+    if timeout_s is None:
+        return await call()
     try:
         async with asyncio.timeout(timeout_s):
             return await call()
@@ -41,6 +47,25 @@ async def call_rail(
     unavailable: Result = Result.provider_unavailable,
     attempts_max: int = limits.rail_attempts_max,
     attempt_timeout_s: float = limits.rail_call_timeout_s,
+    deadline_s: float | None = None,
+) -> T:
+    """`call`, retried as above. `deadline_s`: the whole call, its attempts and the waits
+    between them, ends within this many seconds, raising TimeoutError when it does (as an
+    `asyncio.timeout` around it would). An attempt that could not outlast that deadline gets
+    no timer of its own: one timer per call, not two."""
+    if deadline_s is None:
+        return await _attempts(call, key, unavailable, attempts_max, attempt_timeout_s)
+    async with asyncio.timeout(deadline_s):
+        timeout_s = attempt_timeout_s if attempt_timeout_s < deadline_s else None
+        return await _attempts(call, key, unavailable, attempts_max, timeout_s)
+
+
+async def _attempts(
+    call: Callable[[], Awaitable[T]],
+    key: str,
+    unavailable: Result,
+    attempts_max: int,
+    timeout_s: float | None,
 ) -> T:
     def wait_s(retry: int) -> float:
         """The wait after failed attempt `retry` (0-based)."""
@@ -50,7 +75,7 @@ async def call_rail(
     # The first attempt runs without tenacity: most calls succeed at once, and this is every
     # rail call's hot path (tenacity's bookkeeping costs about 25 us a call).
     try:
-        return await _attempt(call, unavailable, attempt_timeout_s)
+        return await _attempt(call, unavailable, timeout_s)
     except RailError as e:
         if not e.transient or attempts_max <= 1:
             raise
@@ -65,5 +90,5 @@ async def call_rail(
     )
     async for attempt in retrying:
         with attempt:
-            return await _attempt(call, unavailable, attempt_timeout_s)
+            return await _attempt(call, unavailable, timeout_s)
     raise AssertionError("tenacity ends with a result or the last error")

@@ -55,3 +55,25 @@ async def test_a_single_items_failure_propagates_as_itself() -> None:
 
     with pytest.raises(ValueError, match="item 0"):
         await for_each([0], run, limit=4)
+
+
+async def test_a_cancel_scope_around_a_round_cancels_every_worker() -> None:
+    """The workers are asyncio tasks under an anyio cancel scope (the create's quote wait is
+    one): a deadline cancels them all, the round ends at it, and the caller carries on
+    uncancelled afterwards."""
+    cancelled: list[int] = []
+
+    async def run(item: int) -> None:
+        try:
+            await anyio.sleep(60)
+        except BaseException:
+            cancelled.append(item)
+            raise
+
+    with anyio.move_on_after(0.05) as scope:
+        await for_each(list(range(6)), run, limit=3)
+    assert scope.cancelled_caught
+    assert sorted(cancelled) == [0, 1, 2]  # the three running; the rest never started
+    await anyio.sleep(0.01)  # not cancelled again: the scope's cancellation is spent
+    with anyio.fail_after(1):
+        await for_each([1, 2], lambda item: anyio.lowlevel.checkpoint(), limit=2)

@@ -84,3 +84,46 @@ def test_an_attempt_past_its_deadline_is_a_transient_unavailable_error() -> None
     )
     assert isinstance(found, RailError) and found.transient
     assert found.result is Result.chain_unavailable and calls == 2
+
+
+def run_within(flaky: Flaky, deadline_s: float, **kw: object) -> tuple[str | Exception, int, int]:
+    clock = VirtualClock()
+
+    async def main() -> str | Exception:
+        try:
+            return await call_rail(flaky, key="tr_1:q", deadline_s=deadline_s, **kw)  # type: ignore[arg-type]
+        except (RailError, TimeoutError) as e:
+            return e
+
+    started = clock.now_us()
+    found = run_virtual(main, clock)
+    return found, flaky.calls, clock.now_us() - started
+
+
+def test_a_call_past_its_whole_deadline_raises_timeout_at_that_deadline() -> None:
+    """A deadline shorter than the attempt's: the one timer is the deadline's, and reaching it
+    is a TimeoutError (the caller's "no answer in time"), not a transient error to retry."""
+    found, calls, waited = run_within(Flaky(10, hang=True), 2.0, attempt_timeout_s=10.0)
+    assert isinstance(found, TimeoutError)
+    assert calls == 1 and waited == pytest.approx(2_000_000, abs=1_000)
+
+
+def test_attempts_that_time_out_before_the_deadline_are_retried_until_it() -> None:
+    """Attempts of 0.5 s under a 2 s deadline: each hung attempt is a transient error, retried
+    after its backoff, until the deadline ends the call mid-attempt or mid-wait."""
+    found, calls, waited = run_within(
+        Flaky(10, hang=True), 2.0, attempt_timeout_s=0.5, attempts_max=10
+    )
+    assert isinstance(found, TimeoutError)
+    assert 1 < calls < 10 and waited == pytest.approx(2_000_000, abs=1_000)
+
+
+def test_a_call_that_answers_within_its_deadline_is_unchanged() -> None:
+    found, calls, waited = run_within(Flaky(2), 60.0)
+    assert (found, calls) == ("ok", 3)
+    assert waited == pytest.approx(waits("tr_1:q", 2), abs=1_000)
+
+
+def test_a_refusal_for_good_under_a_deadline_is_raised_at_once() -> None:
+    found, calls, waited = run_within(Flaky(1, transient=False), 2.0)
+    assert isinstance(found, RailError) and (calls, waited) == (1, 0)
