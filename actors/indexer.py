@@ -80,8 +80,11 @@ class ChainIndexFeed:
             hashes.clear()
             return
 
+        # Whose each log is, in one read for the whole answer.
+        paid = await self.ctx.journal.transfers_paid_by(log.tx_hash for log in answer.logs)
+
         async def keep(log: TransferLog) -> None:
-            transfer_id = await self.ctx.journal.transfer_paid_by(log.tx_hash)
+            transfer_id = paid.get(log.tx_hash)
             _, fresh = await record_evidence_fresh(
                 self.ctx,
                 provider=provider,

@@ -117,6 +117,10 @@ class Journal(Protocol):
         broadcast), or the provider's return of it."""
         ...
 
+    def transfers_paid_by(self, tx_hashes: Iterable[str]) -> Awaitable[dict[str, str]]:
+        """`transfer_paid_by` each of these transactions, in one read (none: absent)."""
+        ...
+
     def rebalance_paid_by(self, tx_hash: str) -> Awaitable[str | None]:
         """The rebalancing move a chain transaction pays (engine.rebalance), if any."""
         ...

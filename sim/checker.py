@@ -151,6 +151,9 @@ class Checker:
     async def transfer_paid_by(self, tx_hash: str) -> str | None:
         return await self.store.transfer_paid_by(tx_hash)
 
+    async def transfers_paid_by(self, tx_hashes: Iterable[str]) -> dict[str, str]:
+        return await self.store.transfers_paid_by(tx_hashes)
+
     async def rebalance_paid_by(self, tx_hash: str) -> str | None:
         return await self.store.rebalance_paid_by(tx_hash)
 

@@ -318,17 +318,42 @@ async def in_flight(ex: Executor, limit: int) -> list[str]:
     return [tid for (tid,) in rows]
 
 
-async def transfer_paid_by(ex: Executor, tx_hash: str) -> str | None:
-    """The transfer a chain transaction belongs to: its payment, or the provider's return of
-    it (named by the provider's report of the returned payout)."""
-    row = await ex.fetchone(
-        "SELECT transaction_id FROM transactions WHERE on_chain_tx_hash = ?1 UNION ALL"
-        " SELECT transaction_id FROM external_events WHERE event_type = ?2"
+def paid_by_sql(n: int) -> str:
+    """The payments and returns of `n` chain transactions: (tx hash, transfer id, 1 for a
+    payment and 0 for a return). The event type is written out, not bound: only then can the
+    planner use the partial index on returns (migration 0010) instead of reading every report."""
+    marks = ", ".join(f"?{i}" for i in range(1, n + 1))
+    return (
+        "SELECT on_chain_tx_hash, transaction_id, 1 FROM transactions"
+        f" WHERE on_chain_tx_hash IN ({marks}) UNION ALL"
+        " SELECT json_extract(normalized_data, '$.return_tx_hash'), transaction_id, 0"
+        f" FROM external_events WHERE event_type = '{matching.PAYOUT_RETURNED}'"
         " AND transaction_id IS NOT NULL"
-        " AND json_extract(normalized_data, '$.return_tx_hash') = ?1 LIMIT 1",
-        (tx_hash, matching.PAYOUT_RETURNED),
+        f" AND json_extract(normalized_data, '$.return_tx_hash') IN ({marks})"
+        " ORDER BY 3, 2 DESC"
     )
-    return None if row is None else str(row[0])
+
+
+async def transfers_paid_by(ex: Executor, tx_hashes: Iterable[str]) -> dict[str, str]:
+    """The transfer each chain transaction belongs to: its payment, or else the provider's
+    return of it (named by the provider's report of the returned payout), in one read per chunk
+    of hashes. A transaction that belongs to none is absent."""
+    wanted = sorted(set(tx_hashes))
+    if not wanted:
+        return {}
+    step = limits.sql_params_per_statement_max
+    results = await ex.fetch_each(
+        [
+            (paid_by_sql(len(chunk)), chunk)
+            for chunk in (wanted[start : start + step] for start in range(0, len(wanted), step))
+        ]
+    )
+    found: dict[str, str] = {}
+    # Returns first, then payments, each from the highest id down: a payment wins, and of two
+    # the lowest id.
+    for tx_hash, transfer_id, _ in (row for rows in results for row in rows):
+        found[str(tx_hash)] = str(transfer_id)
+    return found
 
 
 async def transfer_for_trade(ex: Executor, provider_trade_id: str) -> str | None:

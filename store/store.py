@@ -261,7 +261,10 @@ class Store:
         return [found[tid] for tid in ids if tid in found]
 
     async def transfer_paid_by(self, tx_hash: str) -> str | None:
-        return await queries.transfer_paid_by(self.reader, tx_hash)
+        return (await self.transfers_paid_by([tx_hash])).get(tx_hash)
+
+    async def transfers_paid_by(self, tx_hashes: Iterable[str]) -> dict[str, str]:
+        return await queries.transfers_paid_by(self.reader, tx_hashes)
 
     async def transfer_for_trade(self, provider_trade_id: str) -> str | None:
         return await queries.transfer_for_trade(self.reader, provider_trade_id)

@@ -102,6 +102,7 @@ async def test_0008_and_0009_fill_their_projections_as_a_rebuild_would(tmp_path:
     # Back to schema version 7, as a store written before 0008 is.
     before.executescript(
         "DROP TABLE limit_usage; DROP TABLE signed_transactions;"
+        " DROP INDEX external_events_payout_return;"
         " DELETE FROM schema_migrations WHERE version > 7; PRAGMA user_version = 7;"
     )
     before.close()
