@@ -69,8 +69,9 @@ write_watch_tick_s = 1
 
 # The writer keeps this many recently appended transfers' states, to evolve without re-reading.
 transfer_cache_max = 10_000
-# The store's readers keep this many recently read transfers' states (about 5 KB each), and
-# read only the events after them: every transfer in flight in `bench lifecycle`, about 5 MB.
+# The store's readers keep this many recently read or committed transfers' states (about 5 KB
+# each), and read only the events after them: every transfer in flight in `bench lifecycle`,
+# about 5 MB.
 transfer_read_cache_max = 1_000
 
 # Actors. A mailbox holds at most this many messages; a sender that finds it full waits at most

@@ -83,13 +83,16 @@ async def migrate_data_dir(
 
 
 class Store:
-    def __init__(self, path: Path, reader: Executor, writer: Writer, clock: Clock) -> None:
+    def __init__(
+        self, path: Path, reader: Executor, writer: Writer, clock: Clock, states: StateCache
+    ) -> None:
         self.path = path
         self.reader = reader
         self.writer = writer
         self.clock = clock
-        # Transfer states as this process last read them: a read fetches only what came after.
-        self._states = StateCache(limits.transfer_read_cache_max)
+        # Transfer states as this process last read or wrote them (the writer publishes each
+        # commit's): a read fetches only the rows appended after, by anyone.
+        self._states = states
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -108,11 +111,12 @@ class Store:
         try:
             read_ex = await connect(path, executor, read_only=True)
             try:
-                writer = Writer(write_ex, clock)
+                states = StateCache(limits.transfer_read_cache_max)
+                writer = Writer(write_ex, clock, published=states)
                 async with asyncio.TaskGroup() as tasks:
                     tasks.create_task(writer.run(), name="store-writer")
                     try:
-                        yield cls(path, read_ex, writer, clock)
+                        yield cls(path, read_ex, writer, clock, states)
                     finally:
                         await writer.stop()
             finally:

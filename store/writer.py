@@ -55,12 +55,15 @@ _STOP = object()
 
 
 class Writer:
-    def __init__(self, ex: Executor, clock: Clock) -> None:
+    def __init__(self, ex: Executor, clock: Clock, *, published: StateCache | None = None) -> None:
         self._ex = ex
         self._clock = clock
         self._queue: asyncio.Queue[Any] = asyncio.Queue(limits.write_queue_depth_max)
         self._accepting = True
         self._states = StateCache()
+        # The readers' cache (Store): every transfer state a commit makes durable is remembered
+        # there too, so a read after it fetches no row this process wrote.
+        self._published = published
         # Every wait, oldest first, with the watchdog tick it started at.
         self._waiting: collections.deque[tuple[int, asyncio.Future[Any]]] = collections.deque()
         self._ticks = 0
@@ -176,6 +179,8 @@ class Writer:
             _fail(plan, StoreUnavailable("the writer stopped"))
             raise
         self._states.remember(plan.projection.transfers.values())
+        if self._published is not None:
+            self._published.remember(plan.projection.transfers.values())
         self.batches += 1
         self.batched_requests += len(batch)
         for pending, outcome in zip(batch, plan.outcomes, strict=True):

@@ -8,6 +8,8 @@ request's failure from the others in its batch.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import anyio
 import msgspec
 import pytest
@@ -26,8 +28,10 @@ from engine.records import (
 from engine.results import Result
 from engine.states import Route, Status
 from engine.transfer import approval_state, decide
+from sim.clock import ManualClock
 from store import journal
 from store.errors import InvariantViolation, StoreUnavailable
+from store.executor import ExecutorKind
 from store.store import Store
 from tests.builders import T0, Walk, create_command, deposit_event, quote_for, walk_to
 from tests.store.helpers import evidence, fund, persist
@@ -56,9 +60,26 @@ async def test_append_then_read_back(store: Store) -> None:
     assert await store.transfer("tr_" + "0" * 26) is None
 
 
-async def test_a_read_state_follows_later_appends_reading_only_them(store: Store) -> None:
+def count_rows_read(store: Store) -> list[int]:
+    """The rows each of the store's reads fetches from now on."""
+    rows_read: list[int] = []
+    fetch_each = store.reader.fetch_each
+
+    async def counting(queries):  # type: ignore[no-untyped-def]
+        results = await fetch_each(queries)
+        rows_read.append(sum(len(rows) for rows in results))
+        return results
+
+    store.reader.fetch_each = counting  # type: ignore[method-assign]
+    return rows_read
+
+
+async def test_a_read_state_follows_another_writers_appends_reading_only_them(
+    store: Store, data_dir: Path, clock: ManualClock, executor: ExecutorKind
+) -> None:
     """A transfer read once is read again as the cached state plus the events appended after
-    it: the same state a fold of the whole stream gives, from only the new rows."""
+    it, here by a second store on the same data dir (another process): the same state a fold
+    of the whole stream gives, from only the new rows."""
     w = walk_to("RECONCILED")
     other = walk_to("QUOTED", n=2)
     await fund(store)
@@ -71,22 +92,28 @@ async def test_a_read_state_follows_later_appends_reading_only_them(store: Store
     read = await store.transfer_states([tid, other.s.transfer_id, missing])
     assert read.keys() == {tid, other.s.transfer_id}
     assert read[tid].version == first and read[other.s.transfer_id] == other.s
-    for version, event in enumerate(w.events[first:], start=first):
-        assert isinstance(await store.append(tid, version, [event]), Committed)
+    async with Store.open(data_dir, clock=clock, executor=executor) as elsewhere:
+        for version, event in enumerate(w.events[first:], start=first):
+            assert isinstance(await elsewhere.append(tid, version, [event]), Committed)
 
-    rows_read: list[int] = []
-    fetch_each = store.reader.fetch_each
-
-    async def counting(queries):  # type: ignore[no-untyped-def]
-        results = await fetch_each(queries)
-        rows_read.append(sum(len(rows) for rows in results))
-        return results
-
-    store.reader.fetch_each = counting  # type: ignore[method-assign]
+    rows_read = count_rows_read(store)
     assert await store.transfer(tid) == w.s
     assert rows_read == [len(w.events) - first]
     assert (await store.transfer_states([other.s.transfer_id]))[other.s.transfer_id] == other.s
     assert rows_read[-1] == 0
+
+
+async def test_a_state_this_store_committed_is_read_without_fetching_its_events(
+    store: Store,
+) -> None:
+    """The writer publishes every state it commits to the readers' cache: reading it back
+    fetches no row, and gives what a fold of the stream gives."""
+    await fund(store)
+    w = walk_to("RECONCILED")
+    await persist(store, w)
+    rows_read = count_rows_read(store)
+    assert await store.transfer(w.s.transfer_id) == w.s
+    assert rows_read == [0]
 
 
 async def test_the_journal_is_hash_chained(store: Store) -> None:
