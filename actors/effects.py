@@ -171,7 +171,10 @@ async def _quote(
         bank=state.route is Route.BANK,
     )
     desk = actor.supervisors.pricing
-    quote = await call_rail(lambda: desk.quote(request), key=f"{state.transfer_id}:q")
+    # The desk bounds its own waits (each provider's deadline), so an attempt has no timer.
+    quote = await call_rail(
+        lambda: desk.quote(request), key=f"{state.transfer_id}:q", attempt_timeout_s=None
+    )
     requoting = state.status is Status.QUOTED or expired_at is not None
     return c.QuoteTransfer(
         quote=quote,

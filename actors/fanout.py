@@ -24,10 +24,10 @@ T = TypeVar("T")
 
 async def for_each(items: Sequence[T], run: Callable[[T], Awaitable[None]], *, limit: int) -> None:
     """`run` every item, at most `limit` at a time; returns when all are done. An exception
-    from one cancels the others and propagates (in an exception group, unless it was the only
-    item) to the caller, as it would from a plain loop."""
+    from one cancels the others and propagates to the caller, as it would from a plain loop: in
+    an exception group, unless the caller ran the items alone (one item, or a limit of one)."""
     assert limit > 0
-    if len(items) <= 1:
+    if len(items) <= 1 or limit == 1:
         # Nothing to run beside it, or nothing at all (most rounds): no task to make.
         for item in items:
             await run(item)
@@ -39,5 +39,8 @@ async def for_each(items: Sequence[T], run: Callable[[T], Awaitable[None]], *, l
             await run(item)
 
     async with asyncio.TaskGroup() as workers:
-        for _ in range(min(limit, len(items))):
+        for _ in range(min(limit, len(items)) - 1):
             workers.create_task(worker())
+        # The caller is the first worker (it takes the first item before the others start):
+        # one task fewer, and none at all for a limit of one.
+        await worker()

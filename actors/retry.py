@@ -46,17 +46,20 @@ async def call_rail(
     key: str,
     unavailable: Result = Result.provider_unavailable,
     attempts_max: int = limits.rail_attempts_max,
-    attempt_timeout_s: float = limits.rail_call_timeout_s,
+    attempt_timeout_s: float | None = limits.rail_call_timeout_s,
     deadline_s: float | None = None,
 ) -> T:
-    """`call`, retried as above. `deadline_s`: the whole call, its attempts and the waits
-    between them, ends within this many seconds, raising TimeoutError when it does (as an
-    `asyncio.timeout` around it would). An attempt that could not outlast that deadline gets
-    no timer of its own: one timer per call, not two."""
+    """`call`, retried as above. `attempt_timeout_s` None: `call` bounds every wait of its own
+    (the quote desk: each provider within its deadline, each append within the writer's), so an
+    attempt needs no timer. `deadline_s`: the whole call, its attempts and the waits between
+    them, ends within this many seconds, raising TimeoutError when it does (as an
+    `asyncio.timeout` around it would). An attempt that could not outlast that deadline gets no
+    timer of its own: one timer per call, not two."""
     if deadline_s is None:
         return await _attempts(call, key, unavailable, attempts_max, attempt_timeout_s)
     async with asyncio.timeout(deadline_s):
-        timeout_s = attempt_timeout_s if attempt_timeout_s < deadline_s else None
+        outlasts = attempt_timeout_s is not None and attempt_timeout_s < deadline_s
+        timeout_s = attempt_timeout_s if outlasts else None
         return await _attempts(call, key, unavailable, attempts_max, timeout_s)
 
 

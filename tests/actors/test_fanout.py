@@ -3,6 +3,8 @@ once, starts them in order, and lets a failure out instead of swallowing it."""
 
 from __future__ import annotations
 
+import asyncio
+
 import anyio
 import anyio.lowlevel
 import pytest
@@ -77,3 +79,16 @@ async def test_a_cancel_scope_around_a_round_cancels_every_worker() -> None:
     await anyio.sleep(0.01)  # not cancelled again: the scope's cancellation is spent
     with anyio.fail_after(1):
         await for_each([1, 2], lambda item: anyio.lowlevel.checkpoint(), limit=2)
+
+
+async def test_the_caller_is_one_of_the_workers() -> None:
+    """`limit` items run at once from `limit - 1` new tasks and the caller's own."""
+    tasks: set[object] = set()
+
+    async def run(item: int) -> None:
+        tasks.add(asyncio.current_task())
+        await anyio.sleep(0.001)
+
+    caller = asyncio.current_task()
+    await for_each(list(range(9)), run, limit=3)
+    assert caller in tasks and len(tasks) == 3

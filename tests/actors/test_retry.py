@@ -127,3 +127,11 @@ def test_a_call_that_answers_within_its_deadline_is_unchanged() -> None:
 def test_a_refusal_for_good_under_a_deadline_is_raised_at_once() -> None:
     found, calls, waited = run_within(Flaky(1, transient=False), 2.0)
     assert isinstance(found, RailError) and (calls, waited) == (1, 0)
+
+
+def test_an_attempt_without_a_timer_runs_as_long_as_the_call_takes() -> None:
+    """attempt_timeout_s None is for a call that bounds its own waits (the quote desk): a slow
+    attempt is not cut off; its transient error is retried as any other."""
+    found, calls, waited = run(Flaky(1, hang=True), attempt_timeout_s=None)
+    assert (found, calls) == ("ok", 2)
+    assert waited == pytest.approx(3_600_000_000 + waits("tr_1:q", 1), abs=1_000)
