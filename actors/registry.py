@@ -25,8 +25,6 @@ from engine.commands import CreateTransfer, TransferCommand
 from engine.results import Result
 
 if TYPE_CHECKING:
-    from anyio.abc import TaskGroup
-
     from actors.context import Context
     from actors.system import Supervisors
 
@@ -42,9 +40,10 @@ class Registry:
         self.flagged: set[str] = set()
         self.crashes = 0
         self.activations = 0
-        self._tasks: TaskGroup | None = None
+        self._tasks: asyncio.TaskGroup | None = None
 
-    def bind(self, tasks: TaskGroup, supervisors: Supervisors) -> None:
+    def bind(self, tasks: asyncio.TaskGroup, supervisors: Supervisors) -> None:
+        """`tasks` owns every actor's task (System.host_actors keeps it open)."""
         self._tasks = tasks
         self.supervisors = supervisors
 
@@ -57,7 +56,7 @@ class Registry:
             actor = TransferActor(transfer_id, self.ctx, self.supervisors, new=new)
             self.actors[transfer_id] = actor
             self.activations += 1
-            self._tasks.start_soon(self._supervise, actor, name=f"actor {transfer_id}")
+            self._tasks.create_task(self._supervise(actor), name=f"actor {transfer_id}")
         return actor
 
     def tell(self, transfer_id: str, message: Message) -> bool:
