@@ -90,6 +90,7 @@ class Supervisors:
             wallet = wallet_of(self.ctx, chain)
             self.ctx.nonces.settle(wallet, after.transfer_id, after.txs[0] if after.txs else None)
         self.watch.changed(after)
+        self.timers.changed(after)
         for listener in self.listeners:
             listener(before, after)
         if after.status in TERMINAL:

@@ -162,6 +162,9 @@ fee_bump_denominator = 8
 # A confirmed transaction is watched for reorgs until it is this deep.
 finality_blocks = 2 * confirmations_required
 timers_per_poll_max = 512
+# The timer supervisor reads the timers table when a timer it knows of falls due, and at least
+# this often (engine clock): a timer another process wrote to the data dir fires this late at most.
+timers_reread_us = 10_000_000
 
 # The HTTP API (API.md): request bodies, pages, how long a create waits for its synchronous steps.
 request_body_bytes_max = 64 * 1024

@@ -114,8 +114,8 @@ class Checker:
     async def due_timers(self, now_us: int, limit: int) -> list[DueTimer]:
         return await self.store.due_timers(now_us, limit)
 
-    async def next_timer_due(self) -> int | None:
-        return await self.store.next_timer_due()
+    async def next_timer_due(self, after_us: int) -> int | None:
+        return await self.store.next_timer_due(after_us)
 
     async def evidence_for(self, transfer_id: str) -> list[ev.EvidenceRecorded]:
         return await self.store.evidence_for(transfer_id)

@@ -206,8 +206,11 @@ async def due_timers(ex: Executor, now_us: int, limit: int) -> list[DueTimer]:
     ]
 
 
-async def next_timer_due(ex: Executor) -> int | None:
-    row = await ex.fetchone("SELECT min(due_at) FROM timers")
+async def next_timer_due(ex: Executor, after_us: int) -> int | None:
+    """When the earliest timer due after `after_us` falls due (None: there is none)."""
+    row = await ex.fetchone(
+        "SELECT min(due_at) FROM timers WHERE due_at > ?", (rfc3339_us(after_us),)
+    )
     return parse_rfc3339_us(row[0]) if row and row[0] is not None else None
 
 

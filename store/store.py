@@ -227,8 +227,8 @@ class Store:
     async def due_timers(self, now_us: int, limit: int) -> list[DueTimer]:
         return await queries.due_timers(self.reader, now_us, limit)
 
-    async def next_timer_due(self) -> int | None:
-        return await queries.next_timer_due(self.reader)
+    async def next_timer_due(self, after_us: int) -> int | None:
+        return await queries.next_timer_due(self.reader, after_us)
 
     async def active_transfers(self, after: str, limit: int) -> list[str]:
         return await queries.active_transfers(self.reader, after, limit)
