@@ -47,7 +47,6 @@ class TimerSupervisor:
         # read every `supervisor_poll_s` for nothing most of the time.
         self.next_due_us = 0
         self.next_read_us = 0
-        self.reads = 0
 
     def changed(self, after: TransferState) -> None:
         """A transfer's new state is durable: its timers may fall due before the ones known."""
@@ -71,7 +70,6 @@ class TimerSupervisor:
     async def _fire_due(self, now: int) -> None:
         """Read the timers due by `now` and fire each that is not waiting to fire again; then
         learn when the next one falls due."""
-        self.reads += 1
         self.next_read_us = now + limits.timers_reread_us
         # Commits while this reads lower it from here; the read's own answer is folded in last.
         self.next_due_us = _NEVER
