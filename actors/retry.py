@@ -1,4 +1,5 @@
-"""Calling a rail: every attempt has a deadline, attempts are bounded, waits between them grow.
+"""Calling a rail: every attempt has a deadline (its own, the whole call's, or, for a call that
+bounds its own waits, those), attempts are bounded, waits between them grow.
 
 Only errors the rail marks transient (and deadlines) are retried; the last error is raised when the
 attempts run out, so the caller decides what a persistent failure means for the transfer. tenacity

@@ -30,6 +30,14 @@ Row = tuple[Any, ...]
 Params = Sequence[Any]
 T = TypeVar("T")
 
+
+def chunks(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
+    """`items` in runs of at most `size`: one statement each, within SQLite's bound parameters
+    (`limits.sql_params_per_statement_max`)."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
 BUSY_TIMEOUT_MS = 5_000
 
 

@@ -19,7 +19,7 @@ from engine.states import CANCELLABLE, TERMINAL, Status
 from engine.timefmt import parse_rfc3339, rfc3339_us
 from engine.timers import DueTimer, TimerKind
 from store import journal
-from store.executor import Executor, Row
+from store.executor import Executor, Row, chunks
 
 KEY_COLUMNS = (
     "client_id, idempotency_key, request_hash, transaction_id, status, response_status,"
@@ -232,8 +232,6 @@ async def evidence_of(
 ) -> dict[str, list[ev.EvidenceRecorded]]:
     """The evidence recorded for each of these transfers, in journal order (none: absent), in
     one read per chunk of ids."""
-    ids = sorted(set(transfer_ids))
-    step = limits.sql_params_per_statement_max
     results = await ex.fetch_each(
         [
             (
@@ -243,7 +241,7 @@ async def evidence_of(
                 " ORDER BY e.transaction_id, e.journal_seq",
                 chunk,
             )
-            for chunk in (ids[start : start + step] for start in range(0, len(ids), step))
+            for chunk in chunks(sorted(set(transfer_ids)), limits.sql_params_per_statement_max)
         ]
     )
     found: dict[str, list[ev.EvidenceRecorded]] = {}
@@ -344,11 +342,10 @@ async def transfers_paid_by(ex: Executor, tx_hashes: Iterable[str]) -> dict[str,
     wanted = sorted(set(tx_hashes))
     if not wanted:
         return {}
-    step = limits.sql_params_per_statement_max
     results = await ex.fetch_each(
         [
             (paid_by_sql(len(chunk)), chunk)
-            for chunk in (wanted[start : start + step] for start in range(0, len(wanted), step))
+            for chunk in chunks(wanted, limits.sql_params_per_statement_max)
         ]
     )
     found: dict[str, str] = {}

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from engine import events as ev
 from engine import limits
 from engine.transfer import TransferState, evolve
-from store.executor import Executor, Params, Sync
+from store.executor import Executor, Params, Sync, chunks
 
 
 def fold_queries(transfer_ids: Iterable[str]) -> list[tuple[str, Params]]:
@@ -40,21 +40,16 @@ def since_queries(known: Mapping[str, int]) -> list[tuple[str, Params]]:
     """The reads of each stream's events after its known version (0: all of them), one per
     chunk of streams: a join of the wanted (stream, version) pairs with the journal, each one
     range search of its (stream_id, version) index."""
-    items = sorted(known.items())
-    step = limits.sql_params_per_statement_max // 2
-    found: list[tuple[str, Params]] = []
-    for start in range(0, len(items), step):
-        chunk = items[start : start + step]
-        found.append(
-            (
-                "SELECT k.column1, j.payload"
-                f" FROM (VALUES {', '.join(['(?, ?)'] * len(chunk))}) AS k"
-                " JOIN journal AS j ON j.stream_id = k.column1 AND j.version > k.column2"
-                " ORDER BY k.column1, j.version",
-                [v for item in chunk for v in item],
-            )
+    return [
+        (
+            "SELECT k.column1, j.payload"
+            f" FROM (VALUES {', '.join(['(?, ?)'] * len(chunk))}) AS k"
+            " JOIN journal AS j ON j.stream_id = k.column1 AND j.version > k.column2"
+            " ORDER BY k.column1, j.version",
+            [v for item in chunk for v in item],
         )
-    return found
+        for chunk in chunks(sorted(known.items()), limits.sql_params_per_statement_max // 2)
+    ]
 
 
 async def fold(ex: Executor, transfer_ids: Iterable[str]) -> dict[str, TransferState]:

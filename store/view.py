@@ -11,7 +11,7 @@ each request sees every one accepted before it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from engine import audit, ledger, limits
@@ -22,7 +22,7 @@ from engine.states import SPENDING
 from engine.timefmt import rfc3339_us
 from engine.transfer import TransferState
 from store import journal, queries, states
-from store.executor import Params, Row, Sync
+from store.executor import Params, Row, Sync, chunks
 from store.projection import usage_minute
 from store.states import StateCache
 
@@ -48,11 +48,6 @@ _USAGE_FIRST_MINUTE_BENEFICIARY = (
 UsageKey = tuple[str, str | None, int]
 
 
-def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 def _in_rows(
     items: Sequence[tuple[Any, ...]], table: str, key: Sequence[str], columns: str
 ) -> list[tuple[str, Params]]:
@@ -64,7 +59,7 @@ def _in_rows(
     with every transfer ever stored; the join searches the key's unique index once per item."""
     queries_: list[tuple[str, Params]] = []
     on = " AND ".join(f"t.{name} = k.column{n}" for n, name in enumerate(key, start=1))
-    for chunk in _chunks(items, limits.sql_params_per_statement_max // len(key)):
+    for chunk in chunks(items, limits.sql_params_per_statement_max // len(key)):
         placeholders = ", ".join(["(" + ", ".join("?" * len(key)) + ")"] * len(chunk))
         sql = f"SELECT {columns} FROM (VALUES {placeholders}) AS k JOIN {table} AS t ON {on}"
         queries_.append((sql, [v for item in chunk for v in item]))
@@ -139,7 +134,7 @@ class View:
                     f" WHERE stream_id IN ({', '.join('?' * len(chunk))}) GROUP BY stream_id",
                     chunk,
                 )
-                for chunk in _chunks(streams, limits.sql_params_per_statement_max)
+                for chunk in chunks(streams, limits.sql_params_per_statement_max)
             ],
             "keys": _in_rows(
                 keys, "idempotency_keys", ("client_id", "idempotency_key"), _KEY_COLUMNS
