@@ -46,7 +46,7 @@ from engine.records import (
 )
 from engine.results import Result
 from engine.states import TERMINAL, Status
-from engine.transfer import TransferState, decide, decided, evolve_all, pending_effects
+from engine.transfer import TransferState, decide, decided, pending_effects
 
 if TYPE_CHECKING:
     from actors.system import Supervisors
@@ -169,7 +169,7 @@ class TransferActor:
         """Decide and persist one command; the result and the effects to run next."""
         for _ in range(2):
             decision = decide(self.state, command, self.ctx.clock.now_us())
-            if decision.result is not Result.ok or not decision.events:
+            if decision.result is not Result.ok or decision.state is None:
                 return decision.result, ()
             version = self.state.version if self.state is not None else 0
             self.ctx.drills.failpoint("journal.before_commit")
@@ -180,7 +180,7 @@ class TransferActor:
                 case Committed():
                     self.ctx.drills.failpoint("journal.after_commit")
                     before = self.state
-                    self.state = evolve_all(self.state, decision.events)
+                    self.state = decision.state
                     self.supervisors.transfer_changed(before, self.state)
                     return Result.ok, decision.effects
                 case Rejected(result=Result.version_conflict) | Duplicate():
@@ -281,11 +281,10 @@ class TransferActor:
 
     def decide(self, state: TransferState | None, command: c.TransferCommand) -> Step | Result:
         decision = decide(state, command, self.ctx.clock.now_us())
-        if decision.result is not Result.ok or not decision.events:
+        if decision.result is not Result.ok or decision.state is None:
             return decision.result
-        after = evolve_all(state, decision.events)
         return Step(
-            state=after,
+            state=decision.state,
             events=decision.events,
             effects=decision.effects,
             locked=isinstance(command, c.LockFunds),

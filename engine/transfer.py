@@ -100,6 +100,9 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True):
     result: Result
     events: tuple[ev.TransferEvent, ...] = ()
     effects: tuple[fx.Effect, ...] = ()
+    # The state after the events (decide evolves them to know the effects): None when there are
+    # none. The caller holds it once the events are durable instead of evolving them again.
+    state: TransferState | None = None
 
 
 def terms_hash(state: TransferState) -> str:
@@ -446,7 +449,7 @@ _NOTHING_TO_DO = Decision(result=Result.ok)
 
 def _accept(state: TransferState | None, *events: ev.TransferEvent) -> Decision:
     after = evolve_all(state, events)
-    return Decision(result=Result.ok, events=events, effects=pending_effects(after))
+    return Decision(result=Result.ok, events=events, effects=pending_effects(after), state=after)
 
 
 def is_user(text: str) -> bool:

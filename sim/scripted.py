@@ -22,7 +22,7 @@ from engine.chain import SignedTx
 from engine.funding import decide_deposit
 from engine.records import Committed, Outcome, Rejected
 from engine.results import Result
-from engine.transfer import TransferState, check_create, decide, evolve_all, policy_facts
+from engine.transfer import TransferState, check_create, decide, policy_facts
 from sim.clock import ManualClock, SeededIds
 
 QUOTE_TTL_US = 30 * 1_000_000
@@ -147,7 +147,7 @@ class ScriptedWorld:
             if decision.result is not Result.ok:
                 steps.append(Step(command=name, result=decision.result, status=_status(state)))
                 return state, steps
-            if not decision.events:
+            if decision.state is None:
                 continue
             if state is None:
                 assert isinstance(cmd, c.CreateTransfer)
@@ -162,7 +162,7 @@ class ScriptedWorld:
                     continue
                 return state, steps
             assert isinstance(outcome, Committed)
-            state = evolve_all(state, decision.events)
+            state = decision.state
             steps.append(Step(command=name, result=Result.ok, status=_status(state)))
             for effect in decision.effects:
                 reply = self.answer(state, effect)

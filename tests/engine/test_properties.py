@@ -88,6 +88,7 @@ def test_random_command_sequences_keep_every_invariant(
         )
         assert decision.result is Result.ok
         states[n] = evolve_all(None, decision.events)
+        assert decision.state == states[n]
 
     draw = DataChooser(data)
     for _ in range(data.draw(st.integers(1, 60), label="steps")):
@@ -96,9 +97,10 @@ def test_random_command_sequences_keep_every_invariant(
         state = states[n]
         decision = decide(state, next_command(draw, state, now), now)
         if decision.result is not Result.ok:
-            assert decision.events == () and decision.effects == ()
+            assert decision.events == () and decision.effects == () and decision.state is None
             continue
         if not decision.events:
+            assert decision.state is None
             continue
         entries = tuple(e for event in decision.events for e in ev.entries_of(event))
         if books.would_go_negative(entries):
@@ -110,6 +112,8 @@ def test_random_command_sequences_keep_every_invariant(
             decision = failed
             entries = tuple(e for event in failed.events for e in ev.entries_of(event))
         after = evolve_all(state, decision.events)
+        # The actor holds the decision's state once its events are durable, evolving nothing.
+        assert decision.state == after
         assert after.version == state.version + len(decision.events)
         books.post(state.transfer_id, entries)
         states[n] = after
