@@ -67,12 +67,12 @@ sql_params_per_statement_max = 900
 write_wait_s = 30
 write_watch_tick_s = 1
 
-# The writer keeps this many recently appended transfers' states, to evolve without re-reading.
+# The store keeps this many recently read or committed transfers' states (about 5 KB each), one
+# cache for its writer and its readers: the writer evolves them without re-reading, a reader
+# reads only the events after them. Every transfer awaiting its confirmation, finality or
+# reconciliation in a busy day wants to be in it: the reconciler reads them all each round, and
+# one evicted is read whole again.
 transfer_cache_max = 10_000
-# The store's readers keep this many recently read or committed transfers' states (about 5 KB
-# each), and read only the events after them: every transfer in flight in `bench lifecycle`,
-# about 5 MB.
-transfer_read_cache_max = 1_000
 
 # Actors. A mailbox holds at most this many messages; a sender that finds it full waits at most
 # `mailbox_send_wait_s` and then gets `Busy`.

@@ -8,6 +8,12 @@ version in the journal, so a stale entry (another process appended) is refolded,
 Readers (`StateCache.latest`) take the other way to the same guarantee: they read only the events
 after the cached version and evolve the cached state by them. The journal is append-only and a
 stream's versions have no gaps, so that is the stream's state as of the read, whoever appended.
+
+A store has one cache, which its writer and its readers share: every state in it is the journal's
+state of its transfer at that state's version, whoever put it there. It changes on the event
+loop's thread only. The writer judges a batch on its connection's thread, where it only looks
+states up (`cached`, `load_now`: single dict reads, which the GIL makes atomic against the loop's
+changes) and remembers what it read and committed once back on the loop.
 """
 
 from __future__ import annotations
@@ -106,10 +112,25 @@ class StateCache:
         prefetched: Mapping[str, TransferState] | None = None,
     ) -> dict[str, TransferState]:
         """As load, inside a transaction (Executor.call), with the states the caller folded in
-        the same reads as its others (`prefetched`) taken first."""
-        self.remember((prefetched or {}).values())
-        found, missing = self._split(versions)
-        return self._complete(found, missing, versions, fold_now(db, missing))
+        the same reads as its others (`prefetched`) taken first. It may run on the connection's
+        thread, so it leaves the cache as it is: the caller remembers the states it returns
+        once back on the loop's thread."""
+        found: dict[str, TransferState] = {}
+        missing = []
+        for transfer_id, version in versions.items():
+            state = self.cached(transfer_id, version)
+            if state is None and prefetched is not None:
+                state = prefetched.get(transfer_id)
+            if state is not None and state.version == version:
+                found[transfer_id] = state
+            else:
+                missing.append(transfer_id)
+        folded = fold_now(db, missing)
+        for transfer_id in missing:
+            state = folded.get(transfer_id)
+            assert state is not None and state.version == versions[transfer_id], transfer_id
+            found[transfer_id] = state
+        return found
 
     def _split(self, versions: Mapping[str, int]) -> tuple[dict[str, TransferState], list[str]]:
         found: dict[str, TransferState] = {}

@@ -111,8 +111,8 @@ class Store:
         try:
             read_ex = await connect(path, executor, read_only=True)
             try:
-                states = StateCache(limits.transfer_read_cache_max)
-                writer = Writer(write_ex, clock, published=states)
+                states = StateCache(limits.transfer_cache_max)
+                writer = Writer(write_ex, clock, states=states)
                 async with asyncio.TaskGroup() as tasks:
                     tasks.create_task(writer.run(), name="store-writer")
                     try:

@@ -55,15 +55,15 @@ _STOP = object()
 
 
 class Writer:
-    def __init__(self, ex: Executor, clock: Clock, *, published: StateCache | None = None) -> None:
+    def __init__(self, ex: Executor, clock: Clock, *, states: StateCache | None = None) -> None:
         self._ex = ex
         self._clock = clock
         self._queue: asyncio.Queue[Any] = asyncio.Queue(limits.write_queue_depth_max)
         self._accepting = True
-        self._states = StateCache()
-        # The readers' cache (Store): every transfer state a commit makes durable is remembered
-        # there too, so a read after it fetches no row this process wrote.
-        self._published = published
+        # The store's one cache, its readers' too (store/states.py): every state a batch reads
+        # or commits is remembered there, so neither the next batch nor a reader fetches a row
+        # this process wrote.
+        self._states = states if states is not None else StateCache()
         # Every wait, oldest first, with the watchdog tick it started at.
         self._waiting: collections.deque[tuple[int, asyncio.Future[Any]]] = collections.deque()
         self._ticks = 0
@@ -156,14 +156,15 @@ class Writer:
         requests = [p.request for p in batch]
         now = self._clock.now_us()
 
-        def work(db: Sync) -> None:
+        def work(db: Sync) -> View:
             view = View.read(db, requests, self._states, now)
             judge(plan, view, now)
             db.run_all(plan.statements())
+            return view
 
         try:
             # Rolled back on any error before it is re-raised here.
-            await transaction(self._ex, work)
+            view = await transaction(self._ex, work)
         except sqlite3.IntegrityError:
             if len(batch) == 1:
                 _fail(plan, InvariantViolation("a constraint refused the append"))
@@ -178,9 +179,10 @@ class Writer:
             # Cancelled while the transaction ran, or a bug: its outcome is unknown.
             _fail(plan, StoreUnavailable("the writer stopped"))
             raise
+        # Back on the loop's thread, the only one that changes the cache: the states as the
+        # batch read them, then as it left them.
+        self._states.remember(view.states.values())
         self._states.remember(plan.projection.transfers.values())
-        if self._published is not None:
-            self._published.remember(plan.projection.transfers.values())
         self.batches += 1
         self.batched_requests += len(batch)
         for pending, outcome in zip(batch, plan.outcomes, strict=True):

@@ -8,6 +8,7 @@ request's failure from the others in its batch.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import anyio
@@ -29,9 +30,9 @@ from engine.results import Result
 from engine.states import Route, Status
 from engine.transfer import approval_state, decide
 from sim.clock import ManualClock
-from store import journal
+from store import journal, states
 from store.errors import InvariantViolation, StoreUnavailable
-from store.executor import ExecutorKind
+from store.executor import ExecutorKind, Params
 from store.store import Store
 from tests.builders import T0, Walk, create_command, deposit_event, quote_for, walk_to
 from tests.store.helpers import evidence, fund, persist
@@ -106,14 +107,47 @@ async def test_a_read_state_follows_another_writers_appends_reading_only_them(
 async def test_a_state_this_store_committed_is_read_without_fetching_its_events(
     store: Store,
 ) -> None:
-    """The writer publishes every state it commits to the readers' cache: reading it back
-    fetches no row, and gives what a fold of the stream gives."""
+    """The writer remembers every state it commits in the cache it shares with the readers:
+    reading it back fetches no row, and gives what a fold of the stream gives."""
     await fund(store)
     w = walk_to("RECONCILED")
     await persist(store, w)
     rows_read = count_rows_read(store)
     assert await store.transfer(w.s.transfer_id) == w.s
     assert rows_read == [0]
+
+
+async def test_the_writer_folds_no_stream_its_readers_have_read(
+    store: Store,
+    data_dir: Path,
+    clock: ManualClock,
+    executor: ExecutorKind,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One cache for the writer and the readers: a transfer another process appended to, once
+    read here, is judged by this store's writer without folding its stream again (with a cache
+    of its own, the writer folded it whole)."""
+    await fund(store)
+    w = walk_to("CONFIRMED")
+    tid = w.s.transfer_id
+    last = len(w.events) - 1
+    async with Store.open(data_dir, clock=clock, executor=executor) as elsewhere:
+        for version, event in enumerate(w.events[:last]):
+            assert isinstance(await elsewhere.append(tid, version, [event]), Committed)
+    folded: list[str] = []
+    fold_queries = states.fold_queries
+
+    def counting(transfer_ids: Iterable[str]) -> list[tuple[str, Params]]:
+        ids = list(transfer_ids)
+        folded.extend(ids)
+        return fold_queries(ids)
+
+    monkeypatch.setattr(states, "fold_queries", counting)
+    read = await store.transfer(tid)
+    assert read is not None and read.version == last
+    assert isinstance(await store.append(tid, last, [w.events[last]]), Committed)
+    assert folded == []
+    assert await store.transfer(tid) == w.s
 
 
 async def test_the_journal_is_hash_chained(store: Store) -> None:
