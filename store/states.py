@@ -83,7 +83,10 @@ class StateCache:
     async def load(self, ex: Executor, versions: Mapping[str, int]) -> dict[str, TransferState]:
         """The state of each transfer at the given journal version: cached or folded now."""
         found, missing = self._split(versions)
-        return self._complete(found, missing, versions, await fold(ex, missing))
+        folded = await fold(ex, missing)
+        found = _complete(found, missing, versions, folded)
+        self.remember(folded.values())
+        return found
 
     async def latest(self, ex: Executor, transfer_ids: Iterable[str]) -> dict[str, TransferState]:
         """Each transfer's state as the journal has it now (absent: no such transfer): the
@@ -115,6 +118,14 @@ class StateCache:
         the same reads as its others (`prefetched`) taken first. It may run on the connection's
         thread, so it leaves the cache as it is: the caller remembers the states it returns
         once back on the loop's thread."""
+        found, missing = self._split(versions, prefetched)
+        return _complete(found, missing, versions, fold_now(db, missing))
+
+    def _split(
+        self, versions: Mapping[str, int], prefetched: Mapping[str, TransferState] | None = None
+    ) -> tuple[dict[str, TransferState], list[str]]:
+        """The states at these versions the cache (or `prefetched`) has, and the transfers it
+        has not. Looks up only."""
         found: dict[str, TransferState] = {}
         missing = []
         for transfer_id, version in versions.items():
@@ -125,37 +136,7 @@ class StateCache:
                 found[transfer_id] = state
             else:
                 missing.append(transfer_id)
-        folded = fold_now(db, missing)
-        for transfer_id in missing:
-            state = folded.get(transfer_id)
-            assert state is not None and state.version == versions[transfer_id], transfer_id
-            found[transfer_id] = state
-        return found
-
-    def _split(self, versions: Mapping[str, int]) -> tuple[dict[str, TransferState], list[str]]:
-        found: dict[str, TransferState] = {}
-        missing = []
-        for transfer_id, version in versions.items():
-            cached = self.cached(transfer_id, version)
-            if cached is not None:
-                found[transfer_id] = cached
-            else:
-                missing.append(transfer_id)
         return found, missing
-
-    def _complete(
-        self,
-        found: dict[str, TransferState],
-        missing: list[str],
-        versions: Mapping[str, int],
-        folded: dict[str, TransferState],
-    ) -> dict[str, TransferState]:
-        for transfer_id in missing:
-            state = folded.get(transfer_id)
-            assert state is not None and state.version == versions[transfer_id], transfer_id
-            found[transfer_id] = state
-        self.remember(folded.values())
-        return found
 
     def remember(self, states: Iterable[TransferState]) -> None:
         for state in states:
@@ -166,3 +147,17 @@ class StateCache:
             self._states.move_to_end(state.transfer_id)
         while len(self._states) > self._capacity:
             self._states.popitem(last=False)
+
+
+def _complete(
+    found: dict[str, TransferState],
+    missing: list[str],
+    versions: Mapping[str, int],
+    folded: dict[str, TransferState],
+) -> dict[str, TransferState]:
+    """`found` with each missing transfer's folded state, which must be at its version."""
+    for transfer_id in missing:
+        state = folded.get(transfer_id)
+        assert state is not None and state.version == versions[transfer_id], transfer_id
+        found[transfer_id] = state
+    return found

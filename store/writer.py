@@ -179,10 +179,9 @@ class Writer:
             # Cancelled while the transaction ran, or a bug: its outcome is unknown.
             _fail(plan, StoreUnavailable("the writer stopped"))
             raise
-        # Back on the loop's thread, the only one that changes the cache: the states as the
-        # batch read them, then as it left them.
-        self._states.remember(view.states.values())
-        self._states.remember(plan.projection.transfers.values())
+        # Back on the loop's thread, the only one that changes the cache: each state as the
+        # batch left it (as it read it, for a transfer whose request was refused).
+        self._states.remember((view.states | plan.projection.transfers).values())
         self.batches += 1
         self.batched_requests += len(batch)
         for pending, outcome in zip(batch, plan.outcomes, strict=True):
