@@ -90,8 +90,8 @@ class Store:
         self.reader = reader
         self.writer = writer
         self.clock = clock
-        # Transfer states as this process last read or wrote them (the writer publishes each
-        # commit's): a read fetches only the rows appended after, by anyone.
+        # Transfer states as this process last read or wrote them, one cache with the writer
+        # (store/states.py): a read fetches only the rows appended after, by anyone.
         self._states = states
 
     @classmethod
