@@ -17,8 +17,15 @@ interleave (their order alternating) and the report gives medians of the rounds.
 round the server stops (SIGTERM, which must exit 0) and the journal is read back: every 201 the
 load processes counted must be a transfer there.
 
+Where the kernel shows it (Linux's /proc), each round also reports the CPU time the server spent in
+the measured window, read by the load process at its start and end: all its threads, and the
+event loop's own thread (the process's first). It tells how much of the machine the server can
+use (one interpreter lock runs Python on one thread at a time), and per create, the CPU a create
+costs with the part of the lifecycles that ran meanwhile, against the echo's CPU per request.
+
     python -m adapters.bench_api echo --port P
     python -m adapters.bench_api load --url U --keys FILE --concurrency C --warmup S --seconds S
+        [--watch-pid PID]
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import aiohttp
@@ -64,16 +71,32 @@ class Round(msgspec.Struct, frozen=True, kw_only=True):
     """One load process's answers in its measured window."""
 
     target: str
-    ok: int
+    ok: int  # started and answered 201 in the measured window
     ok_total: int  # including the warm-up: these are durable too
+    answered: int = 0  # answered 201 in the measured window, whenever started
     errors: dict[str, int]
     seconds: float
     p50_ms: float
     p99_ms: float
+    # The watched server's CPU seconds in the measured window, all threads and its event loop's
+    # thread; the load process's own. None where the kernel does not show them (no /proc).
+    server_cpu_s: float | None = None
+    server_loop_cpu_s: float | None = None
+    load_cpu_s: float = 0.0
 
     @property
     def per_s(self) -> float:
         return self.ok / self.seconds
+
+    @property
+    def server_cores(self) -> float | None:
+        return None if self.server_cpu_s is None else self.server_cpu_s / self.seconds
+
+    @property
+    def cpu_ms_per_answer(self) -> float | None:
+        if self.server_cpu_s is None or not self.answered:
+            return None
+        return self.server_cpu_s * 1000 / self.answered
 
 
 class ApiReport(msgspec.Struct, frozen=True, kw_only=True):
@@ -95,12 +118,40 @@ class ApiReport(msgspec.Struct, frozen=True, kw_only=True):
     server_exit: int
     api_rounds: list[float]
     echo_rounds: list[float]
+    # CPU (medians of the rounds; None without /proc): the cores the server used, and its event
+    # loop's thread of them; the server's CPU per create and the echo's per request; the cores
+    # the load process used in the api rounds; the machine's cores.
+    server_cores: float | None
+    server_loop_cores: float | None
+    cpu_ms_per_create: float | None
+    echo_cpu_ms_per_request: float | None
+    load_cores: float
+    machine_cores: int
 
 
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _cpu_s(pid: int) -> tuple[float, float] | None:
+    """CPU seconds (user + system) of process `pid`, all its threads and its first thread, from
+    /proc; None where there is no /proc (or no such process)."""
+    try:
+        total = Path(f"/proc/{pid}/stat").read_text()
+        first = Path(f"/proc/{pid}/task/{pid}/stat").read_text()
+    except OSError:
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def seconds(stat: str) -> float:
+        # The fields after the command name, which is in parentheses and may hold spaces:
+        # utime and stime are the 14th and 15th fields of the line, the 12th and 13th here.
+        fields = stat.rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / tick
+
+    return seconds(total), seconds(first)
 
 
 def _percentile(sorted_ms: list[float], q: float) -> float:
@@ -110,20 +161,34 @@ def _percentile(sorted_ms: list[float], q: float) -> float:
 
 
 async def _load(
-    url: str, keys: list[str], concurrency: int, warmup_s: float, seconds: float, tag: str
+    url: str,
+    keys: list[str],
+    concurrency: int,
+    warmup_s: float,
+    seconds: float,
+    tag: str,
+    watch_pid: int | None = None,
 ) -> Round:
     body = msgspec.json.encode(TRANSFER)
     counter = itertools.count()
     latencies: list[float] = []
     errors: dict[str, int] = {}
-    ok_total = 0
+    ok_total = answered = 0
     start = time.perf_counter()
     measure_from = start + warmup_s
     end = measure_from + seconds
     connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
+    # (server CPU, its loop thread's, the load's own) at the window's start and end.
+    samples: list[tuple[tuple[float, float] | None, float]] = []
+
+    async def sample_cpu() -> None:
+        for at in (measure_from, end):
+            await asyncio.sleep(max(0.0, at - time.perf_counter()))
+            server = None if watch_pid is None else _cpu_s(watch_pid)
+            samples.append((server, time.process_time()))
 
     async def worker(session: aiohttp.ClientSession) -> None:
-        nonlocal ok_total
+        nonlocal ok_total, answered
         while (began := time.perf_counter()) < end:
             n = next(counter)
             headers = {
@@ -141,22 +206,32 @@ async def _load(
             done = time.perf_counter()
             if status == 201:
                 ok_total += 1
+                answered += measure_from <= done <= end
                 if began >= measure_from and done <= end:
                     latencies.append((done - began) * 1000)
             elif status:
                 errors[str(status)] = errors.get(str(status), 0) + 1
 
     async with aiohttp.ClientSession(connector=connector) as session:
-        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+        await asyncio.gather(sample_cpu(), *(worker(session) for _ in range(concurrency)))
     latencies.sort()
+    (server_from, load_from), (server_to, load_to) = samples
+    server_cpu_s = loop_cpu_s = None
+    if server_from is not None and server_to is not None:
+        server_cpu_s = round(server_to[0] - server_from[0], 3)
+        loop_cpu_s = round(server_to[1] - server_from[1], 3)
     return Round(
         target=url,
         ok=len(latencies),
         ok_total=ok_total,
+        answered=answered,
         errors=errors,
         seconds=seconds,
         p50_ms=_percentile(latencies, 0.50),
         p99_ms=_percentile(latencies, 0.99),
+        server_cpu_s=server_cpu_s,
+        server_loop_cpu_s=loop_cpu_s,
+        load_cpu_s=round(load_to - load_from, 3),
     )
 
 
@@ -234,10 +309,10 @@ async def _fund(base: str, operator: str, clients: list[str], keys: list[str]) -
 
 
 def _run_load(url: str, keys_file: Path, concurrency: int, warmup_s: float, seconds: float,
-              tag: str) -> Round:  # fmt: skip
+              tag: str, watch_pid: int) -> Round:  # fmt: skip
     argv = [sys.executable, "-m", "adapters.bench_api", "load", "--url", url, "--keys",
             str(keys_file), "--concurrency", str(concurrency), "--warmup", str(warmup_s),
-            "--seconds", str(seconds), "--tag", tag]  # fmt: skip
+            "--seconds", str(seconds), "--tag", tag, "--watch-pid", str(watch_pid)]  # fmt: skip
     done = subprocess.run(argv, capture_output=True, check=True, timeout=warmup_s + seconds + 120)
     return msgspec.json.decode(done.stdout, type=Round)
 
@@ -277,21 +352,22 @@ def bench_api(
         echo_rounds: list[Round] = []
         with (
             _process(serve, root / "serve.log", env) as server,
-            _process(echo_argv, root / "echo.log") as _,
+            _process(echo_argv, root / "echo.log") as echoer,
         ):
             _wait_ready(f"{api}/readyz", server, root / "serve.log")
-            _wait_ready(f"{echo}/healthz", _, root / "echo.log")
+            _wait_ready(f"{echo}/healthz", echoer, root / "echo.log")
             asyncio.run(_fund(api, operator, names, keys))
             for n in range(rounds):
-                order = [("api", api), ("echo", echo)]
-                for target, base in order if n % 2 == 0 else reversed(order):
+                order = [("api", api, server.pid), ("echo", echo, echoer.pid)]
+                for target, base, pid in order if n % 2 == 0 else reversed(order):
                     result = _run_load(f"{base}/v1/transfers", keys_file, concurrency, warmup_s,
-                                       round_s, f"r{n}-{target}")  # fmt: skip
+                                       round_s, f"r{n}-{target}", pid)  # fmt: skip
                     (api_rounds if target == "api" else echo_rounds).append(result)
                     if progress:
                         print(f"  round {n + 1} {target:4}: {result.per_s:8.0f}/s"
                               f"  p50 {result.p50_ms:6.1f} ms  p99 {result.p99_ms:6.1f} ms"
-                              f"  errors {result.errors}", file=sys.stderr)  # fmt: skip
+                              f"{_cpu_text(result)}  errors {result.errors}",
+                              file=sys.stderr)  # fmt: skip
             server.send_signal(signal.SIGTERM)
             try:
                 server_exit = server.wait(timeout=60)
@@ -304,6 +380,7 @@ def bench_api(
             errors[code] = errors.get(code, 0) + count
     creates = statistics.median(r.per_s for r in api_rounds)
     echo_rate = statistics.median(r.per_s for r in echo_rounds)
+    loads = [r.load_cpu_s / r.seconds for r in api_rounds]
     return ApiReport(
         creates_per_s=round(creates, 1),
         p50_ms=round(statistics.median(r.p50_ms for r in api_rounds), 2),
@@ -323,7 +400,30 @@ def bench_api(
         server_exit=server_exit,
         api_rounds=[round(r.per_s, 1) for r in api_rounds],
         echo_rounds=[round(r.per_s, 1) for r in echo_rounds],
+        server_cores=_median(r.server_cores for r in api_rounds),
+        server_loop_cores=_median(
+            None if r.server_loop_cpu_s is None else r.server_loop_cpu_s / r.seconds
+            for r in api_rounds
+        ),
+        cpu_ms_per_create=_median(r.cpu_ms_per_answer for r in api_rounds),
+        echo_cpu_ms_per_request=_median(r.cpu_ms_per_answer for r in echo_rounds),
+        load_cores=round(statistics.median(loads), 3),
+        machine_cores=os.cpu_count() or 1,
     )
+
+
+def _median(values: Iterable[float | None]) -> float | None:
+    """The median, rounded; None if any round has no figure (no /proc)."""
+    found = list(values)
+    if not found or any(v is None for v in found):
+        return None
+    return round(statistics.median(v for v in found if v is not None), 3)
+
+
+def _cpu_text(r: Round) -> str:
+    if r.server_cores is None or r.cpu_ms_per_answer is None:
+        return ""
+    return f"  server {r.server_cores:.2f} cores, {r.cpu_ms_per_answer:.2f} ms CPU per answer"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -338,13 +438,14 @@ def main(argv: list[str] | None = None) -> int:
     load.add_argument("--warmup", type=float, required=True)
     load.add_argument("--seconds", type=float, required=True)
     load.add_argument("--tag", required=True)
+    load.add_argument("--watch-pid", type=int, default=None)
     args = parser.parse_args(argv)
     if args.part == "echo":
         web.run_app(_echo_app(), host="127.0.0.1", port=args.port, print=None, access_log=None)
         return 0
     keys = json.loads(args.keys.read_text())
     result = asyncio.run(
-        _load(args.url, keys, args.concurrency, args.warmup, args.seconds, args.tag)
+        _load(args.url, keys, args.concurrency, args.warmup, args.seconds, args.tag, args.watch_pid)
     )
     sys.stdout.buffer.write(msgspec.json.encode(result))
     return 0

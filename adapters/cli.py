@@ -774,6 +774,13 @@ def _bench_api(args: argparse.Namespace) -> int:
             f"  p99 {r.echo_p99_ms:6.1f} ms  (bare aiohttp JSON echo)"
         )
         print(f"  ratio  {r.vs_echo:.3f} of echo")
+        if r.server_cores is not None and r.cpu_ms_per_create is not None:
+            print(
+                f"  cpu    server {r.server_cores:.2f} of {r.machine_cores} cores (its event loop's"
+                f" thread {r.server_loop_cores:.2f}), load {r.load_cores:.2f};"
+                f" {r.cpu_ms_per_create:.2f} ms per create vs {r.echo_cpu_ms_per_request:.3f} ms"
+                " per echo"
+            )
         print(
             f"  {r.created} transfers answered 201, {r.journaled} in the journal,"
             f" {r.reconciled_at_stop} RECONCILED when the server stopped (exit {r.server_exit});"

@@ -5,10 +5,17 @@ figures are measured by the command; no test asserts a speed.)"""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
+from pathlib import Path
 
-from adapters.bench_api import bench_api
+import pytest
+
+from adapters.bench_api import _cpu_s, bench_api
+
+HAS_PROC = Path("/proc/self/stat").exists()
 
 
 def test_a_small_run_reports_every_figure_and_loses_no_transfer() -> None:
@@ -19,6 +26,32 @@ def test_a_small_run_reports_every_figure_and_loses_no_transfer() -> None:
     assert report.creates_per_s > 0 and report.echo_per_s > 0
     assert abs(report.vs_echo - report.creates_per_s / report.echo_per_s) < 0.001
     assert 0 < report.p50_ms <= report.p99_ms
+    assert report.machine_cores == os.cpu_count()
+    if HAS_PROC:
+        assert report.server_cores is not None and report.server_loop_cores is not None
+        assert 0 < report.server_loop_cores <= report.server_cores
+        assert report.cpu_ms_per_create is not None and report.cpu_ms_per_create > 0
+        assert report.echo_cpu_ms_per_request is not None
+        assert report.echo_cpu_ms_per_request > 0
+
+
+@pytest.mark.skipif(not HAS_PROC, reason="the CPU figures are read from Linux's /proc")
+def test_a_process_cpu_is_read_as_the_kernel_counts_it() -> None:
+    """What `_cpu_s` reads for this process moves with the CPU this process spends (the kernel
+    counts in ticks of 10 ms), its first thread's with it; a process that is gone reads None."""
+    before, clock_before = _cpu_s(os.getpid()), time.process_time()
+    deadline = time.process_time() + 0.3
+    while time.process_time() < deadline:
+        pass
+    after, clock_after = _cpu_s(os.getpid()), time.process_time()
+    assert before is not None and after is not None
+    spent = clock_after - clock_before
+    assert abs((after[0] - before[0]) - spent) < 0.05
+    assert abs((after[1] - before[1]) - spent) < 0.05  # the spinning was on the first thread
+    assert after[1] <= after[0]
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    assert _cpu_s(gone.pid) is None
 
 
 def test_the_command_prints_the_json_the_issue_names() -> None:
