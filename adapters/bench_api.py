@@ -5,6 +5,7 @@ bare aiohttp JSON echo handler measured in the same run.
              store (aiosqlite, WAL, synchronous=FULL), actors and supervisors, with the simulated
              world answering at once and its custody signing with a digest (sim.instant). The
              lifecycles the creations start keep running, and competing, during the rounds.
+             `server_cpu` keeps it on one core (`serve --cpu`).
     echo     a bare aiohttp application in another subprocess whose one handler decodes the JSON
              body and answers it back with 201: the ceiling for this HTTP stack on this machine.
     load     a third process per round: `concurrency` connections, each posting
@@ -109,6 +110,8 @@ class ApiReport(msgspec.Struct, frozen=True, kw_only=True):
     vs_echo: float
     rounds: int
     round_s: float
+    # The core the server was kept on (`serve --cpu`), or None: any.
+    server_cpu: int | None
     concurrency: int
     clients: int
     created: int
@@ -324,6 +327,7 @@ def bench_api(
     rounds: int = 5,
     round_s: float = 3.0,
     warmup_s: float = 0.5,
+    server_cpu: int | None = None,
     progress: bool = False,
 ) -> ApiReport:
     from adapters.main import create_key, migrate, transfer_counts
@@ -347,6 +351,8 @@ def bench_api(
         serve = [sys.executable, "-m", "adapters.cli", "serve", "--data-dir", str(data),
                  "--host", "127.0.0.1", "--port", str(api_port), "--rails", "sim-instant",
                  "--sim-speed", str(SIM_SPEED)]  # fmt: skip
+        if server_cpu is not None:
+            serve += ["--cpu", str(server_cpu)]
         echo_argv = [sys.executable, "-m", "adapters.bench_api", "echo", "--port", str(echo_port)]
         api_rounds: list[Round] = []
         echo_rounds: list[Round] = []
@@ -391,6 +397,7 @@ def bench_api(
         vs_echo=round(creates / echo_rate, 3),
         rounds=rounds,
         round_s=round_s,
+        server_cpu=server_cpu,
         concurrency=concurrency,
         clients=clients,
         created=sum(r.ok_total for r in api_rounds),

@@ -89,6 +89,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--data-dir", type=Path)
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
+    serve.add_argument(
+        "--cpu", type=int, help="run every thread on this core (Linux): measured faster under load"
+    )
     serve.add_argument("--rails", choices=RAILS)
     serve.add_argument("--sim-speed", type=float)
     serve.add_argument(
@@ -254,6 +257,9 @@ def _parser() -> argparse.ArgumentParser:
     api.add_argument("--clients", type=_positive, default=8, help="funded clients, one key each")
     api.add_argument("--rounds", type=_positive, default=5)
     api.add_argument("--seconds", type=float, default=3.0, help="measured seconds per round")
+    api.add_argument(
+        "--server-cpu", type=int, default=None, help="serve --cpu: keep the server on this core"
+    )
     api.add_argument("--json", action="store_true")
     recon = suites.add_parser(
         "reconcile", help="three-way matching of noisy evidence vs a primary-key join"
@@ -477,7 +483,7 @@ def _keys_create(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from adapters import config, logs
+    from adapters import affinity, config, logs
     from adapters.main import serve
 
     settings = config.load(
@@ -485,12 +491,15 @@ def _serve(args: argparse.Namespace) -> int:
             "data_dir": args.data_dir,
             "host": args.host,
             "port": args.port,
+            "cpu": args.cpu,
             "rails": args.rails,
             "sim_speed": args.sim_speed,
             "policy_file": args.policy_file,
         },
         args.config,
     )
+    if settings.cpu is not None:
+        affinity.keep_on(settings.cpu)
     logs.configure(settings.log_level)
     try:
         # uvloop: the same asyncio API on libuv, measurably faster under load (README, issue 19).
@@ -756,6 +765,7 @@ def _bench_api(args: argparse.Namespace) -> int:
         clients=args.clients,
         rounds=args.rounds,
         round_s=args.seconds,
+        server_cpu=args.server_cpu,
         progress=not args.json,
     )
     if args.json:
@@ -764,6 +774,7 @@ def _bench_api(args: argparse.Namespace) -> int:
         print(
             f"bench api: POST /v1/transfers, {r.concurrency} connections, {r.clients} clients,"
             f" {r.rounds} rounds of {r.round_s:g} s each, medians"
+            + ("" if r.server_cpu is None else f"; the server kept on core {r.server_cpu}")
         )
         print(
             f"  api    {r.creates_per_s:>8.0f} creates/s  p50 {r.p50_ms:6.1f} ms"

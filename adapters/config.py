@@ -5,6 +5,9 @@ then command-line flags, each overriding the one before.
     host = "127.0.0.1"
     port = 8080
     data_dir = "data"
+    cpu = 0               # run every thread of the server on this core (Linux; absent: any):
+                          # its Python runs under one lock, and threads handing it between
+                          # cores cost CPU (README, "Figures": about 15% of a create's)
 
     [rails]
     kind = "sim"          # the simulated world, kept in the data dir; or "sim-instant" (below)
@@ -61,10 +64,11 @@ then command-line flags, each overriding the one before.
     timezone = "Europe/Berlin"   # MT940 :25:); the zone of the bank's business day (a date
                                  # without a time on a statement is that day, in that zone)
 
-Environment: STABLERAIL_HOST, STABLERAIL_PORT, STABLERAIL_DATA_DIR, STABLERAIL_SIM_SPEED,
-STABLERAIL_SIM_SEED, STABLERAIL_WEBHOOKS_ALLOW_PRIVATE (1/true/yes), STABLERAIL_LOG_LEVEL,
-STABLERAIL_INBOUND_SECRETS ("provider=whsec_...,provider=whsec_..."), STABLERAIL_POLICY_FILE,
-STABLERAIL_SANCTIONS_FILE (files or directories, separated by the path separator ':').
+Environment: STABLERAIL_HOST, STABLERAIL_PORT, STABLERAIL_DATA_DIR, STABLERAIL_CPU,
+STABLERAIL_SIM_SPEED, STABLERAIL_SIM_SEED, STABLERAIL_WEBHOOKS_ALLOW_PRIVATE (1/true/yes),
+STABLERAIL_LOG_LEVEL, STABLERAIL_INBOUND_SECRETS ("provider=whsec_...,provider=whsec_..."),
+STABLERAIL_POLICY_FILE, STABLERAIL_SANCTIONS_FILE (files or directories, separated by the path
+separator ':').
 
 `sim-instant` rails are for benchmarks (`stablerail bench api`): the simulated world answers at
 once, lives in memory only and its custody signs with a digest (sim.instant). Because a restart
@@ -81,6 +85,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from adapters import affinity
 from adapters.chain.network import EvmNetwork
 from adapters.chain.rails import EvmSettings
 from adapters.pricing_config import PricingError, PricingSettings, pricing_section
@@ -106,6 +111,8 @@ class ServeConfig:
     data_dir: Path = Path("data")
     host: str = "127.0.0.1"
     port: int = 8080
+    # The one core every thread of the server runs on (adapters/affinity.py); None: any.
+    cpu: int | None = None
     rails: str = "sim"
     sim_speed: float = 1.0
     sim_seed: int = 1
@@ -189,6 +196,7 @@ def _from_file(path: Path) -> dict[str, Any]:
         ("host", server, "host"),
         ("port", server, "port"),
         ("data_dir", server, "data_dir"),
+        ("cpu", server, "cpu"),
         ("rails", rails, "kind"),
         ("sim_speed", rails, "sim_speed"),
         ("sim_seed", rails, "sim_seed"),
@@ -205,6 +213,7 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
         ("host", "STABLERAIL_HOST"),
         ("port", "STABLERAIL_PORT"),
         ("data_dir", "STABLERAIL_DATA_DIR"),
+        ("cpu", "STABLERAIL_CPU"),
         ("sim_speed", "STABLERAIL_SIM_SPEED"),
         ("sim_seed", "STABLERAIL_SIM_SEED"),
         ("log_level", "STABLERAIL_LOG_LEVEL"),
@@ -242,6 +251,13 @@ def load(
     seed = _number("sim_seed", values.get("sim_seed", 1), int)
     if not 0 <= port <= 65535:
         raise ConfigError(f"port must be 0 to 65535, not {port}")
+    cpu = values.get("cpu")
+    if cpu is not None:
+        cpu = _number("cpu", cpu, int)
+        if (usable := affinity.usable_cpus()) is None:
+            raise ConfigError("cpu: this platform cannot keep a process on one core")
+        if cpu not in usable:
+            raise ConfigError(f"cpu {cpu} is not one this process may run on: {sorted(usable)}")
     if not 0.01 <= speed <= 1000:
         raise ConfigError(f"sim_speed must be 0.01 to 1000, not {speed}")
     rails = str(values.get("rails", "sim"))
@@ -278,6 +294,7 @@ def load(
         data_dir=Path(values.get("data_dir", "data")),
         host=str(values.get("host", "127.0.0.1")),
         port=port,
+        cpu=cpu,
         rails=rails,
         evm=evm,
         evm_poll_s=values.get("evm_poll_s", 2.0),

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from adapters import affinity
 from adapters.config import ConfigError, load, load_bank_accounts
 from engine import policy, sanctions
 from engine.pricing import Requote, RequotePolicy
@@ -33,6 +34,27 @@ def test_file_then_environment_then_flags(tmp_path: Path) -> None:
         "bitso-sim": SECRET,
         "bank-sim": SECRET,
     }
+
+
+@pytest.mark.skipif(affinity.usable_cpus() is None, reason="keeping to one core is Linux's")
+def test_the_core_to_keep_to_comes_from_the_file_the_environment_or_the_flag(
+    tmp_path: Path,
+) -> None:
+    usable = affinity.usable_cpus()
+    assert usable is not None
+    core = min(usable)
+    file = tmp_path / "serve.toml"
+    file.write_text(f"[server]\ncpu = {core}\n")
+    assert load({}, None, env={}).cpu is None  # any core unless told
+    assert load({}, file, env={}).cpu == core
+    assert load({}, None, env={"STABLERAIL_CPU": str(core)}).cpu == core
+    assert load({"cpu": core}, None, env={}).cpu == core
+    with pytest.raises(ConfigError, match="cpu must be a number"):
+        load({}, None, env={"STABLERAIL_CPU": "first"})
+    with pytest.raises(ConfigError, match="is not one this process may run on"):
+        load({"cpu": max(usable) + 1000}, None, env={})
+    with pytest.raises(ConfigError, match="is not one this process may run on"):
+        load({"cpu": -1}, None, env={})
 
 
 @pytest.mark.parametrize(

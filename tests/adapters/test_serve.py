@@ -8,6 +8,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -17,6 +18,10 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
+
+import pytest
+
+from adapters import affinity
 
 TERMINAL = {"RECONCILED", "FAILED", "CANCELLED", "EXPIRED"}
 WALLET = "0x90F8bf6A479f320ead074411a4B0e7944Ea8c9C1"
@@ -151,6 +156,37 @@ def test_keys_create_refuses_a_client_on_a_staff_role_and_the_reverse(tmp_path: 
         "keys", "create", "--data-dir", str(tmp_path / "nope"), "--role", "operator", "--user", "o"
     )
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
+
+
+@pytest.mark.skipif(affinity.usable_cpus() is None, reason="keeping to one core is Linux's")
+def test_a_server_kept_on_one_core_runs_every_thread_there(tmp_path: Path) -> None:
+    """`serve --cpu N`: every thread of the running server (its event loop's, the store's
+    connection threads, any other) may run on core N only, and it answers a create there (a
+    refusal, no funds: decided by the transfer's actor and stored by the writer, as any). A core
+    the process may not use is refused before anything starts."""
+    usable = affinity.usable_cpus()
+    assert usable is not None
+    core = max(usable)  # on a machine of several, not the first: not what the kernel defaults to
+    data_dir = tmp_path / "data"
+    assert cli("migrate", "--data-dir", str(data_dir)).returncode == 0
+    alice, _ = keys(data_dir)
+    serve = Serve(data_dir, free_port(), ("--sim-speed", "50", "--cpu", str(core)))
+    serve.start()
+    try:
+        status, body = request(
+            serve.port, "POST", "/v1/transfers", alice, ONE_DOLLAR, Idempotency_Key="pinned-1"
+        )
+        assert status == 422 and body["type"].endswith("/insufficient_funds"), body
+        assert serve.proc is not None
+        tasks = list(Path(f"/proc/{serve.proc.pid}/task").iterdir())
+        assert len(tasks) > 1  # the store's connection threads at least
+        for task in tasks:
+            allowed = re.search(r"Cpus_allowed_list:\s*(\S+)", (task / "status").read_text())
+            assert allowed is not None and allowed.group(1) == str(core), task
+    finally:
+        assert serve.stop(signal.SIGTERM) == 0
+    refused = cli("serve", "--data-dir", str(data_dir), "--cpu", str(max(usable) + 1000))
+    assert refused.returncode == 2 and "is not one this process may run on" in refused.stderr
 
 
 def test_sigkill_mid_traffic_loses_no_answered_transfer(tmp_path: Path) -> None:
