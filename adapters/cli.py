@@ -758,8 +758,13 @@ def _bench_evm(args: argparse.Namespace) -> int:
 
 
 def _bench_api(args: argparse.Namespace) -> int:
+    from adapters import affinity
     from adapters.bench_api import bench_api
 
+    if args.server_cpu is not None and args.server_cpu not in (affinity.usable_cpus() or ()):
+        print(f"--server-cpu {args.server_cpu}: not a core this machine lets the server keep to",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_UNUSABLE
     r = bench_api(
         concurrency=args.concurrency,
         clients=args.clients,
@@ -785,7 +790,12 @@ def _bench_api(args: argparse.Namespace) -> int:
             f"  p99 {r.echo_p99_ms:6.1f} ms  (bare aiohttp JSON echo)"
         )
         print(f"  ratio  {r.vs_echo:.3f} of echo")
-        if r.server_cores is not None and r.cpu_ms_per_create is not None:
+        if None not in (
+            r.server_cores,
+            r.server_loop_cores,
+            r.cpu_ms_per_create,
+            r.echo_cpu_ms_per_request,
+        ):
             print(
                 f"  cpu    server {r.server_cores:.2f} of {r.machine_cores} cores (its event loop's"
                 f" thread {r.server_loop_cores:.2f}), load {r.load_cores:.2f};"

@@ -72,3 +72,12 @@ def test_the_command_prints_the_json_the_issue_names() -> None:
     report = json.loads(done.stdout)
     for field in ("creates_per_s", "p50_ms", "p99_ms", "echo_per_s", "vs_echo"):
         assert isinstance(report[field], float | int), field
+
+
+def test_a_core_the_server_may_not_keep_to_is_refused_before_anything_starts() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "adapters.cli", "bench", "api", "--server-cpu", "100000"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "--server-cpu 100000: not a core" in done.stderr and "Traceback" not in done.stderr
