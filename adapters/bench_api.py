@@ -51,6 +51,7 @@ import aiohttp
 import msgspec
 from aiohttp import web
 
+from adapters import proc
 from engine.access import Role
 
 TRANSFER = {
@@ -139,22 +140,12 @@ def _free_port() -> int:
 
 
 def _cpu_s(pid: int) -> tuple[float, float] | None:
-    """CPU seconds (user + system) of process `pid`, all its threads and its first thread, from
-    /proc; None where there is no /proc (or no such process)."""
+    """CPU seconds of process `pid`, all its threads and its first thread; None where the kernel
+    does not show them."""
     try:
-        total = Path(f"/proc/{pid}/stat").read_text()
-        first = Path(f"/proc/{pid}/task/{pid}/stat").read_text()
+        return proc.cpu_s(pid), proc.cpu_s(pid, thread=pid)
     except OSError:
         return None
-    tick = os.sysconf("SC_CLK_TCK")
-
-    def seconds(stat: str) -> float:
-        # The fields after the command name, which is in parentheses and may hold spaces:
-        # utime and stime are the 14th and 15th fields of the line, the 12th and 13th here.
-        fields = stat.rpartition(")")[2].split()
-        return (int(fields[11]) + int(fields[12])) / tick
-
-    return seconds(total), seconds(first)
 
 
 def _percentile(sorted_ms: list[float], q: float) -> float:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
-import os
 import random
 import statistics
 import tempfile
@@ -33,6 +32,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_typing import HexStr
 
+from adapters import proc
 from adapters.chain.anvil import Anvil
 from adapters.chain.custody import KeystoreCustody
 from adapters.chain.devnet import Devnet
@@ -75,12 +75,6 @@ class _Round:
     cpu_s: float
     node_cpu_s: float = 0.0
     rpc_calls: int = 0
-
-
-def _process_cpu_s(pid: int) -> float:
-    """utime + stime of a process (Linux /proc), in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _pay(
@@ -141,13 +135,13 @@ class _EvmRails:
 
     async def round(self, payments: int, concurrency: int) -> _Round:
         assert self.node is not None and self.custody is not None
-        calls, cpu, node_cpu = self.rpc.calls, time.process_time(), _process_cpu_s(self.anvil.pid)
+        calls, cpu, node_cpu = self.rpc.calls, time.process_time(), proc.cpu_s(self.anvil.pid)
         started = time.perf_counter()
         await _pay(self.node, self.custody, self.nonces, payments, concurrency)
         return _Round(
             seconds=time.perf_counter() - started,
             cpu_s=time.process_time() - cpu,
-            node_cpu_s=_process_cpu_s(self.anvil.pid) - node_cpu,
+            node_cpu_s=proc.cpu_s(self.anvil.pid) - node_cpu,
             rpc_calls=self.rpc.calls - calls,
         )
 
