@@ -5,9 +5,9 @@ then command-line flags, each overriding the one before.
     host = "127.0.0.1"
     port = 8080
     data_dir = "data"
-    cpu = 0               # run every thread of the server on this core (Linux; absent: any):
-                          # its Python runs under one lock, and threads handing it between
-                          # cores cost CPU (README, "Figures": about 15% of a create's)
+    cpu = 0               # optional (absent: any core): every thread of the server on this
+                          # core (Linux). Its Python runs under one lock, and threads handing it
+                          # between cores cost CPU (README, "Figures": about 15% of a create's)
 
     [rails]
     kind = "sim"          # the simulated world, kept in the data dir; or "sim-instant" (below)
