@@ -23,10 +23,19 @@ def usable_cpus() -> set[int] | None:
     return set(os.sched_getaffinity(0))
 
 
+def refusal(cpu: int) -> str | None:
+    """Why the server cannot be kept on `cpu`, or None if it can."""
+    usable = usable_cpus()
+    if usable is None:
+        return "this platform cannot keep a process on one core"
+    if cpu not in usable:
+        return f"cpu {cpu} is not one this process may run on: {sorted(usable)}"
+    return None
+
+
 def keep_on(cpu: int) -> None:
-    """Every thread of this process on `cpu` from now on: the ones running (each thread has its
-    own mask) and, through the calling thread's, every one started after."""
-    os.sched_setaffinity(0, {cpu})
+    """Every thread of this process on `cpu` from now on: each running thread has its own mask,
+    and a thread started later takes its starter's."""
     for task in Path("/proc/self/task").iterdir():
         try:
             os.sched_setaffinity(int(task.name), {cpu})

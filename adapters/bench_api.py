@@ -95,6 +95,10 @@ class Round(msgspec.Struct, frozen=True, kw_only=True):
         return None if self.server_cpu_s is None else self.server_cpu_s / self.seconds
 
     @property
+    def server_loop_cores(self) -> float | None:
+        return None if self.server_loop_cpu_s is None else self.server_loop_cpu_s / self.seconds
+
+    @property
     def cpu_ms_per_answer(self) -> float | None:
         if self.server_cpu_s is None or not self.answered:
             return None
@@ -399,10 +403,7 @@ def bench_api(
         api_rounds=[round(r.per_s, 1) for r in api_rounds],
         echo_rounds=[round(r.per_s, 1) for r in echo_rounds],
         server_cores=_median(r.server_cores for r in api_rounds),
-        server_loop_cores=_median(
-            None if r.server_loop_cpu_s is None else r.server_loop_cpu_s / r.seconds
-            for r in api_rounds
-        ),
+        server_loop_cores=_median(r.server_loop_cores for r in api_rounds),
         cpu_ms_per_create=_median(r.cpu_ms_per_answer for r in api_rounds),
         echo_cpu_ms_per_request=_median(r.cpu_ms_per_answer for r in echo_rounds),
         load_cores=round(statistics.median(loads), 3),

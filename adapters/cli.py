@@ -761,9 +761,8 @@ def _bench_api(args: argparse.Namespace) -> int:
     from adapters import affinity
     from adapters.bench_api import bench_api
 
-    if args.server_cpu is not None and args.server_cpu not in (affinity.usable_cpus() or ()):
-        print(f"--server-cpu {args.server_cpu}: not a core this machine lets the server keep to",
-              file=sys.stderr)  # fmt: skip
+    if args.server_cpu is not None and (refused := affinity.refusal(args.server_cpu)):
+        print(f"stablerail: --server-cpu: {refused}", file=sys.stderr)
         return EXIT_UNUSABLE
     r = bench_api(
         concurrency=args.concurrency,

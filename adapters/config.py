@@ -254,10 +254,8 @@ def load(
     cpu = values.get("cpu")
     if cpu is not None:
         cpu = _number("cpu", cpu, int)
-        if (usable := affinity.usable_cpus()) is None:
-            raise ConfigError("cpu: this platform cannot keep a process on one core")
-        if cpu not in usable:
-            raise ConfigError(f"cpu {cpu} is not one this process may run on: {sorted(usable)}")
+        if (refused := affinity.refusal(cpu)) is not None:
+            raise ConfigError(refused)
     if not 0.01 <= speed <= 1000:
         raise ConfigError(f"sim_speed must be 0.01 to 1000, not {speed}")
     rails = str(values.get("rails", "sim"))

@@ -58,4 +58,4 @@ def test_a_core_the_server_may_not_keep_to_is_refused_before_anything_starts() -
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert done.returncode == 2, done.stderr[-2000:]
-    assert "--server-cpu 100000: not a core" in done.stderr and "Traceback" not in done.stderr
+    assert "--server-cpu: cpu 100000 is not one" in done.stderr and "Traceback" not in done.stderr
